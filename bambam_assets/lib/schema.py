@@ -81,3 +81,77 @@ def ensure_tables(conn, names: tuple[str, ...] | None = None) -> None:
     for name, ddl in DDL.items():
         if names is None or name in names:
             conn.execute(ddl)
+
+
+# Dimensions are rebuilt whole on every materialization: created from this DDL, then filled
+# with INSERT ... BY NAME, so an empty dimension (missing export) still has the right types.
+DIM_DDL: dict[str, str] = {
+    # One row per entity.
+    "dim_entity": """
+        CREATE OR REPLACE TABLE dim_entity (
+            entity_code VARCHAR PRIMARY KEY, entity_name VARCHAR, short_name VARCHAR,
+            park_code VARCHAR NOT NULL, land VARCHAR,
+            fastpass_booth BOOLEAN, single_rider BOOLEAN, open_emh_morning BOOLEAN,
+            open_emh_evening BOOLEAN, open_very_merry BOOLEAN, open_not_so_scary BOOLEAN,
+            seasonal BOOLEAN, has_posted BOOLEAN, intense BOOLEAN,
+            height_restriction DOUBLE, duration DOUBLE, opened_on DATE, extinct_on DATE,
+            queue_type VARCHAR NOT NULL, in_export BOOLEAN
+        )""",
+    # One row per date.
+    "dim_calendar": """
+        CREATE OR REPLACE TABLE dim_calendar (
+            park_date DATE PRIMARY KEY, year INTEGER, month INTEGER, day INTEGER,
+            day_of_week INTEGER, quarter INTEGER, week_of_year INTEGER, day_of_year INTEGER,
+            month_name VARCHAR, month_mmm VARCHAR, day_of_week_name VARCHAR,
+            day_of_week_ddd VARCHAR, holiday_code VARCHAR, holiday_name VARCHAR,
+            date_group_id VARCHAR NOT NULL
+        )""",
+    # One row per date.
+    "dim_season": """
+        CREATE OR REPLACE TABLE dim_season (
+            park_date DATE PRIMARY KEY, season VARCHAR NOT NULL, season_year VARCHAR NOT NULL
+        )""",
+    # One row per (park, date, version of the hours).
+    "dim_park_hours_versions": """
+        CREATE TABLE IF NOT EXISTS dim_park_hours_versions (
+            park_code VARCHAR NOT NULL, park_date DATE NOT NULL,
+            opening_time TIMESTAMPTZ, closing_time TIMESTAMPTZ,
+            opening_time_with_emh TIMESTAMPTZ, closing_time_with_emh TIMESTAMPTZ,
+            emh_morning BOOLEAN, emh_evening BOOLEAN, source VARCHAR,
+            valid_from TIMESTAMPTZ NOT NULL, valid_until TIMESTAMPTZ, source_file VARCHAR
+        )""",
+    # One row per (park, date) as of the run's date: official, metatable or donor hours.
+    "dim_park_hours": """
+        CREATE OR REPLACE TABLE dim_park_hours (
+            park_code VARCHAR NOT NULL, park_date DATE NOT NULL,
+            opening_time TIMESTAMPTZ, closing_time TIMESTAMPTZ,
+            opening_time_with_emh TIMESTAMPTZ, closing_time_with_emh TIMESTAMPTZ,
+            emh_morning BOOLEAN, emh_evening BOOLEAN, source VARCHAR NOT NULL,
+            confidence DOUBLE, donor_date DATE,
+            PRIMARY KEY (park_code, park_date)
+        )""",
+    # One row per (date, park, event).
+    "dim_event_days": """
+        CREATE OR REPLACE TABLE dim_event_days (
+            park_date DATE, park_code VARCHAR, event_abbreviation VARCHAR,
+            event_opening_time VARCHAR, event_closing_time VARCHAR
+        )""",
+    # One row per event code.
+    "dim_events": """
+        CREATE OR REPLACE TABLE dim_events (
+            property_code VARCHAR, event_abbreviation VARCHAR, event_code VARCHAR,
+            event_name VARCHAR, event_hard_ticket BOOLEAN
+        )""",
+}
+
+
+def replace_dimension(conn, name: str, frame) -> int:
+    """Rebuild a dimension table from a DataFrame (columns matched by name); returns its rows."""
+    conn.execute(DIM_DDL[name])
+    if len(frame):
+        conn.register("dim_frame", frame)
+        try:
+            conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM dim_frame")  # name: a constant key
+        finally:
+            conn.unregister("dim_frame")
+    return conn.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]

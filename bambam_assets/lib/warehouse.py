@@ -66,5 +66,5 @@ def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(
         conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )

@@ -1,0 +1,34 @@
+# Bambam: `make run` runs the whole pipeline on demo data; `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BAMBAM := $(VENV)/bin/bambam
+BAMBAM_HOME ?= $(CURDIR)/.bambam
+# The demo data ends on 2025-12-31; the demo run treats that day as today.
+BAMBAM_AS_OF ?= 2025-12-31
+RUN_ENV := BAMBAM_HOME=$(BAMBAM_HOME) BAMBAM_AS_OF=$(BAMBAM_AS_OF)
+DEMO_ARGS ?= --parks MK,EP,HS,AK --entities-per-park 4 --start 2024-01-01 --end 2025-12-31 --seed 42
+
+.PHONY: run test venv clean ui
+
+$(VENV)/.installed: pyproject.toml setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	@if [ -z "$$BAMBAM_RAW" ] && [ ! -d "$(BAMBAM_HOME)/raw/export" ]; then \
+		$(RUN_ENV) $(BAMBAM) demo-data $(DEMO_ARGS); fi
+	$(RUN_ENV) $(BAMBAM) run
+
+test: venv
+	$(PY) -m pytest -q
+
+ui: venv
+	$(RUN_ENV) $(BAMBAM) ui
+
+clean:
+	rm -rf $(BAMBAM_HOME)

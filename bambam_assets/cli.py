@@ -1,0 +1,161 @@
+"""The `bambam` command line: demo data, one pipeline run, the UI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+
+
+def _date(_ctx, _param, value):
+    if value is None or isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+
+
+@click.group()
+def main() -> None:
+    """Bambam: theme-park wait-time forecasting on Dagster and DuckDB.
+
+    Settings come from the environment: BAMBAM_HOME (default ./.bambam), BAMBAM_RAW (local folder
+    or s3://bucket/prefix, default $BAMBAM_HOME/raw), BAMBAM_AS_OF (default today).
+    """
+
+
+@main.command("demo-data")
+@click.option("--parks", default="MK,EP,HS,AK", show_default=True, help="Comma-separated park codes.")
+@click.option("--entities-per-park", default=4, show_default=True, type=int)
+@click.option("--start", default="2024-01-01", show_default=True, callback=_date)
+@click.option("--end", default="2025-12-31", show_default=True, callback=_date)
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (default: BAMBAM_RAW when local).")
+def demo_data(parks: str, entities_per_park: int, start: date, end: date, seed: int,
+              out: Path | None) -> None:
+    """Write raw files in the real formats (TouringPlans export and public files, queue-times)."""
+    from tqdm import tqdm
+
+    from bambam_assets import settings
+    from bambam_assets.lib import demo_data as gen
+    from bambam_assets.lib.parks import PARKS
+
+    park_list = [p.strip().upper() for p in parks.split(",") if p.strip()]
+    unknown = [p for p in park_list if p not in PARKS]
+    if unknown:
+        raise click.BadParameter(f"unknown parks {unknown}; known: {', '.join(PARKS)}")
+    if out is None:
+        uri = settings.raw_uri()
+        if uri.startswith("s3://"):
+            raise click.UsageError("BAMBAM_RAW is S3: pass --out DIR and upload the folder")
+        out = Path(uri)
+    with tqdm(total=0, unit="entity", desc="demo data") as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        summary = gen.generate(out, park_list, entities_per_park, start, end, seed=seed,
+                               progress=progress)
+    click.echo(f"wrote demo data to {out}")
+    for key, value in summary.items():
+        click.echo(f"  {key}: {value}")
+
+
+@main.command("run")
+@click.option("--select", "select", multiple=True,
+              help="Asset key to materialize (repeatable); default: all.")
+def run(select: tuple[str, ...]) -> None:
+    """Materialize the selected (or all) assets once, in-process, on the local instance."""
+    from bambam_assets.instance import local_instance
+    from bambam_assets.runner import run_pipeline
+    from bambam_assets.summary import print_summary
+
+    instance = local_instance()
+    summary = run_pipeline(instance, list(select) or None, log=click.echo)
+    print_summary(summary, echo=click.echo)
+    if not summary.success:
+        sys.exit(1)
+
+
+@main.command("ui")
+@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, host: str) -> None:
+    """Start `dagster dev` (webserver, daemon: sensors, schedules, automation) on localhost."""
+    from bambam_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    cmd = [dagster, "dev", "-h", host, "-p", str(port)]
+    if workspace.exists():
+        cmd += ["-w", str(workspace)]
+    else:
+        cmd += ["-m", "bambam_assets.definitions"]
+    # Own process group: dagster dev leaves children behind on SIGINT, so we kill the group.
+    proc = subprocess.Popen(cmd, start_new_session=True, env=os.environ.copy())
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@main.group("models")
+def models() -> None:
+    """Model versions: list, roll back."""
+
+
+@models.command("list")
+@click.argument("entity")
+def models_list(entity: str) -> None:
+    """List the kept versions of ENTITY's model (newest first; * marks the current one)."""
+    from bambam_assets import settings
+    from bambam_assets.lib import registry
+
+    versions = registry.list_versions(settings.home() / "models", entity.upper())
+    if not versions:
+        raise click.ClickException(f"no model versions for {entity.upper()}")
+    click.echo(f"{'':1} {'version':>7}  {'trained_at':25} {'kind':15} {'holdout_mae':>11}  decision")
+    for v in sorted(versions, key=lambda v: v["version"], reverse=True):
+        mae = v.get("holdout_mae")
+        click.echo(
+            f"{'*' if v.get('current') else ' '} {v['version']:>7}  {str(v.get('trained_at')):25} "
+            f"{str(v.get('kind')):15} {mae if mae is None else f'{mae:.2f}':>11}  {v.get('decision')}"
+        )
+
+
+@models.command("rollback")
+@click.argument("entity")
+@click.option("--version", type=int, default=None, help="Kept version to make current "
+              "(default: the one before the current).")
+def models_rollback(entity: str, version: int | None) -> None:
+    """Make an earlier kept version of ENTITY's model current."""
+    from bambam_assets import settings
+    from bambam_assets.lib import registry
+    from bambam_assets.lib import warehouse as wh
+
+    home = settings.home()
+    try:
+        new = registry.rollback(home / "models", entity.upper(), version)
+    except registry.RegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if wh.warehouse_path(home).exists():
+        with wh.writer(home) as conn:
+            registry.sync_current_flags(conn, home / "models", [entity.upper()])
+    click.echo(f"{entity.upper()}: version {new} is now current")
+
+
+if __name__ == "__main__":
+    main()

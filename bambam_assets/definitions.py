@@ -1,0 +1,20 @@
+"""The Bambam code location: every asset, check, sensor and job of the pipeline."""
+
+import dagster as dg
+
+from bambam_assets.defs.dimensions.assets import dimension_assets
+from bambam_assets.defs.dimensions.checks import dimension_checks
+from bambam_assets.defs.ingest.assets import ingest_wait_times
+from bambam_assets.defs.ingest.sensors import ingest_job, raw_files_sensor
+from bambam_assets.defs.models.assets import entity_model
+from bambam_assets.defs.resources import default_resources
+
+defs = dg.Definitions(
+    assets=[ingest_wait_times, *dimension_assets, entity_model],
+    asset_checks=dimension_checks,
+    jobs=[ingest_job],
+    sensors=[raw_files_sensor],
+    resources=default_resources(),
+    # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster than spawn.
+    executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
+)

@@ -1,0 +1,79 @@
+"""The raw-source sensor: new or changed files -> one ingest run; new entities -> partitions."""
+
+
+import hashlib
+
+import dagster as dg
+import duckdb
+
+from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
+from bambam_assets.lib.ingest import pending_files
+from bambam_assets.lib.raw_source import RawFile
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets("fct_wait_times", "fct_rejected_rows", "entity_index"),
+    description="Ingest every new or changed raw file.",
+)
+
+
+def run_key_for(files: list[RawFile]) -> str:
+    """Run key from the identities of the files to read: the same set is never requested twice."""
+    digest = hashlib.sha256("\n".join(sorted(f.identity for f in files)).encode()).hexdigest()
+    return f"ingest-{digest[:24]}"
+
+
+def new_entity_partitions(conn: duckdb.DuckDBPyConnection, existing: set[str]) -> list[str]:
+    """Entity codes in the entity index that are not partitions yet."""
+    codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
+    return [c for c in codes if c not in existing]
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches the raw source; requests an ingest run for new or changed files and "
+    "adds new entity codes as `entity` partitions.",
+)
+def raw_files_sensor(
+    context: dg.SensorEvaluationContext,
+    raw_source: RawSourceResource,
+    warehouse: WarehouseResource,
+):
+    source = raw_source.open()
+    files = source.list_files()
+    db = warehouse.home_path() / "warehouse.duckdb"
+    if not db.exists():
+        todo, to_add = files, []
+    else:
+        try:
+            with warehouse.reader() as conn:
+                todo = pending_files_readonly(conn, files)
+                existing = set(context.instance.get_dynamic_partitions(entity_partitions.name))
+                to_add = new_entity_partitions(conn, existing)
+        except duckdb.IOException as exc:  # a writer holds the file: try again next tick
+            return dg.SkipReason(f"warehouse busy: {exc}")
+    requests = []
+    if todo:
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key_for(todo),
+                tags={"bambam/files": str(len(todo))},
+            )
+        )
+    if not requests and not to_add:
+        return dg.SkipReason(f"no new or changed files among {len(files)}")
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[entity_partitions.build_add_request(to_add)] if to_add else [],
+    )
+
+
+def pending_files_readonly(conn: duckdb.DuckDBPyConnection, files: list[RawFile]) -> list[RawFile]:
+    """pending_files on a read-only connection (no table creation): all files when no manifest."""
+    has_manifest = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_manifest'"
+    ).fetchall()[0][0]
+    return pending_files(conn, files) if has_manifest else list(files)

@@ -1,0 +1,121 @@
+"""entity_model: one partition per entity, trained in range runs on a worker pool."""
+
+
+import dagster as dg
+
+from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib import registry
+from bambam_assets.lib.features import build_training_frame
+from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash, train_batch
+
+MODEL_GROUP = "models"
+
+
+class TrainConfig(dg.Config):
+    """Which entities of the run's partition range to train (empty: all of them)."""
+
+    only: list[str] = []
+    workers: int = 0  # 0: sized from CPU count and available RAM
+
+
+@dg.asset(
+    partitions_def=entity_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+    group_name=MODEL_GROUP,
+    code_version=f"{TRAINING_CODE_VERSION}-{params_hash()}",
+    deps=["fct_wait_times", "entity_index", "dim_entity", "dim_calendar", "dim_season",
+          "dim_park_hours"],
+    description="One model version per entity: with- and without-POSTED XGBoost (or the hourly "
+    "fallback under 500 targets), early-stopped, refit on all rows, promotion-guarded.",
+)
+def entity_model(
+    context: dg.AssetExecutionContext, config: TrainConfig, warehouse: WarehouseResource,
+    run_settings: RunSettingsResource,
+):
+    keys = list(context.partition_keys)
+    if config.only:
+        wanted = set(config.only)
+        keys = [k for k in keys if k in wanted]
+    as_of = run_settings.as_of_date()
+    models_root = warehouse.home_path() / "models"
+    # Read everything the batch needs once; workers get plain frames and never open DuckDB.
+    with warehouse.reader() as conn:
+        frame = build_training_frame(conn, keys, as_of)
+        queue_types = dict(conn.execute(
+            "SELECT entity_code, queue_type FROM dim_entity WHERE entity_code IN (SELECT unnest(?))",
+            [keys]).fetchall())
+    context.log.info(f"training {len(keys)} entities from {len(frame):,} target rows (as of {as_of})")
+
+    def on_done(k: int, n: int, code: str, error: str | None) -> None:
+        if error:
+            context.log.error(f"entity {k} of {n}: {code} failed: {error}")
+        else:
+            context.log.info(f"entity {k} of {n}: {code} trained")
+
+    result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
+                         workers=config.workers or None)
+    rows = registry.registry_rows(models_root, result.outcomes)
+    failures = registry.failure_rows(result.failures, context.run_id)
+    with warehouse.writer() as conn:
+        registry.write_registry(conn, rows, failures)
+        if result.outcomes:
+            conn.execute(
+                """
+                UPDATE entity_index SET last_modeled_at = now(),
+                    target_count_at_last_model = t.target_count
+                FROM (SELECT unnest(?) AS entity_code, unnest(?) AS target_count) t
+                WHERE entity_index.entity_code = t.entity_code
+                """,
+                [[o.entity_code for o in result.outcomes],
+                 [int(result.target_counts[o.entity_code]) for o in result.outcomes]],
+            )
+    context.log.info(
+        f"trained {len(result.outcomes)} entities, {len(result.failures)} failed, "
+        f"{result.workers} workers x {result.nthread} threads, {result.seconds:.1f}s"
+    )
+    for outcome in result.outcomes:
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=outcome.entity_code,
+            metadata=_metadata(result.trained[outcome.entity_code], outcome),
+        )
+    for code, reason in result.skipped.items():
+        yield dg.AssetObservation(asset_key=context.asset_key, partition=code,
+                                  metadata={"skipped": reason})
+    for code, exc in result.failures.items():
+        # The entity's partition stays unmaterialized; its error is shown on the partition.
+        yield dg.AssetObservation(
+            asset_key=context.asset_key, partition=code,
+            metadata={"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, str) else exc},
+        )
+
+
+def _metadata(trained, outcome: registry.SaveOutcome) -> dict:
+    metrics = trained.metrics
+    main = metrics.get("without_posted") or metrics.get("fallback") or {}
+    md: dict = {
+        "version": outcome.version,
+        "promoted": outcome.promoted,
+        "decision": outcome.decision,
+        "kind": trained.kind,
+        "queue_type": trained.queue_type,
+        "holdout_mae": _num(trained.holdout_mae),
+    }
+    for key in ("mae", "rmse", "mape", "r2", "naive_mae", "best_iteration", "n_train", "n_test"):
+        if key in main and main[key] is not None:
+            md[key] = _num(main[key])
+    wp = metrics.get("with_posted") or {}
+    if wp.get("mae") is not None:
+        md["with_posted_mae"] = _num(wp["mae"])
+    for key in ("rows", "seconds"):
+        if key in metrics:
+            md[key] = _num(metrics[key])
+    md["metrics"] = dg.MetadataValue.json(metrics)
+    return {k: v for k, v in md.items() if v is not None}
+
+
+def _num(value):
+    if value is None:
+        return None
+    return int(value) if isinstance(value, int) else round(float(value), 4)

@@ -1,0 +1,218 @@
+"""Model features for per-entity training, built in one DuckDB pass for many entities at once.
+
+Reads `fct_wait_times`, `dim_entity`, `dim_calendar`, `dim_season` and `dim_park_hours`
+(docs/warehouse.md). Legacy quirks fixed (spec §5–§7):
+- local time uses the park's own time zone (TDL/TDS Tokyo, USH Los Angeles), never a default;
+- a day without park hours gives NULL hours features instead of failing the entity;
+- the PRIORITY target excludes 8888 (sold out);
+- POSTED is matched to a target within ±10 minutes (nearest in either direction), not "closest
+  at any distance" by nested Python loops;
+- the recency weight 0.5^(days_ago/365) is returned so training actually uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from bambam_assets.lib.parks import parks_sql_values
+from bambam_assets.lib.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
+
+# Categorical features (text here; training label-encodes them with stored mappings).
+CATEGORICAL_FEATURES: list[str] = ["date_group_id", "season", "season_year"]
+
+FEATURES_WITHOUT_POSTED: list[str] = [
+    "mins_since_6am", "local_hour", "day_of_week", "month",
+    "date_group_id", "season", "season_year",
+    "mins_since_park_open", "park_open_hour", "park_close_hour", "park_hours_open",
+    "emh_morning", "emh_evening",
+]
+POSTED_FEATURES: list[str] = ["posted_matched", "posted_mean_30", "posted_mean_60"]
+FEATURES_WITH_POSTED: list[str] = FEATURES_WITHOUT_POSTED + POSTED_FEATURES
+
+POSTED_MATCH_MINUTES = 10
+RECENCY_HALF_LIFE_DAYS = 365
+
+
+def park_params() -> dict[str, list[str]]:
+    """Bound parameters `$park_codes`, `$park_tzs`: the parks lookup used by `feature_ctes_sql`."""
+    parks = parks_sql_values()
+    return {"park_codes": [p[0] for p in parks], "park_tzs": [p[2] for p in parks]}
+
+
+def _params(entity_codes: Sequence[str] | None, as_of: date) -> dict[str, object]:
+    return {
+        **park_params(),
+        "entities": list(entity_codes) if entity_codes is not None else None,
+        "as_of": as_of,
+        "actual": ACTUAL,
+        "priority": PRIORITY,
+        "sold_out": SOLD_OUT,
+    }
+
+
+# The target rows of an entity: ACTUAL for STANDBY, PRIORITY (minus 8888) for PRIORITY entities.
+# Entities missing from dim_entity count as STANDBY. `$entities` NULL means every entity.
+_TARGETS_SQL = """
+    queue AS (
+        SELECT entity_code, any_value(queue_type) AS queue_type
+        FROM dim_entity GROUP BY entity_code
+    ),
+    targets AS (
+        SELECT f.entity_code, f.park_code, f.park_date, f.observed_at,
+               f.wait_time_minutes AS y,
+               coalesce(q.queue_type, 'STANDBY') AS queue_type
+        FROM fct_wait_times f
+        LEFT JOIN queue q USING (entity_code)
+        WHERE f.park_date <= $as_of
+          AND ($entities IS NULL OR f.entity_code IN (SELECT unnest($entities::VARCHAR[])))
+          AND f.wait_time_minutes IS NOT NULL
+          AND CASE WHEN coalesce(q.queue_type, 'STANDBY') = 'PRIORITY'
+                   THEN f.wait_time_type = $priority AND f.wait_time_minutes <> $sold_out
+                   ELSE f.wait_time_type = $actual END
+    )"""
+
+
+def feature_ctes_sql(base: str) -> str:
+    """CTEs `lt, featured` adding the non-POSTED features to relation `base`.
+
+    `base` is a CTE or view name (an identifier, never data) with at least entity_code, park_code,
+    park_date, observed_at (TIMESTAMPTZ). `featured` has one row per base row (a park unknown to
+    `parks` gets NULL time features), every base column plus FEATURES_WITHOUT_POSTED. Bind
+    `$park_codes` and `$park_tzs` (see `park_params`). The forecast can reuse it so that its
+    features are exactly the training ones.
+    """
+    return f"""
+    lt AS (
+        SELECT b0.*, p.tz, timezone(p.tz, b0.observed_at) AS local_ts
+        FROM {base} b0
+        LEFT JOIN (SELECT unnest($park_codes::VARCHAR[]) AS park_code,
+                     unnest($park_tzs::VARCHAR[]) AS tz) p USING (park_code)
+    ),
+    featured AS (
+        SELECT lt.* EXCLUDE (tz, local_ts),
+            ((hour(local_ts) - 6) * 60 + minute(local_ts) + 1440) % 1440 AS mins_since_6am,
+            hour(local_ts) AS local_hour,
+            isodow(lt.park_date) AS day_of_week,
+            month(lt.park_date) AS month,
+            c.date_group_id, s.season, s.season_year,
+            (epoch(lt.observed_at) - epoch(h.opening_time)) / 60.0 AS mins_since_park_open,
+            hour(timezone(tz, h.opening_time)) AS park_open_hour,
+            hour(timezone(tz, h.closing_time)) AS park_close_hour,
+            -- instants already handle a close after midnight; +24 guards hours stored on one date
+            (epoch(h.closing_time) - epoch(h.opening_time)) / 3600.0
+                + CASE WHEN h.closing_time <= h.opening_time THEN 24 ELSE 0 END
+                AS park_hours_open,
+            CAST(CASE WHEN h.opening_time IS NOT NULL THEN h.emh_morning END AS INTEGER)
+                AS emh_morning,
+            CAST(CASE WHEN h.opening_time IS NOT NULL THEN h.emh_evening END AS INTEGER)
+                AS emh_evening
+        FROM lt
+        LEFT JOIN dim_calendar c ON c.park_date = lt.park_date
+        LEFT JOIN dim_season s ON s.park_date = lt.park_date
+        LEFT JOIN dim_park_hours h ON h.park_code = lt.park_code AND h.park_date = lt.park_date
+    )"""
+
+
+# POSTED features of each distinct target instant. POSTED values sharing an instant are averaged
+# first, so that the ASOF joins are deterministic.
+_POSTED_SQL = """
+    posted AS (
+        SELECT entity_code, observed_at, avg(wait_time_minutes) AS posted
+        FROM fct_wait_times
+        WHERE wait_time_type = $posted AND wait_time_minutes IS NOT NULL AND park_date <= $as_of
+          AND entity_code IN (SELECT DISTINCT entity_code FROM targets)
+        GROUP BY entity_code, observed_at
+    ),
+    instants AS (SELECT DISTINCT entity_code, observed_at FROM targets),
+    -- nearest POSTED in either direction = the better of a backward and a forward ASOF match
+    nearest AS (
+        SELECT i.entity_code, i.observed_at,
+               epoch(i.observed_at) - epoch(b.observed_at) AS b_secs, b.posted AS b_val,
+               epoch(f.observed_at) - epoch(i.observed_at) AS f_secs, f.posted AS f_val
+        FROM instants i
+        ASOF LEFT JOIN posted b
+            ON i.entity_code = b.entity_code AND i.observed_at >= b.observed_at
+        ASOF LEFT JOIN posted f
+            ON i.entity_code = f.entity_code AND i.observed_at <= f.observed_at
+    ),
+    matched AS (
+        SELECT entity_code, observed_at,
+            CASE WHEN b_secs <= $match_secs AND (f_secs IS NULL OR b_secs <= f_secs) THEN b_val
+                 WHEN f_secs <= $match_secs THEN f_val END AS posted_matched
+        FROM nearest
+    ),
+    -- means over [t - 30 min, t] and [t - 60 min, t]: RANGE windows over POSTED and target
+    -- instants together (targets carry NULL, which avg ignores)
+    rolling AS (
+        SELECT entity_code, observed_at,
+            avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
+                RANGE BETWEEN INTERVAL 30 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_30,
+            avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
+                RANGE BETWEEN INTERVAL 60 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_60,
+            is_target
+        FROM (
+            SELECT entity_code, observed_at, posted, false AS is_target FROM posted
+            UNION ALL
+            SELECT entity_code, observed_at, NULL, true FROM instants
+        )
+    )"""
+
+
+def _feature_select_list() -> list[str]:
+    # Numeric features as DOUBLE (NULL -> NaN), so the frame has plain numpy dtypes.
+    return [
+        f"t.{c}" if c in CATEGORICAL_FEATURES else f"CAST(t.{c} AS DOUBLE) AS {c}"
+        for c in FEATURES_WITHOUT_POSTED
+    ]
+
+
+def build_training_frame(
+    conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str], as_of: date
+) -> pd.DataFrame:
+    """Training rows of the given entities, in one query.
+
+    Grain: one row per TARGET observation (ACTUAL for STANDBY entities, PRIORITY without 8888 for
+    PRIORITY entities) with park_date <= as_of, ordered by entity_code, observed_at. Columns:
+    entity_code, park_code, park_date, observed_at, queue_type, y, FEATURES_WITH_POSTED, weight.
+    """
+    sql = f"""
+    WITH {_TARGETS_SQL},
+    {feature_ctes_sql("targets")},
+    {_POSTED_SQL}
+    SELECT t.entity_code, t.park_code, t.park_date, t.observed_at, t.queue_type,
+           CAST(t.y AS DOUBLE) AS y,
+           {", ".join(_feature_select_list())},
+           CAST(m.posted_matched AS DOUBLE) AS posted_matched,
+           r.posted_mean_30, r.posted_mean_60,
+           power(0.5, date_diff('day', t.park_date, $as_of::DATE) / $half_life) AS weight
+    FROM featured t
+    LEFT JOIN matched m USING (entity_code, observed_at)
+    LEFT JOIN (SELECT * FROM rolling WHERE is_target) r USING (entity_code, observed_at)
+    ORDER BY t.entity_code, t.observed_at, t.y
+    """
+    params = {
+        **_params(entity_codes, as_of),
+        "posted": POSTED,
+        "match_secs": POSTED_MATCH_MINUTES * 60,
+        "half_life": float(RECENCY_HALF_LIFE_DAYS),
+    }
+    return conn.execute(sql, params).df()
+
+
+def target_counts(conn: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
+    """Target observations per entity up to as_of.
+
+    Grain: one row per entity with at least one target row: entity_code, queue_type, target_count.
+    """
+    sql = f"""
+    WITH {_TARGETS_SQL}
+    SELECT entity_code, any_value(queue_type) AS queue_type, count(*) AS target_count
+    FROM targets GROUP BY entity_code ORDER BY entity_code
+    """
+    params = _params(None, as_of)
+    del params["park_codes"], params["park_tzs"]
+    return conn.execute(sql, params).df()

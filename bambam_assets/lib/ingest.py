@@ -1,0 +1,323 @@
+"""Incremental ingest: raw files -> fct_wait_times, fct_rejected_rows, ingest_manifest, entity_index.
+
+The manifest decides what to read (a file is read when it is new, changed, or failed last time);
+parsing is one vectorized pass per batch of files (lib.parsing); the fact insert is an anti-join on
+the four-column key, so re-reading a file adds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from . import schema
+from .formats import WAIT_TIME_FORMATS, RawFormat, detect_format
+from .parsing import parse_wait_files, read_qt_mapping
+from .raw_source import RawFile, RawSource
+
+# Files parsed together; bounds memory at full scale while keeping each pass vectorized.
+BATCH_ROWS_TARGET_BYTES = 512 * 2**20
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did (becomes the materialization metadata)."""
+
+    files_listed: int = 0
+    files_read: int = 0
+    files_failed: int = 0
+    files_unknown: int = 0
+    rows_read: int = 0
+    rows_added: int = 0
+    rows_already_present: int = 0
+    rows_rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    rows_by_type: dict[str, int] = field(default_factory=dict)
+    new_entities: list[str] = field(default_factory=list)
+    failed_files: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds else 0.0
+
+
+def ensure_ingest_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    schema.ensure_tables(conn)
+
+
+def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> list[RawFile]:
+    """Files not yet processed in this exact version (new, changed, or failed before).
+
+    Needs the ingest_manifest table (read-only connections are fine).
+    """
+    listed = pd.DataFrame(
+        {
+            "source_key": [f.key for f in files],
+            "size": [f.size for f in files],
+            "etag": [f.etag or "" for f in files],
+            "modified_at": [f.modified_at for f in files],
+        }
+    )
+    if listed.empty:
+        return []
+    conn.register("listed_files", listed)
+    try:
+        keys = conn.execute(
+            """
+            SELECT l.source_key FROM listed_files l
+            LEFT JOIN ingest_manifest m USING (source_key)
+            WHERE m.source_key IS NULL
+               OR m.status = 'failed'
+               OR m.size IS DISTINCT FROM l.size
+               OR coalesce(m.etag, '') <> l.etag
+               OR m.modified_at IS DISTINCT FROM l.modified_at
+            """
+        ).fetchall()
+    finally:
+        conn.unregister("listed_files")
+    wanted = {k for (k,) in keys}
+    return [f for f in files if f.key in wanted]
+
+
+def _batches(files: Sequence[tuple[RawFile, Path, RawFormat]]):
+    batch, size = [], 0
+    for item in files:
+        batch.append(item)
+        size += item[0].size
+        if size >= BATCH_ROWS_TARGET_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def ingest(
+    conn: duckdb.DuckDBPyConnection,
+    source: RawSource,
+    cache_dir: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Read every new or changed raw file into the warehouse; return what happened.
+
+    Grain of what it writes: fct_wait_times one row per observation (unique on the fact key),
+    fct_rejected_rows one row per unusable raw row, ingest_manifest one row per raw file,
+    entity_index one row per entity.
+    """
+    started = time.perf_counter()
+    report = IngestReport()
+    ensure_ingest_tables(conn)
+    listed = source.list_files()
+    report.files_listed = len(listed)
+    todo = pending_files(conn, listed)
+
+    classified: list[tuple[RawFile, Path, RawFormat]] = []
+    manifest_rows: list[dict] = []
+    for f in todo:
+        try:
+            path = source.fetch(f, cache_dir)
+            with open(path, "rb") as fh:
+                fmt = detect_format(f.key, fh.read(4096))
+        except Exception as exc:  # unreadable: record, retry next run
+            manifest_rows.append(_manifest_row(f, None, "failed", f"{type(exc).__name__}: {exc}"))
+            report.failed_files[f.key] = str(exc)
+            continue
+        if fmt == RawFormat.UNKNOWN:
+            manifest_rows.append(_manifest_row(f, fmt, "unknown_format", "format not recognised"))
+            report.files_unknown += 1
+        elif fmt in WAIT_TIME_FORMATS:
+            classified.append((f, path, fmt))
+        else:  # dimension exports and mapping files: catalogued here, read by their assets
+            manifest_rows.append(_manifest_row(f, fmt, "processed", None))
+
+    mapping = _queue_times_mapping(conn, source, listed, todo, cache_dir, classified)
+    known_before = {c for (c,) in conn.execute("SELECT entity_code FROM entity_index").fetchall()}
+    touched: set[str] = set()
+    done = 0
+    for batch in _batches(classified):
+        result = parse_wait_files([(f.key, p, fmt) for f, p, fmt in batch], qt_mapping=mapping)
+        stats = result.files.set_index("source_file")
+        ok_files = [f for f, _, _ in batch if pd.isna(stats.at[f.key, "error"])]
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            added = _insert_facts(conn, result.facts)
+            _replace_rejected(conn, [f.key for f in ok_files], result.rejected)
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        report.rows_added += added
+        report.rows_read += int(stats["rows_read"].sum())
+        report.rows_already_present += len(result.facts) - added
+        report.rows_rejected += len(result.rejected)
+        _count_into(report.rejected_by_reason, result.rejected["reason"])
+        _count_into(report.rows_by_type, result.facts["wait_time_type"])
+        touched.update(result.facts["entity_code"].unique().tolist())
+        for f, _, fmt in batch:
+            err = stats.at[f.key, "error"]
+            if pd.isna(err):
+                row = _manifest_row(f, fmt, "processed", None)
+                row.update(
+                    rows_read=int(stats.at[f.key, "rows_read"]),
+                    rows_rejected=int(stats.at[f.key, "rows_rejected"]),
+                )
+                report.files_read += 1
+            else:
+                row = _manifest_row(f, fmt, "failed", str(err))
+                report.failed_files[f.key] = str(err)
+            manifest_rows.append(row)
+        done += len(batch)
+        if progress:
+            progress(done, len(classified))
+
+    report.files_failed = len(report.failed_files)
+    _write_manifest(conn, manifest_rows)
+    if touched:
+        refresh_entity_index(conn, sorted(touched))
+    report.new_entities = sorted(touched - known_before)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _queue_times_mapping(conn, source, listed, todo, cache_dir, classified) -> pd.DataFrame | None:
+    """The queue-times entity mapping from every mapping file in the source (new or not)."""
+    if not any(fmt == RawFormat.QUEUE_TIMES_SNAPSHOT for _, _, fmt in classified):
+        return None
+    known = {
+        k for (k,) in conn.execute(
+            "SELECT source_key FROM ingest_manifest WHERE format = ?",
+            [RawFormat.QUEUE_TIMES_MAPPING.value],
+        ).fetchall()
+    }
+    todo_keys = {f.key for f in todo}
+    paths = []
+    for f in listed:
+        if f.key in known or (f.key.endswith(".csv") and f.key in todo_keys):
+            path = source.fetch(f, cache_dir)
+            with open(path, "rb") as fh:
+                if detect_format(f.key, fh.read(4096)) == RawFormat.QUEUE_TIMES_MAPPING:
+                    paths.append(path)
+    return read_qt_mapping(paths) if paths else None
+
+
+def _count_into(counter: dict[str, int], values: pd.Series) -> None:
+    for k, v in Counter(values.tolist()).items():
+        counter[k] = counter.get(k, 0) + int(v)
+
+
+def _manifest_row(f: RawFile, fmt: RawFormat | None, status: str, error: str | None) -> dict:
+    return {
+        "source_key": f.key, "size": f.size, "etag": f.etag, "modified_at": f.modified_at,
+        "format": fmt.value if fmt else None, "status": status, "error": error,
+        "rows_read": None, "rows_rejected": None,
+    }
+
+
+def _insert_facts(conn: duckdb.DuckDBPyConnection, facts: pd.DataFrame) -> int:
+    """Insert rows whose fact key is not in the table yet; returns the number inserted."""
+    if facts.empty:
+        return 0
+    before = conn.execute("SELECT count(*) FROM fct_wait_times").fetchall()[0][0]
+    conn.register("new_facts", facts[list(schema.FACT_COLUMNS)])
+    try:
+        # Restricting the existing side to the batch's entities and dates lets DuckDB skip row
+        # groups by their min/max, so the anti-join stays cheap as the table grows.
+        conn.execute(
+            """
+            INSERT INTO fct_wait_times
+            SELECT entity_code, park_code, CAST(park_date AS DATE), observed_at,
+                   wait_time_type, CAST(wait_time_minutes AS INTEGER), source_file
+            FROM (
+                SELECT *, row_number() OVER (
+                    PARTITION BY entity_code, observed_at, wait_time_type, wait_time_minutes
+                    ORDER BY source_file) AS rn
+                FROM new_facts
+            ) n
+            WHERE rn = 1 AND NOT EXISTS (
+                SELECT 1 FROM fct_wait_times f
+                WHERE f.entity_code = n.entity_code
+                  AND f.observed_at = n.observed_at
+                  AND f.wait_time_type = n.wait_time_type
+                  AND f.wait_time_minutes IS NOT DISTINCT FROM n.wait_time_minutes
+                  AND f.park_date BETWEEN (SELECT min(park_date) FROM new_facts)
+                                      AND (SELECT max(park_date) FROM new_facts)
+            )
+            """
+        )
+    finally:
+        conn.unregister("new_facts")
+    return conn.execute("SELECT count(*) FROM fct_wait_times").fetchall()[0][0] - before
+
+
+def _replace_rejected(conn, source_keys: list[str], rejected: pd.DataFrame) -> None:
+    """A re-read file replaces its earlier rejected rows, so retries never double them."""
+    if source_keys:
+        conn.execute(
+            "DELETE FROM fct_rejected_rows WHERE source_file IN (SELECT unnest(?))", [source_keys]
+        )
+    if rejected.empty:
+        return
+    conn.register("new_rejected", rejected[list(schema.REJECTED_COLUMNS)])
+    try:
+        conn.execute(
+            "INSERT INTO fct_rejected_rows (source_file, line, reason, raw) "
+            "SELECT source_file, line, reason, raw FROM new_rejected"
+        )
+    finally:
+        conn.unregister("new_rejected")
+
+
+def _write_manifest(conn, rows: list[dict]) -> None:
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    conn.register("manifest_rows", df)
+    try:
+        conn.execute(
+            """
+            INSERT INTO ingest_manifest AS m (source_key, size, etag, modified_at, format, status,
+                                              error, attempts, rows_read, rows_added,
+                                              rows_rejected, ingested_at)
+            SELECT source_key, size, etag, modified_at, format, status, error, 1,
+                   rows_read, NULL, rows_rejected, now()
+            FROM manifest_rows
+            ON CONFLICT (source_key) DO UPDATE SET
+                size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
+                format = excluded.format, status = excluded.status, error = excluded.error,
+                attempts = m.attempts + 1, rows_read = excluded.rows_read,
+                rows_rejected = excluded.rows_rejected, ingested_at = excluded.ingested_at
+            """
+        )
+    finally:
+        conn.unregister("manifest_rows")
+
+
+def refresh_entity_index(conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str]) -> None:
+    """Recompute the index rows of these entities from the fact table (exact counts, any dates).
+
+    Keeps last_modeled_at and target_count_at_last_model, which training maintains.
+    """
+    conn.execute(
+        """
+        INSERT OR REPLACE INTO entity_index
+        SELECT f.entity_code, any_value(f.park_code),
+               min(f.observed_at), max(f.observed_at), min(f.park_date), max(f.park_date),
+               count(*),
+               count(*) FILTER (WHERE wait_time_type = 'POSTED'),
+               count(*) FILTER (WHERE wait_time_type = 'ACTUAL'),
+               count(*) FILTER (WHERE wait_time_type = 'PRIORITY'),
+               count(*) FILTER (WHERE wait_time_type = 'CLOSED'),
+               any_value(e.last_modeled_at), any_value(e.target_count_at_last_model), now()
+        FROM fct_wait_times f
+        LEFT JOIN entity_index e USING (entity_code)
+        WHERE f.entity_code IN (SELECT unnest(?))
+        GROUP BY f.entity_code
+        """,
+        [list(entity_codes)],
+    )

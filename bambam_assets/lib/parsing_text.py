@@ -1,0 +1,151 @@
+"""Read CSV-like raw files into one block of data lines per format, keeping physical line numbers.
+
+Why not pyarrow.csv or DuckDB read_csv: neither reports the line number of a good row, and every
+rejected row must name its line. So each file is decoded once, split into lines and fields with
+pyarrow.compute (vectorized, C++), and the lines of all files of one format are concatenated so
+the format is parsed in one pass.
+
+Line rules (documented contract):
+- `line` is the 1-based physical line of the file; the header (or the skipped first line of the
+  old fastpass format) is the first non-blank line.
+- Blank or whitespace-only lines are skipped: not read, not rejected, but they still count in
+  the numbering of the lines after them.
+- Fields are split on every comma and trimmed of spaces, tabs and double quotes; a quoted field
+  holding a comma therefore changes the field count (the wait-time formats never quote one) and
+  its row is rejected as `bad_row`, never silently shifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from bambam_assets.lib.formats import header_columns
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be read at all: none of its rows is used and the caller retries it."""
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Where each logical column sits in a data row, and how many fields a row must have."""
+
+    index: dict[str, int | None]  # None: the column is absent (read as empty strings)
+    n_fields: int
+    exact: bool  # True: exactly n_fields per row; False: at least n_fields (extra ignored)
+
+
+Resolver = Callable[[list[str]], ColumnSpec]
+
+
+def header_resolver(required: Sequence[str], optional: Sequence[str] = ()) -> Resolver:
+    """A resolver that finds columns by (lower-case) header name and wants exact field counts."""
+
+    def resolve(header: list[str]) -> ColumnSpec:
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise UnreadableFile(f"missing required columns: {', '.join(missing)}")
+        index = {c: header.index(c) if c in header else None for c in [*required, *optional]}
+        return ColumnSpec(index, len(header), exact=True)
+
+    return resolve
+
+
+def positional_resolver(names: Sequence[str]) -> Resolver:
+    """A resolver for headerless files: the first len(names) fields by position, more allowed."""
+    spec = ColumnSpec({c: i for i, c in enumerate(names)}, len(names), exact=False)
+    return lambda _header: spec
+
+
+@dataclass
+class LineBlock:
+    """Data lines of the readable files of one format: one row per non-blank data line."""
+
+    file_idx: np.ndarray        # int64, index into the caller's file list
+    line: np.ndarray            # int64, 1-based physical line number
+    raw: pa.Array               # the line as read (without the line break)
+    fields_ok: np.ndarray       # bool, the row has the field count its header asks for
+    fields: dict[str, pa.Array]  # logical column -> trimmed string per row
+    errors: dict[int, str] = field(default_factory=dict)  # file index -> why it is unreadable
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+
+def read_lines(path: Path) -> pa.Array:
+    """All physical lines of a text file (line breaks and trailing \\r removed)."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise UnreadableFile("empty file")
+    if b"\x00" in data:  # binary garbage; a text export never holds NUL bytes
+        raise UnreadableFile("binary content (NUL bytes)")
+    # Invalid UTF-8 bytes become U+FFFD so one odd byte rejects one row, not the whole file.
+    text = data.decode("utf-8-sig", errors="replace")
+    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
+    return pc.utf8_rtrim(lines, characters="\r")
+
+
+def _read_one(path: Path, resolve: Resolver) -> tuple[np.ndarray, pa.Array, np.ndarray, dict]:
+    lines = read_lines(path)
+    nonblank = np.flatnonzero(
+        pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), "")).to_numpy(zero_copy_only=False))
+    if len(nonblank) == 0:
+        raise UnreadableFile("empty file")
+    spec = resolve(header_columns(lines[int(nonblank[0])].as_py()))
+    pos = nonblank[1:]
+    data = lines.take(pa.array(pos))
+    # Pad every line with enough commas that list_element never runs past a short row; the
+    # true field count is the padded count minus the padding.
+    width = max(i for i in spec.index.values() if i is not None) + 1
+    pad = pa.scalar("," * width, pa.large_string())
+    parts = pc.split_pattern(pc.binary_join_element_wise(data, pad, pa.scalar("", pa.large_string())), ",")
+    n_fields = pc.subtract(pc.list_value_length(parts), width).to_numpy()
+    ok = n_fields == spec.n_fields if spec.exact else n_fields >= spec.n_fields
+    empty = pa.array(np.full(len(pos), "", dtype=object), pa.large_string())
+    cols = {
+        c: empty if i is None else pc.utf8_trim(pc.list_element(parts, i), ' \t"')
+        for c, i in spec.index.items()
+    }
+    return pos + 1, data, ok, cols
+
+
+def read_block(
+    files: Sequence[tuple[int, Path]], resolve: Resolver, names: Sequence[str]
+) -> LineBlock:
+    """Read (file index, path) files of one format into one LineBlock; bad files go to errors.
+
+    `names` are the logical columns the resolver yields (all present even when no file is read).
+    """
+    lines, raws, oks, idxs, cols = [], [], [], [], []
+    errors: dict[int, str] = {}
+    for idx, path in files:
+        try:
+            line, raw, ok, fields_ = _read_one(Path(path), resolve)
+        except UnreadableFile as exc:
+            errors[idx] = str(exc)
+            continue
+        except Exception as exc:  # one bad file never stops the others
+            errors[idx] = f"{type(exc).__name__}: {exc}"
+            continue
+        lines.append(line)
+        raws.append(raw)
+        oks.append(ok)
+        idxs.append(np.full(len(line), idx, dtype=np.int64))
+        cols.append(fields_)
+    return LineBlock(
+        file_idx=np.concatenate(idxs) if idxs else np.zeros(0, np.int64),
+        line=np.concatenate(lines).astype(np.int64) if lines else np.zeros(0, np.int64),
+        raw=pa.concat_arrays(raws) if raws else pa.array([], pa.large_string()),
+        fields_ok=np.concatenate(oks) if oks else np.zeros(0, bool),
+        fields={
+            c: pa.concat_arrays([f[c] for f in cols]) if cols else pa.array([], pa.large_string())
+            for c in names
+        },
+        errors=errors,
+    )

@@ -1,0 +1,120 @@
+"""Train a batch of entities on a worker pool and store each result as a registry version.
+
+The parent reads the batch's rows once (DuckDB), hands each worker one entity's frame (workers
+never open the warehouse), stores every result through the registry (atomic files), and returns
+the rows the caller writes to the warehouse in one short connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from . import registry, training, worker_pool
+from .parks import park_of_entity
+
+# Bump when the training code changes in a way that should retrain every entity.
+TRAINING_CODE_VERSION = "1"
+
+
+def params_hash() -> str:
+    """Hash of the model parameters: a change retrains every entity."""
+    blob = json.dumps(
+        {"xgb": training.XGB_PARAMS, "rounds": training.MAX_ROUNDS,
+         "early": training.EARLY_STOPPING, "min": training.MIN_TARGETS_FOR_XGB},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    entity_code: str
+    queue_type: str
+    frame: pd.DataFrame
+    nthread: int
+
+
+def train_task(task: TrainTask) -> training.TrainedEntity:
+    """Worker entry point (top-level so the pool can pickle it by reference)."""
+    trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread)
+    trained.entity_code = task.entity_code
+    return trained
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[registry.SaveOutcome] = field(default_factory=list)
+    trained: dict[str, training.TrainedEntity] = field(default_factory=dict)
+    failures: dict[str, BaseException | str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # entity -> why no model was trained
+    target_counts: dict[str, int] = field(default_factory=dict)
+    workers: int = 1
+    nthread: int = 1
+    seconds: float = 0.0
+
+
+def train_batch(
+    frame: pd.DataFrame,
+    entity_codes: Sequence[str],
+    queue_types: dict[str, str],
+    models_root: Path,
+    on_done: Callable[[int, int, str, str | None], None] | None = None,
+    workers: int | None = None,
+) -> BatchResult:
+    """Train every entity in `entity_codes` from its rows of `frame` (build_training_frame).
+
+    Entities with no target row at all (POSTED-only rides) get no model; they are listed in
+    `skipped` with the reason, never dropped silently. Order: tier, then target count descending. `on_done(k, n, entity, error)` reports progress.
+    """
+    started = time.perf_counter()
+    result = BatchResult()
+    groups = {code: g for code, g in frame.groupby("entity_code", sort=False)}
+    counts = pd.DataFrame({
+        "entity_code": list(entity_codes),
+        "park_code": [park_of_entity(c) or "" for c in entity_codes],
+        "target_count": [len(groups.get(c, ())) for c in entity_codes],
+    })
+    ordered = worker_pool.order_entities(counts)
+    result.target_counts = dict(zip(counts.entity_code, counts.target_count, strict=True))
+    max_rows = int(counts.target_count.max()) if len(counts) else 0
+    planned_workers, _ = worker_pool.plan_workers(max_rows)
+    result.workers = min(workers or planned_workers, max(1, len(ordered)))
+    result.nthread = worker_pool.nthread_per_worker(psutil.cpu_count(logical=True) or 1,
+                                                    result.workers)
+    tasks = []
+    for code in ordered.entity_code:
+        if code in groups:
+            tasks.append(TrainTask(code, queue_types.get(code, "STANDBY"), groups[code], result.nthread))
+        else:
+            result.skipped[code] = "no target observations (ACTUAL or PRIORITY) up to the as-of date"
+    done = [0]
+
+    def on_result(task: TrainTask, trained, exc) -> None:
+        done[0] += 1
+        code = task.entity_code
+        if exc is None:
+            try:  # storing is the parent's job: one writer per entity directory
+                outcome = registry.save_version(
+                    models_root, trained, code_version=TRAINING_CODE_VERSION,
+                    params_hash=params_hash(), target_count=result.target_counts[code],
+                )
+                result.outcomes.append(outcome)
+                result.trained[code] = trained
+            except Exception as save_exc:  # noqa: BLE001 - recorded per entity
+                exc = save_exc
+        if exc is not None:
+            result.failures[code] = exc
+        if on_done:
+            on_done(done[0], len(tasks), code, None if exc is None else f"{type(exc).__name__}: {exc}")
+
+    worker_pool.run_pool(train_task, tasks, result.workers, on_result)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,101 @@
+"""Materialize the pipeline once, in-process, on the local instance (what `bambam run` does).
+
+Unpartitioned layers (ingest, dimensions, ...) run first in one run; entity codes found by the
+ingest become `entity` partitions; then every partitioned asset runs over the whole key range in
+one run per asset (their BackfillPolicy is single_run), so 1,700 entities cost one run, not 1,700.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import default_resources
+from bambam_assets.definitions import defs
+from bambam_assets.lib import warehouse as wh
+from bambam_assets import settings
+
+
+@dataclass
+class RunSummary:
+    run_ids: list[str] = field(default_factory=list)
+    materialized: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    new_partitions: list[str] = field(default_factory=list)
+    success: bool = True
+
+
+def _all_assets() -> list[dg.AssetsDefinition]:
+    graph = defs.resolve_asset_graph()
+    return list(graph.assets_defs)
+
+
+def sync_entity_partitions(instance: dg.DagsterInstance) -> list[str]:
+    """Add every entity of the entity index as an `entity` partition; returns the codes added."""
+    path = wh.warehouse_path(settings.home())
+    if not path.exists():
+        return []
+    with wh.reader(settings.home()) as conn:
+        if not wh.table_exists(conn, "entity_index"):
+            return []
+        codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
+    existing = set(instance.get_dynamic_partitions(entity_partitions.name))
+    new = [c for c in codes if c not in existing]
+    if new:
+        instance.add_dynamic_partitions(entity_partitions.name, new)
+    return new
+
+
+def run_pipeline(
+    instance: dg.DagsterInstance, selection: list[str] | None = None, log=print
+) -> RunSummary:
+    """Materialize the selected assets (all when None) once; returns what ran."""
+    summary = RunSummary()
+    assets = _all_assets()
+    plain = [a for a in assets if a.partitions_def is None]
+    parted = [a for a in assets if a.partitions_def is not None]
+    wanted = set(selection) if selection else None
+
+    def keys_of(group: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
+        keys = [k for a in group for k in a.keys]
+        return [k for k in keys if wanted is None or k.to_user_string() in wanted]
+
+    plain_keys = keys_of(plain)
+    if plain_keys:
+        log(f"materializing {len(plain_keys)} assets: {', '.join(k.to_user_string() for k in plain_keys)}")
+        result = dg.materialize(
+            assets, instance=instance, resources=default_resources(), selection=plain_keys,
+            raise_on_error=False,
+            tags={"bambam/trigger": "cli"},
+        )
+        _collect(result, summary)
+    summary.new_partitions = sync_entity_partitions(instance)
+    if summary.new_partitions:
+        log(f"added {len(summary.new_partitions)} entity partitions")
+    keys = instance.get_dynamic_partitions(entity_partitions.name)
+    parted_keys = keys_of(parted)
+    if parted_keys and keys:
+        log(f"materializing {len(parted_keys)} partitioned assets over {len(keys)} entities")
+        result = dg.materialize(
+            assets, instance=instance, resources=default_resources(), selection=parted_keys,
+            raise_on_error=False,
+            tags={
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+                "bambam/trigger": "cli",
+            },
+        )
+        _collect(result, summary)
+    return summary
+
+
+def _collect(result: dg.ExecuteInProcessResult, summary: RunSummary) -> None:
+    summary.run_ids.append(result.run_id)
+    summary.success &= result.success
+    for event in result.get_asset_materialization_events():
+        summary.materialized.append(event.asset_key.to_user_string())
+    for ev in result.get_asset_check_evaluations():
+        if not ev.passed:
+            summary.failed_checks.append(ev.check_name)

@@ -1,0 +1,30 @@
+"""Shared fixtures: an isolated BAMBAM_HOME per test and the local S3 server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["bambam_tests.s3_server"]
+
+
+@pytest.fixture
+def bambam_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh BAMBAM_HOME (with raw/ inside) and DAGSTER_HOME, set in the environment."""
+    home = tmp_path / "home"
+    (home / "raw").mkdir(parents=True)
+    monkeypatch.setenv("BAMBAM_HOME", str(home))
+    monkeypatch.setenv("BAMBAM_RAW", str(home / "raw"))
+    monkeypatch.setenv("BAMBAM_AS_OF", "2024-03-31")
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    (home / "dagster").mkdir()
+    return home
+
+
+def write(root: Path, key: str, text: str) -> Path:
+    """Write a raw file (text) under root at key."""
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

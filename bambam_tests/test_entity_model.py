@@ -1,0 +1,140 @@
+"""entity_model through Dagster: range runs, per-partition metadata, isolated failures, registry."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from bambam_assets.defs.models.assets import entity_model
+from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib import calendar, entities, registry, schema, season, training
+from bambam_assets.lib import warehouse as wh
+
+AS_OF = date(2024, 6, 30)
+RANGE_TAGS = {"dagster/asset_partition_range_start": "MK1",
+              "dagster/asset_partition_range_end": "MK4"}
+
+
+def _facts(rng: np.random.Generator) -> pd.DataFrame:
+    """MK1: 900 ACTUAL (xgboost), MK2: 120 ACTUAL (fallback), MK3: PRIORITY, MK4: POSTED only."""
+    rows = []
+    days = pd.date_range(AS_OF - timedelta(days=89), AS_OF, freq="D")
+    for code, n_targets, wtype in (("MK1", 900, "ACTUAL"), ("MK2", 120, "ACTUAL"),
+                                   ("MK3", 700, "PRIORITY"), ("MK4", 0, "ACTUAL")):
+        day = rng.choice(days, size=max(n_targets, 300))
+        minute = rng.integers(9 * 60, 21 * 60, size=len(day))
+        local = pd.to_datetime(day) + pd.to_timedelta(minute, unit="m")
+        observed = local.tz_localize("America/New_York").tz_convert("UTC")
+        base = 20 + 25 * np.sin((minute - 9 * 60) / 720 * np.pi) + 10 * (local.dayofweek >= 5)
+        posted = pd.DataFrame({"entity_code": code, "observed_at": observed,
+                               "wait_time_type": "POSTED", "wait_time_minutes": (base + 10).round()})
+        rows.append(posted)
+        if n_targets:
+            targets = posted.iloc[:n_targets].copy()
+            targets["wait_time_type"] = wtype
+            targets["observed_at"] = targets["observed_at"] + pd.Timedelta(minutes=3)
+            targets["wait_time_minutes"] = (base[:n_targets] + rng.normal(0, 3, n_targets)).round()
+            rows.append(targets)
+    facts = pd.concat(rows, ignore_index=True)
+    facts["park_code"] = "MK"
+    local = facts["observed_at"].dt.tz_convert("America/New_York")
+    facts["park_date"] = (local - pd.Timedelta(hours=6)).dt.date
+    facts["source_file"] = "test"
+    facts["wait_time_minutes"] = facts["wait_time_minutes"].astype("Int64")
+    return facts[list(schema.FACT_COLUMNS)]
+
+
+@pytest.fixture
+def warehouse_home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    rng = np.random.default_rng(7)
+    with wh.writer(home) as conn:
+        schema.ensure_tables(conn)
+        conn.register("f", _facts(rng))
+        conn.execute("INSERT INTO fct_wait_times BY NAME SELECT * FROM f")
+        conn.execute("INSERT INTO entity_index (entity_code, park_code) "
+                     "SELECT DISTINCT entity_code, park_code FROM fct_wait_times")
+        cal = calendar.build_calendar(AS_OF, 30)
+        schema.replace_dimension(conn, "dim_calendar", cal)
+        schema.replace_dimension(conn, "dim_season", season.build_season(cal))
+        raw = pd.DataFrame({"code": ["MK1", "MK2", "MK3", "MK4"],
+                            "name": ["a", "b", "c", "d"],
+                            "fastpass_booth": ["false", "false", "true", "false"]})
+        schema.replace_dimension(conn, "dim_entity", entities.clean_entities(raw))
+        days = pd.date_range(AS_OF - timedelta(days=120), AS_OF)
+        opening = days.tz_localize("America/New_York") + pd.Timedelta(hours=9)
+        hours = pd.DataFrame({
+            "park_code": "MK", "park_date": days, "opening_time": opening,
+            "closing_time": opening + pd.Timedelta(hours=12), "opening_time_with_emh": opening,
+            "closing_time_with_emh": opening + pd.Timedelta(hours=12), "emh_morning": False,
+            "emh_evening": False, "source": "official", "confidence": 1.0,
+        })
+        schema.replace_dimension(conn, "dim_park_hours", hours)
+    return home
+
+
+def _materialize(home: Path, instance: dg.DagsterInstance, workers: int = 1):
+    return dg.materialize(
+        [entity_model],
+        instance=instance,
+        resources={"warehouse": WarehouseResource(home=str(home)),
+                   "run_settings": RunSettingsResource(as_of=AS_OF.isoformat())},
+        run_config={"ops": {"entity_model": {"config": {"workers": workers}}}},
+        tags=RANGE_TAGS,
+    )
+
+
+def test_range_run_trains_each_entity_with_its_own_metadata(warehouse_home: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", ["MK1", "MK2", "MK3", "MK4"])
+    result = _materialize(warehouse_home, instance, workers=2)
+    assert result.success
+    mats = {m.partition: m.metadata for m in (
+        e.event_specific_data.materialization for e in result.get_asset_materialization_events())}
+    assert set(mats) == {"MK1", "MK2", "MK3"}  # MK4 has no target rows: skipped, not failed
+    assert mats["MK1"]["kind"].value == "xgboost"
+    assert mats["MK2"]["kind"].value == "hourly_fallback"
+    assert mats["MK3"]["queue_type"].value == "PRIORITY"
+    assert 0 < mats["MK1"]["best_iteration"].value < training.MAX_ROUNDS
+    assert mats["MK1"]["mae"].value < mats["MK1"]["naive_mae"].value
+    assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == {"MK1", "MK2", "MK3"}
+    models = warehouse_home / "models"
+    assert registry.current_version(models, "MK1") == 1
+    assert set(registry.load_model(models, "MK1").boosters) == {"without_posted", "with_posted"}
+    assert set(registry.load_model(models, "MK3").boosters) == {"without_posted"}
+    with wh.reader(warehouse_home) as conn:
+        rows = conn.execute("SELECT entity_code, version, is_current FROM model_registry "
+                            "ORDER BY 1").fetchall()
+        index = conn.execute("SELECT entity_code, target_count_at_last_model FROM entity_index "
+                             "WHERE last_modeled_at IS NOT NULL ORDER BY 1").fetchall()
+    assert rows == [("MK1", 1, True), ("MK2", 1, True), ("MK3", 1, True)]
+    assert index == [("MK1", 900), ("MK2", 120), ("MK3", 700)]
+
+
+def test_one_failing_entity_does_not_stop_the_others(warehouse_home: Path, monkeypatch) -> None:
+    real = training.train_entity
+
+    def flaky(frame, queue_type, nthread=1):
+        if frame["entity_code"].iloc[0] == "MK2":
+            raise RuntimeError("boom in MK2")
+        return real(frame, queue_type, nthread=nthread)
+
+    monkeypatch.setattr(training, "train_entity", flaky)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", ["MK1", "MK2", "MK3", "MK4"])
+    result = _materialize(warehouse_home, instance, workers=1)  # in-process: the patch applies
+    assert result.success
+    assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == {"MK1", "MK3"}
+    observations = [e.event_specific_data.asset_observation
+                    for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    errors = {o.partition: o.metadata.get("error") for o in observations}
+    assert "boom in MK2" in errors["MK2"].value
+    with wh.reader(warehouse_home) as conn:
+        failures = conn.execute("SELECT entity_code, error FROM model_failures").fetchall()
+    assert failures == [("MK2", "RuntimeError: boom in MK2")]
+    assert registry.current_version(warehouse_home / "models", "MK2") is None

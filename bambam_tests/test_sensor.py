@@ -1,0 +1,54 @@
+"""The raw-files sensor: run requests keyed by file identity, entity partitions added."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from bambam_assets.defs.ingest.sensors import raw_files_sensor
+from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
+from bambam_assets.lib import warehouse
+from bambam_assets.lib.ingest import ingest
+from bambam_assets.lib.raw_source import LocalRawSource
+from bambam_tests.conftest import write
+
+PUBLIC = "date,datetime,SPOSTMIN,SACTMIN\n03/02/2024,2024-03-02 10:00:00,45,\n"
+
+
+def evaluate(instance: dg.DagsterInstance, home: Path):
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={
+            "raw_source": RawSourceResource(uri=str(home / "raw")),
+            "warehouse": WarehouseResource(home=str(home)),
+        },
+    )
+    return raw_files_sensor(context)
+
+
+def test_sensor_requests_ingest_then_adds_partitions(bambam_home: Path) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    write(bambam_home / "raw", "public/MK1.csv", PUBLIC)
+    write(bambam_home / "raw", "public/EP2.csv", PUBLIC)
+
+    first = evaluate(instance, bambam_home)
+    assert len(first.run_requests) == 1
+    key = first.run_requests[0].run_key
+    assert evaluate(instance, bambam_home).run_requests[0].run_key == key  # same files, same key
+
+    with warehouse.writer(bambam_home) as conn:  # what the requested run does
+        ingest(conn, LocalRawSource(bambam_home / "raw"), bambam_home / "cache")
+    after = evaluate(instance, bambam_home)
+    assert not after.run_requests
+    (request,) = after.dynamic_partitions_requests
+    assert request.partitions_def_name == entity_partitions.name
+    assert sorted(request.partition_keys) == ["EP2", "MK1"]
+    instance.add_dynamic_partitions("entity", ["EP2", "MK1"])
+    assert isinstance(evaluate(instance, bambam_home), dg.SkipReason)
+
+    write(bambam_home / "raw", "public/HS3.csv", PUBLIC)
+    new = evaluate(instance, bambam_home)
+    assert len(new.run_requests) == 1 and new.run_requests[0].run_key != key
+    assert new.run_requests[0].tags["bambam/files"] == "1"

@@ -1,0 +1,146 @@
+"""Worker-pool sizing, entity ordering and the crash-tolerant pool runner."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import pandas as pd
+import pytest
+
+from bambam_assets.lib import worker_pool as wp
+
+GB = 1024**3
+
+
+# ---- top-level worker functions (the pool pickles them by reference) -------------------------
+
+def square(x: int) -> int:
+    return x * x
+
+
+def square_or_raise(x: int) -> int:
+    if x == 3:
+        raise ValueError("bad entity 3")
+    return x * x
+
+
+def square_or_die(x: int) -> int:
+    if x == 3:
+        os._exit(7)  # a hard crash: no exception, the worker process just vanishes
+    return x * x
+
+
+def started_at(x: int) -> float:
+    t = time.monotonic()  # CLOCK_MONOTONIC: one clock for all processes of the machine
+    time.sleep(0.03)
+    return t
+
+
+def _collect(fn, items, workers):
+    seen: list[tuple] = []
+    wp.run_pool(fn, items, workers, lambda item, res, exc: seen.append((item, res, exc)))
+    return seen
+
+
+# ---- sizing --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("cpus", "available", "per_worker", "expected"),
+    [
+        (8, 10 * GB, 2 * GB, 4),     # RAM-bound: floor(0.8*10/2) = 4 < 8 CPUs
+        (2, 64 * GB, 1 * GB, 2),     # CPU-bound
+        (64, 512 * GB, 1 * GB, 16),  # capped at 16
+        (8, 1 * GB, 4 * GB, 1),      # not even one fits: still one worker
+        (8, 5 * GB, 2 * GB, 2),      # floor(0.8*5/2) = floor(2.0) = 2
+        (8, 5 * GB - 1, 2 * GB, 1),  # one byte less: floor(1.99..) = 1
+    ],
+)
+def test_worker_count(cpus: int, available: int, per_worker: int, expected: int) -> None:
+    assert wp.worker_count(cpus, available, per_worker) == expected
+
+
+def test_worker_count_custom_cap() -> None:
+    assert wp.worker_count(32, 512 * GB, GB, cap=3) == 3
+
+
+def test_estimate_bytes_per_worker() -> None:
+    base = 300 * 1024**2
+    assert wp.estimate_bytes_per_worker(0) == base
+    assert wp.estimate_bytes_per_worker(450_000) == base + 64 * 450_000 * 20
+    assert wp.estimate_bytes_per_worker(1000, n_features=13) == base + 64 * 1000 * 13
+
+
+@pytest.mark.parametrize(("cpus", "workers", "expected"), [(16, 4, 4), (2, 2, 1), (7, 2, 3),
+                                                          (2, 16, 1), (8, 0, 8)])
+def test_nthread_per_worker(cpus: int, workers: int, expected: int) -> None:
+    assert wp.nthread_per_worker(cpus, workers) == expected
+
+
+def test_plan_workers_uses_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Mem:
+        available = 10 * GB
+
+    monkeypatch.setattr(wp.psutil, "cpu_count", lambda logical=True: 12)
+    monkeypatch.setattr(wp.psutil, "virtual_memory", lambda: Mem())
+    per = wp.estimate_bytes_per_worker(1_000_000)  # 300 MB + 1.28 GB
+    workers = int(0.8 * 10 * GB // per)
+    assert workers == 5
+    assert wp.plan_workers(1_000_000) == (5, 2)
+
+
+# ---- ordering ------------------------------------------------------------------------------------
+
+def test_order_entities_tier_then_count_then_code() -> None:
+    df = pd.DataFrame({
+        "entity_code": ["TDL1", "DL5", "MK2", "XX9", "EP7", "MK1", "UF3", "AK4", "CA8"],
+        "park_code": ["TDL", "DL", "MK", "XX", "EP", "MK", "UF", "AK", "CA"],
+        "target_count": [99_999, 10, 500, 1_000_000, 800, 500, 7, 20_000, 300],
+        "extra": range(9),
+    })
+    out = wp.order_entities(df)
+    assert out["entity_code"].tolist() == [
+        "AK4", "EP7", "MK1", "MK2",  # critical: count desc, tie (500) broken by code
+        "CA8", "DL5",                # high
+        "UF3",                       # medium
+        "TDL1",                      # low
+        "XX9",                       # unknown park: last, whatever its count
+    ]
+    assert out["extra"].tolist() == [7, 4, 5, 2, 8, 1, 6, 0, 3]  # whole rows move
+    assert list(out.index) == list(range(9))
+
+
+# ---- run_pool ------------------------------------------------------------------------------------
+
+def test_run_pool_in_process_reports_errors_and_goes_on() -> None:
+    seen = _collect(square_or_raise, [1, 2, 3, 4], workers=1)
+    assert [(i, r) for i, r, _ in seen] == [(1, 1), (2, 4), (3, None), (4, 16)]
+    assert isinstance(seen[2][2], ValueError) and str(seen[2][2]) == "bad entity 3"
+
+
+def test_run_pool_one_item_raises_others_return() -> None:
+    seen = _collect(square_or_raise, list(range(1, 7)), workers=2)
+    by_item = {i: (r, e) for i, r, e in seen}
+    assert len(seen) == 6 and set(by_item) == {1, 2, 3, 4, 5, 6}
+    assert {i: r for i, (r, e) in by_item.items() if e is None} == {1: 1, 2: 4, 4: 16, 5: 25,
+                                                                    6: 36}
+    assert isinstance(by_item[3][1], ValueError) and by_item[3][0] is None
+
+
+def test_run_pool_worker_hard_crash_only_culprit_fails() -> None:
+    seen = _collect(square_or_die, list(range(1, 8)), workers=2)
+    items = [i for i, _, _ in seen]
+    assert sorted(items) == list(range(1, 8))  # each item reported exactly once
+    by_item = {i: (r, e) for i, r, e in seen}
+    assert isinstance(by_item[3][1], BrokenProcessPool) and by_item[3][0] is None
+    assert {i: r for i, (r, e) in by_item.items() if i != 3} == {1: 1, 2: 4, 4: 16, 5: 25,
+                                                                6: 36, 7: 49}
+    assert all(e is None for i, (_, e) in by_item.items() if i != 3)
+
+
+def test_run_pool_starts_items_in_the_given_order() -> None:
+    seen = _collect(started_at, list(range(8)), workers=2)
+    start = {i: r for i, r, _ in seen}
+    # at most two in flight, submitted in order: item i+2 starts only after item i
+    assert all(start[i + 2] >= start[i] for i in range(6))
