@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from bambam_assets.defs.models.partitions import entity_partitions
-from bambam_assets.defs.resources import default_resources
 from bambam_assets.definitions import defs
 from bambam_assets.lib import warehouse as wh
 from bambam_assets import settings
@@ -29,7 +28,12 @@ class RunSummary:
 
 def _all_assets() -> list[dg.AssetsDefinition]:
     graph = defs.resolve_asset_graph()
-    return list(graph.assets_defs)
+    return [a for a in graph.assets_defs if a.keys]
+
+
+def _asset_job() -> dg.JobDefinition:
+    # The implicit job over every asset, with the code location's resources bound.
+    return defs.resolve_implicit_global_asset_job_def()
 
 
 def sync_entity_partitions(instance: dg.DagsterInstance) -> list[str]:
@@ -65,12 +69,14 @@ def run_pipeline(
     plain_keys = keys_of(plain)
     if plain_keys:
         log(f"materializing {len(plain_keys)} assets: {', '.join(k.to_user_string() for k in plain_keys)}")
-        result = dg.materialize(
-            assets, instance=instance, resources=default_resources(), selection=plain_keys,
-            raise_on_error=False,
+        result = _asset_job().execute_in_process(
+            instance=instance, asset_selection=plain_keys, raise_on_error=False,
             tags={"bambam/trigger": "cli"},
         )
         _collect(result, summary)
+        if not result.success:
+            log("the run failed: partitioned assets not attempted (see the errors above)")
+            return summary
     summary.new_partitions = sync_entity_partitions(instance)
     if summary.new_partitions:
         log(f"added {len(summary.new_partitions)} entity partitions")
@@ -78,9 +84,8 @@ def run_pipeline(
     parted_keys = keys_of(parted)
     if parted_keys and keys:
         log(f"materializing {len(parted_keys)} partitioned assets over {len(keys)} entities")
-        result = dg.materialize(
-            assets, instance=instance, resources=default_resources(), selection=parted_keys,
-            raise_on_error=False,
+        result = _asset_job().execute_in_process(
+            instance=instance, asset_selection=parted_keys, raise_on_error=False,
             tags={
                 "dagster/asset_partition_range_start": keys[0],
                 "dagster/asset_partition_range_end": keys[-1],

@@ -10,9 +10,9 @@ scale. Same inputs and seed give byte-identical files.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,11 @@ from bambam_assets.lib.demo_data_calendar import park_days
 from bambam_assets.lib.demo_data_dims import write_events, write_metatable, write_park_hours
 from bambam_assets.lib.demo_data_entities import DemoEntity, make_entities, write_entity_files
 from bambam_assets.lib.demo_data_obs import (
-    KIND_ACTUAL, KIND_CLOSED, KIND_POSTED, StandbyModel, fastpass_observations,
+    KIND_ACTUAL,
+    KIND_CLOSED,
+    KIND_POSTED,
+    StandbyModel,
+    fastpass_observations,
 )
 from bambam_assets.lib.demo_data_qt import add_ride, park_fetches, write_mapping, write_snapshots
 from bambam_assets.lib.parks import PARKS, QUEUE_TIMES_PARK_ID
@@ -37,7 +41,7 @@ def _month_slices(months: np.ndarray) -> list[tuple[np.datetime64, slice]]:
         return []
     cuts = np.flatnonzero(months[1:] != months[:-1]) + 1
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(months)]
-    return [(months[a], slice(a, b)) for a, b in zip(starts, ends)]
+    return [(months[a], slice(a, b)) for a, b in zip(starts, ends, strict=True)]
 
 
 class _Run:
@@ -60,26 +64,26 @@ class _Run:
                           "CLOSED": int((obs.kind == KIND_CLOSED).sum())})
         fmt = "public" if ent.public else "standby"
         self.rows_by_format[fmt] += len(obs.kind)
-        if ent.public:
-            lines, bad = dw.with_bad_rows(dw.public_cols(base, obs), dw.public_makers(), rng)
-            self.sink.append(self.root / "public" / f"{ent.code}.csv", "public",
-                             dw.PUBLIC_HEADER, lines)
-            self.bad["public"].update(bad)
-            return
         months = (base + obs.day + obs.tm // 1440).astype("datetime64[M]")
         offset = d["offset"].to_numpy()
-        makers = dw.standby_makers(ent.park, ent.ordinal)
+        makers = dw.public_makers() if ent.public else dw.standby_makers(ent.park, ent.ordinal)
+        # Month by month, so memory holds one month of formatted lines, not the whole history.
         for month, sl in _month_slices(months):
             y, m = int(str(month)[:4]), int(str(month)[5:7])
             part = dw.Obs(obs.day[sl], obs.tm[sl], obs.kind[sl], obs.value[sl])
-            iso = offset[part.day] if dw.standby_is_iso(ent.prop, y, m) else None
-            times = dw.wall_times(base, part.day, part.tm, iso)
-            lines, bad = dw.with_bad_rows(dw.standby_cols(ent.code, part, times, rng), makers,
-                                          rng)
-            path = (self.root / "export" / "wait_times" / ent.prop
-                    / f"{ent.prop}_wait_times_{y:04d}_{m:02d}.csv")
-            self.sink.append(path, "standby", dw.STANDBY_HEADER, lines)
-            self.bad["standby"].update(bad)
+            if ent.public:
+                cols = dw.public_cols(base, part)
+                path, header = self.root / "public" / f"{ent.code}.csv", dw.PUBLIC_HEADER
+            else:
+                iso = offset[part.day] if dw.standby_is_iso(ent.prop, y, m) else None
+                cols = dw.standby_cols(ent.code, part, dw.wall_times(base, part.day, part.tm, iso),
+                                       rng)
+                path = (self.root / "export" / "wait_times" / ent.prop
+                        / f"{ent.prop}_wait_times_{y:04d}_{m:02d}.csv")
+                header = dw.STANDBY_HEADER
+            lines, bad = dw.with_bad_rows(cols, makers, rng)
+            self.sink.append(path, fmt, header, lines)
+            self.bad[fmt].update(bad)
 
     def fastpass(self, ent: DemoEntity, d: pd.DataFrame, rng: np.random.Generator) -> None:
         fo = fastpass_observations(ent, d, rng)
@@ -166,7 +170,7 @@ def generate(root: Path, parks: Sequence[str], entities_per_park: int, start: da
     if fetches:
         write_mapping(root, entities)
         files["queue_times_mapping"] = 1
-    for park, f in fetches.items():
+    for f in fetches.values():
         n_files, n_rides = write_snapshots(root, f, seed)
         files["queue_times"] += n_files
         run.rows_by_format["queue_times"] += n_rides

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -33,20 +33,22 @@ def _flag(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, "1", "0").astype(object)
 
 
+def _iso(d: pd.DataFrame, col: str) -> np.ndarray:
+    """ISO times of a calendar column, blank on days without published hours."""
+    return np.where(d["blank"].to_numpy(), "",
+                    iso_times(d["date"], d[col].to_numpy(), d["offset"].to_numpy()))
+
+
 def write_park_hours(root: Path, days: Mapping[str, pd.DataFrame]) -> list[Path]:
     """`export/park_hours/{prop}_park_hours.csv`: one row per park and date of its calendar."""
     frames: dict[str, list[pd.DataFrame]] = {}
     for park, d in days.items():
-        ds, off, blank = d["date"], d["offset"].to_numpy(), d["blank"].to_numpy()
-
-        def iso(col: str) -> np.ndarray:
-            return np.where(blank, "", iso_times(ds, d[col].to_numpy(), off))
-
+        blank = d["blank"].to_numpy()
         frames.setdefault(PROPERTY_OF_PARK[park], []).append(pd.DataFrame({
-            "date": ds.dt.strftime("%Y-%m-%d"), "park": park,
-            "opening_time": iso("open"), "closing_time": iso("close"),
-            "opening_time_with_emh": iso("open_emh"),
-            "closing_time_with_emh_or_party": iso("close_emh"),
+            "date": d["date"].dt.strftime("%Y-%m-%d"), "park": park,
+            "opening_time": _iso(d, "open"), "closing_time": _iso(d, "close"),
+            "opening_time_with_emh": _iso(d, "open_emh"),
+            "closing_time_with_emh_or_party": _iso(d, "close_emh"),
             "emh_morning": np.where(blank, "", _flag(d["emh_morning"].to_numpy())),
             "emh_evening": np.where(blank, "", _flag(d["emh_evening"].to_numpy())),
         }))

@@ -94,7 +94,7 @@ class StandbyModel:
         """POSTED every 5-15 minutes on the days the ride had a reporter, sparse ACTUALs."""
         rng, u = self.rng, self.u
         days = np.flatnonzero(self.operating & (rng.random(len(self.load)) < 0.25 + 0.75 * u))
-        i, p_tm = _grid(rng, self.lo[days], self.hi[days], 5, 15 - round(8 * u))
+        i, p_tm = _grid(rng, self.lo[days], self.hi[days], 5, 15 - round(5 * u))
         p_day = days[i]
         p_val = np.where(self.down(p_day, p_tm), CLOSED_SENTINEL, self.posted(p_day, p_tm, rng))
         # ACTUALs: a few per day, more on popular rides and busy days (~3% of all rows).

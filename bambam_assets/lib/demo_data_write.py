@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -20,7 +20,7 @@ STANDBY_HEADER = "entity_code,observed_at,submitted_posted_time,submitted_actual
 PUBLIC_HEADER = "date,datetime,SPOSTMIN,SACTMIN"
 FASTPASS_HEADER = "FATTID,FDAY,FMONTH,FYEAR,FHOUR,FMIN,FWINHR,FWINMIN"
 OLD_FASTPASS_FIRST_LINE = "attid,d,m,y,h,mi,wh,wm,booth,src"
-BAD_RATE = 0.002  # share of rows followed by a deliberately bad raw row
+BAD_RATE = 0.002  # deliberately bad raw rows (incl. duplicates) per good row
 BAD_KINDS = ("unparseable_time", "negative_value", "absurd_value", "unknown_entity",
              "duplicate_row")
 BAD_TIMES = np.array(["not a time", "2024-13-45 99:00", "2023-02-30 10:00:00"], dtype=object)
@@ -34,6 +34,7 @@ def s(a: np.ndarray) -> np.ndarray:
 
 
 def join(cols: list[np.ndarray]) -> np.ndarray:
+    """CSV lines of a chunk (the values never contain commas or quotes)."""
     out = cols[0].astype(object)
     for c in cols[1:]:
         out = out + "," + c

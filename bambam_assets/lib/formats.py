@@ -84,7 +84,8 @@ def _detect_json(text: str) -> RawFormat:
         obj = json.loads(text)
     except ValueError:
         # The head may cut a large snapshot short: fall back to the opening shape.
-        return RawFormat.QUEUE_TIMES_SNAPSHOT if _QT_SHAPE.search(text[:4096]) else RawFormat.UNKNOWN
+        cut_short_snapshot = _QT_SHAPE.search(text[:4096])
+        return RawFormat.QUEUE_TIMES_SNAPSHOT if cut_short_snapshot else RawFormat.UNKNOWN
     if isinstance(obj, dict) and any(isinstance(obj.get(k), list) for k in ("lands", "rides")):
         return RawFormat.QUEUE_TIMES_SNAPSHOT
     return RawFormat.UNKNOWN

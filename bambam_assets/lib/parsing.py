@@ -62,6 +62,31 @@ def _empty_facts() -> pd.DataFrame:
     })
 
 
+def _kept(file_of: np.ndarray, entity: np.ndarray, instant: np.ndarray, types: np.ndarray,
+          minutes: np.ndarray, collapse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the usable candidates that become facts, superseded-row mask) after the
+    fastpass collapse and the batch dedupe on the fact key."""
+    keep = np.ones(len(file_of), dtype=bool)
+    if collapse and len(file_of):
+        # Legacy §1.4 kept the LAST fastpass row per (entity, instant) of a chunk. Kept here per
+        # file: in one export file line order is the order of observation, so the last row is
+        # the freshest reading of that booth at that minute; across files the order would
+        # depend on which file a run happens to read first, breaking idempotent re-ingest.
+        keep = ~pd.DataFrame({"f": file_of, "e": entity, "t": instant}).duplicated(
+            keep="last").to_numpy()
+    superseded = ~keep
+    # Dedupe on the fact key hashed as integer codes (entity dictionary index, instant, type,
+    # minutes): hashing millions of strings would cost more than the parse itself.
+    sel = np.flatnonzero(keep)
+    key = pd.DataFrame({
+        "e": entity[sel], "t": instant[sel], "y": pd.factorize(types[sel])[0],
+        "m": np.where(np.isnan(minutes[sel]), np.iinfo(np.int64).min,
+                      np.nan_to_num(minutes[sel]).astype(np.int64)),
+    })
+    keep[sel[key.duplicated().to_numpy()]] = False
+    return keep, superseded
+
+
 def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
     """Candidates -> (facts, rejected, per-file counts) for one format batch."""
@@ -71,42 +96,20 @@ def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
     enc = pc.dictionary_encode(p.entity)
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
-    index = pc.fill_null(enc.indices, 0).to_numpy(zero_copy_only=False)  # null: never a fact
-    codes = enc.dictionary.to_numpy(zero_copy_only=False)[index[rows]] if len(rows) else \
-        np.zeros(0, object)
-    file_of = p.file_idx[rows]
-    observed = p.observed_at[rows]
-    minutes = p.cand_minutes[ok]
-    types = p.cand_type[ok]
+    entity = pc.fill_null(enc.indices, 0).to_numpy(zero_copy_only=False)[rows]  # null: no fact
+    file_of, observed = p.file_idx[rows], p.observed_at[rows]
+    minutes, types = p.cand_minutes[ok], p.cand_type[ok]
     stale = np.zeros(n_files, np.int64)
     if p.fetched_at is not None and len(rows):
         late = (p.fetched_at[rows] - observed) > STALE_AFTER  # NaT compares False
         stale = np.bincount(file_of[late], minlength=n_files)
-    keep = np.ones(len(rows), dtype=bool)
-    collapsed = np.zeros(n_files, np.int64)
-    instant = observed.view(np.int64)
-    if collapse and len(rows):
-        # Legacy §1.4 kept the LAST fastpass row per (entity, instant) of a chunk. Kept here per
-        # file: in one export file line order is the order of observation, so the last row is
-        # the freshest reading of that booth at that minute; across files the order would
-        # depend on which file a run happens to read first, breaking idempotent re-ingest.
-        keep = ~pd.DataFrame({"f": file_of, "e": index[rows], "t": instant}).duplicated(
-            keep="last").to_numpy()
-        collapsed = np.bincount(file_of[~keep], minlength=n_files)
-    # Batch dedupe on the fact key, hashed as integer codes (entity dictionary index, instant,
-    # type, minutes): hashing millions of strings would cost more than the parse itself.
-    sel = np.flatnonzero(keep)
-    key = pd.DataFrame({
-        "e": index[rows][sel], "t": instant[sel], "y": pd.factorize(types[sel])[0],
-        "m": np.where(np.isnan(minutes[sel]), np.iinfo(np.int64).min,
-                      np.nan_to_num(minutes[sel]).astype(np.int64)),
-    })
-    keep[sel[key.duplicated().to_numpy()]] = False
-    rows, file_of, observed, minutes, types = (
-        x[keep] for x in (rows, file_of, observed, minutes, types))
+    keep, superseded = _kept(file_of, entity, observed.view(np.int64), types, minutes, collapse)
+    rows, file_of, observed, minutes, types, entity = (
+        x[keep] for x in (rows, file_of, observed, minutes, types, entity))
     park_idx = p.park_idx[rows]
     facts = pd.DataFrame({
-        "entity_code": codes[keep],
+        "entity_code": enc.dictionary.to_numpy(zero_copy_only=False)[entity] if len(rows)
+        else np.zeros(0, object),
         "park_code": PARK_ARRAY[park_idx],
         "park_date": park_dates(observed, park_idx),
         "observed_at": pd.DatetimeIndex(observed).tz_localize("UTC"),
@@ -115,19 +118,18 @@ def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
             np.nan_to_num(minutes).astype(np.int64), np.isnan(minutes)),
         "source_file": keys[file_of],
     })
-
-    rej = ~ok
-    rej_rows, first = np.unique(p.cand_row[rej], return_index=True)
+    # One rejection per raw row: its first unusable candidate (candidates are sorted by row).
+    rej_rows, first = np.unique(p.cand_row[~ok], return_index=True)
     rejected = pd.DataFrame({
         "source_file": keys[p.file_idx[rej_rows]],
         "line": p.line[rej_rows].astype(np.int64),
-        "reason": np.array(REASONS, dtype=object)[p.cand_reason[rej][first]],
+        "reason": np.array(REASONS, dtype=object)[p.cand_reason[~ok][first]],
         "raw": p.raw(rej_rows) if len(rej_rows) else np.zeros(0, object),
     })
     counts = {
         "rows_read": np.bincount(p.file_idx, minlength=n_files),
         "rows_rejected": np.bincount(p.file_idx[rej_rows], minlength=n_files),
-        "rows_collapsed": collapsed,
+        "rows_collapsed": np.bincount(p.file_idx[p.cand_row[ok][superseded]], minlength=n_files),
         "stale_rows": stale,
     }
     return facts, rejected, counts
@@ -138,8 +140,9 @@ def parse_wait_files(
 ) -> ParseResult:
     """Parse (source key, local path, format) files; see ParseResult for the grain of each table.
 
-    Facts are deduplicated within the batch on schema.FACT_KEY (first file wins); the caller
-    still dedupes against the warehouse.
+    Facts are deduplicated within the batch on schema.FACT_KEY (the first occurrence keeps its
+    source_file); the caller still dedupes against the warehouse. A file whose format is not a
+    wait-time format gets an error, like an unreadable file.
     """
     n = len(files)
     keys = np.array([k for k, _, _ in files], dtype=object)
@@ -170,7 +173,9 @@ def parse_wait_files(
     all_facts = pd.concat(facts, ignore_index=True) if len(facts) > 1 else facts[0]
     if len(facts) > 1:  # formats may overlap (standby export vs public file): dedupe across
         all_facts = all_facts[~all_facts.duplicated(list(FACT_KEY))].reset_index(drop=True)
-    all_rejected = pd.concat(rejected, ignore_index=True).astype({"line": np.int64})
+    rejected = [r for r in rejected if len(r)] or rejected[:1]
+    all_rejected = pd.concat(rejected, ignore_index=True) if len(rejected) > 1 else rejected[0]
+    all_rejected = all_rejected.astype({"line": np.int64})
     files_df = pd.DataFrame({
         "source_file": keys,
         "format": [str(RawFormat(f)) for _, _, f in files],

@@ -78,6 +78,8 @@ def stack_candidates(
 
 def entity_parks(codes: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Normalised codes (upper-cased, trimmed), park index (-1 none) and reason per code."""
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
     # Work on the distinct codes (a few hundred) and broadcast back through the indices.
     enc = pc.dictionary_encode(codes)
     distinct = pc.utf8_upper(pc.utf8_trim_whitespace(enc.dictionary))
@@ -147,7 +149,7 @@ def parse_instants(s: pa.Array, park_idx: np.ndarray) -> np.ndarray:
 
 
 def park_dates(observed_at: np.ndarray, park_idx: np.ndarray) -> np.ndarray:
-    """park_date (datetime64[ns] at midnight): local date in the park zone, minus a day before 06:00."""
+    """park_date (datetime64[ns], midnight): park-zone local date, one day less before 06:00."""
     out = np.full(len(observed_at), np.datetime64("NaT"), dtype="datetime64[ns]")
     tz_idx = TZ_INDEX_OF_PARK[park_idx]
     shift = pd.Timedelta(hours=PARK_DAY_START_HOUR)

@@ -64,15 +64,25 @@ def _rides_of(path: Path) -> list:
     return rides
 
 
+def _lookup(mapping: pd.DataFrame | None) -> pd.Series:
+    """queue_times_id -> entity_code, one code per id (the last row wins), no NaN ids."""
+    if mapping is None or not len(mapping):
+        return pd.Series(dtype=object)
+    ids = pd.to_numeric(mapping["queue_times_id"], errors="coerce").to_numpy(dtype=float)
+    lookup = pd.Series(mapping["entity_code"].to_numpy(dtype=object), index=ids)
+    return lookup[~np.isnan(ids) & ~lookup.index.duplicated(keep="last")]
+
+
 def parse_snapshots(files: Sequence[tuple[int, Path, str]], mapping: pd.DataFrame | None) -> Parsed:
-    """Snapshot files -> one candidate (POSTED or CLOSED) per ride; line = ride position (1-based)."""
+    """Snapshot files -> one candidate (POSTED or CLOSED) per ride; line = 1-based ride position."""
     rides: list = []
     file_idx, line, fetched, errors = [], [], [], {}
     for idx, path, key in files:
         try:
             these = _rides_of(Path(path))
         except Exception as exc:  # one bad file never stops the others
-            errors[idx] = str(exc) if isinstance(exc, UnreadableFile) else f"{type(exc).__name__}: {exc}"
+            errors[idx] = (str(exc) if isinstance(exc, UnreadableFile)
+                           else f"{type(exc).__name__}: {exc}")
             continue
         rides.extend(these)
         file_idx.append(np.full(len(these), idx, dtype=np.int64))
@@ -86,12 +96,11 @@ def parse_snapshots(files: Sequence[tuple[int, Path, str]], mapping: pd.DataFram
         pd.DataFrame({c: pd.Series(dtype=object) for c in RIDE_FIELDS})
 
     ride_id = pd.to_numeric(df["id"], errors="coerce")
-    lookup = (pd.Series(mapping["entity_code"].to_numpy(), index=mapping["queue_times_id"].to_numpy())
-              if mapping is not None and len(mapping) else pd.Series(dtype=object))
-    lookup = lookup[~lookup.index.duplicated(keep="last")]  # a map needs one code per id
-    mapped = ride_id.map(lookup)
+    mapped = ride_id.map(_lookup(mapping))
     unmapped = mapped.isna().to_numpy()
-    code, park_idx, ent_reason = entity_parks(pa.array(mapped.where(~unmapped, None), pa.large_string()))
+    # from_pandas: the NaN of an unmapped ride becomes a null code.
+    codes = pa.array(mapped.to_numpy(dtype=object), pa.large_string(), from_pandas=True)
+    code, park_idx, ent_reason = entity_parks(codes)
 
     closed = df["is_open"].astype(str).str.lower().isin(_CLOSED_TOKENS).to_numpy()
     wait_null = df["wait_time"].isna().to_numpy()

@@ -104,7 +104,8 @@ def _read_one(path: Path, resolve: Resolver) -> tuple[np.ndarray, pa.Array, np.n
     # true field count is the padded count minus the padding.
     width = max(i for i in spec.index.values() if i is not None) + 1
     pad = pa.scalar("," * width, pa.large_string())
-    parts = pc.split_pattern(pc.binary_join_element_wise(data, pad, pa.scalar("", pa.large_string())), ",")
+    no_sep = pa.scalar("", pa.large_string())
+    parts = pc.split_pattern(pc.binary_join_element_wise(data, pad, no_sep), ",")
     n_fields = pc.subtract(pc.list_value_length(parts), width).to_numpy()
     ok = n_fields == spec.n_fields if spec.exact else n_fields >= spec.n_fields
     empty = pa.array(np.full(len(pos), "", dtype=object), pa.large_string())

@@ -3,16 +3,21 @@
 Each takes the (file index, path[, key]) files of one format and returns a `Parsed` batch; all
 files are read into one block and parsed in one vectorized pass (docs/raw_formats.md §1–2,
 legacy spec §1.3–1.4 with its quirks fixed).
+
+Reason priority for one raw row: wrong field count (bad_row) > entity code (bad_entity_code,
+unknown_park) > time (unparseable_time) > no value at all (missing_value) > a value that is not
+a number (bad_row) > out of range (value_out_of_range); fastpass checks numbers before the time.
+Values: "", NA, N/A, NaN, NULL, None read as empty. Public files: `date` is not used (the
+`datetime` column carries the date and time).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from bambam_assets.lib.parsing_common import (
     BAD_ROW, BAD_TIME, MISSING, OUT_OF_RANGE, Parsed, entity_parks, first_reason, localise,
@@ -35,7 +40,7 @@ SOLD_OUT_FWINHR = 8000          # raw FWINHR at or above this: return times sold
 ROLL_OVER_MINUTES = 15          # a return more than this before the observation is next day
 
 
-def _raw_of(block: LineBlock):
+def _raw_of(block: LineBlock) -> Callable[[np.ndarray], np.ndarray]:
     return lambda rows: block.raw.take(pa.array(rows, pa.int64())).to_numpy(zero_copy_only=False)
 
 
@@ -128,7 +133,11 @@ def _fastpass(block: LineBlock) -> Parsed:
     diff = ret_hour * 60 + ret_minute - obs_min
     diff = np.where(diff < -ROLL_OVER_MINUTES, diff + 24 * 60, diff)
     with np.errstate(invalid="ignore"):
-        sold_out = num["fwinhr"][0] >= SOLD_OUT_FWINHR
+        win = num["fwinhr"][0]
+        # Sold out: FWINHR >= 8000 (legacy), except a real packed HHMMSS return time
+        # (10000..235959): the legacy test ran before unpacking and so flagged every HHMMSS
+        # return (e.g. 113000 = 11:30:00) as sold out.
+        sold_out = (win >= SOLD_OUT_FWINHR) & ~((win >= 10000) & (win < 240000))
     minutes, oor = round_in_range(np.where(sold_out, float(SOLD_OUT), diff), *PRIORITY_RANGE)
     oor &= ~sold_out
     local = date.astype("datetime64[ns]") + obs_min.astype(np.int64).astype("timedelta64[m]")

@@ -11,7 +11,7 @@ from bambam_assets.defs.resources import (
     RunSettingsResource,
     WarehouseResource,
 )
-from bambam_assets.lib import calendar, entities, events, park_hours, season
+from bambam_assets.lib import calendar, entities, events, park_hours, park_hours_donor, season
 from bambam_assets.lib.exports import read_exports
 from bambam_assets.lib.formats import RawFormat
 from bambam_assets.lib.schema import DIM_DDL, replace_dimension
@@ -165,7 +165,7 @@ def dim_park_hours_tables(
         meta = conn.execute("SELECT * FROM dim_metatable").df()
         meta_hours = park_hours.hours_from_metatable(meta) if len(meta) else pd.DataFrame()
         cal = conn.execute("SELECT * FROM dim_calendar").df()
-        hours = park_hours.assemble_park_hours(official, meta_hours, cal, as_of, HORIZON_DAYS)
+        hours = park_hours_donor.assemble_park_hours(official, meta_hours, cal, as_of, HORIZON_DAYS)
         n = replace_dimension(conn, "dim_park_hours", hours)
         by_source = dict(
             conn.execute("SELECT source, count(*) FROM dim_park_hours GROUP BY 1").fetchall()
