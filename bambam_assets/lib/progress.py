@@ -1,0 +1,61 @@
+"""Progress of long steps (training, forecasting), for the dashboard and the terminal.
+
+A step writes `BAMBAM_HOME/status/progress.json` atomically as it goes; readers (the dashboard)
+never touch the warehouse to learn how far a run is, so they never block it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+STATUS_DIR = "status"
+PROGRESS_FILE = "progress.json"
+
+
+def progress_path(home: Path) -> Path:
+    return Path(home) / STATUS_DIR / PROGRESS_FILE
+
+
+def write_progress(
+    home: Path, *, run_id: str, step: str, done: int, total: int,
+    entity: str | None = None, started_at: datetime | None = None, failed: int = 0,
+    state: str = "running",
+) -> None:
+    """Record that `step` of `run_id` has finished `done` of `total` items (atomic replace).
+
+    Keeps the per-step history of the run ({step: {...}}) so a reader sees every step's last state.
+    """
+    path = progress_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = read_progress(home) or {}
+    if current.get("run_id") != run_id:
+        current = {"run_id": run_id, "steps": {}}
+    now = datetime.now(UTC)
+    previous = current["steps"].get(step, {})
+    current["steps"][step] = {
+        "done": done, "total": total, "entity": entity, "failed": failed, "state": state,
+        "started_at": (started_at or _parse(previous.get("started_at")) or now).isoformat(),
+        "updated_at": now.isoformat(),
+    }
+    current["current_step"] = step
+    current["updated_at"] = now.isoformat()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".progress-", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(current, fh)
+    os.replace(tmp, path)
+
+
+def read_progress(home: Path) -> dict | None:
+    """The last progress document, or None when no step has reported yet."""
+    try:
+        return json.loads(progress_path(home).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
