@@ -1,0 +1,180 @@
+"""Fetch status of the queue-times poller: per-park JSON files, folded into two warehouse tables.
+
+Why files first: the poll runs in a sensor, and while an ingest run writes the warehouse no other
+process can even open it (docs: DuckDB single writer). So each poll writes one small JSON file
+per park under `BAMBAM_HOME/status/fetch/` (atomic replace, never lost), and `fold_status` copies
+them into `fetch_status` and `queue_times_unmapped` whenever a short writer connection can be had
+(the sensor tries with a timeout of seconds and skips when the warehouse is busy; the files stay
+the truth and the next tick folds them). The dashboard may read either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from filelock import FileLock
+
+from bambam_assets.lib.poller import FetchResult
+
+STATUS_SUBDIR = ("status", "fetch")
+
+FETCH_STATUS_DDL = """
+    CREATE TABLE IF NOT EXISTS fetch_status (     -- one row per polled park
+        park_code VARCHAR PRIMARY KEY, queue_times_id INTEGER,
+        last_attempt TIMESTAMPTZ, last_success TIMESTAMPTZ,
+        rides_seen INTEGER, rows_written INTEGER, stale_rows INTEGER, unmapped_rides INTEGER,
+        error VARCHAR, error_kind VARCHAR, attempts INTEGER, consecutive_failures INTEGER,
+        last_snapshot_key VARCHAR, updated_at TIMESTAMPTZ
+    )"""
+UNMAPPED_DDL = """
+    CREATE TABLE IF NOT EXISTS queue_times_unmapped (   -- one row per (park, unmapped ride)
+        park_code VARCHAR NOT NULL, queue_times_id BIGINT NOT NULL, queue_times_name VARCHAR,
+        first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+        PRIMARY KEY (park_code, queue_times_id)
+    )"""
+STATUS_COLUMNS = (
+    "park_code", "queue_times_id", "last_attempt", "last_success", "rides_seen", "rows_written",
+    "stale_rows", "unmapped_rides", "error", "error_kind", "attempts", "consecutive_failures",
+    "last_snapshot_key",
+)
+UNMAPPED_COLUMNS = ("park_code", "queue_times_id", "queue_times_name", "first_seen", "last_seen")
+
+
+def status_dir(home: Path) -> Path:
+    return Path(home).joinpath(*STATUS_SUBDIR)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.astimezone(UTC).isoformat() if ts else None
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=1)
+        os.replace(tmp, path)  # readers see the old or the new file, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_park_status(home: Path, park_code: str) -> dict | None:
+    path = status_dir(home) / f"{park_code}.json"
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def record_results(home: Path, results: Sequence[FetchResult],
+                   mapped_ids: Sequence[int] = ()) -> list[dict]:
+    """Merge this tick's results into the per-park status files; returns the new states.
+
+    A failure keeps the last success's counts (earlier data is never lost) and sets `error`;
+    a success clears it. Unmapped rides keep their first_seen; rides now in the mapping leave
+    the report.
+    """
+    d = status_dir(home)
+    d.mkdir(parents=True, exist_ok=True)
+    mapped = {int(i) for i in mapped_ids}
+    states = []
+    with FileLock(str(d / ".lock"), timeout=30):  # the CLI and the sensor may poll together
+        for r in results:  # one file per park
+            old = read_park_status(home, r.park_code) or {}
+            state = {k: old.get(k) for k in STATUS_COLUMNS}
+            state.update(park_code=r.park_code, queue_times_id=r.queue_times_id,
+                         last_attempt=_iso(r.attempted_at), attempts=r.attempts)
+            unmapped = {int(k): v for k, v in (old.get("unmapped") or {}).items()
+                        if int(k) not in mapped}
+            if r.ok:
+                state.update(last_success=_iso(r.attempted_at), rides_seen=r.rides_seen,
+                             rows_written=r.rows_written, stale_rows=r.stale_rows, error=None,
+                             error_kind=None, consecutive_failures=0,
+                             last_snapshot_key=r.snapshot_key)
+                seen = _iso(r.attempted_at)
+                for rid, name in zip(r.unmapped["queue_times_id"].tolist(),
+                                     r.unmapped["queue_times_name"].tolist()):  # a few rides
+                    first = (unmapped.get(int(rid)) or {}).get("first_seen") or seen
+                    unmapped[int(rid)] = {"name": name, "first_seen": first, "last_seen": seen}
+            else:
+                state.update(error=r.error, error_kind=r.error_kind,
+                             consecutive_failures=int(old.get("consecutive_failures") or 0) + 1)
+            state["unmapped_rides"] = len(unmapped)
+            state["unmapped"] = {str(k): v for k, v in sorted(unmapped.items())}
+            _write_json(d / f"{r.park_code}.json", state)
+            states.append(state)
+    return states
+
+
+def read_status(home: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fetch status, unmapped rides) from the status files, without DuckDB.
+
+    Grains: one row per park with a status file; one row per (park, unmapped ride).
+    """
+    d = status_dir(home)
+    states = []
+    for path in sorted(d.glob("*.json")) if d.is_dir() else []:  # one file per park
+        try:
+            states.append(json.loads(path.read_text()))
+        except ValueError:
+            continue
+    status = pd.DataFrame.from_records([{k: s.get(k) for k in STATUS_COLUMNS} for s in states],
+                                       columns=list(STATUS_COLUMNS))
+    for col in ("last_attempt", "last_success"):
+        status[col] = pd.to_datetime(status[col], utc=True, format="ISO8601")
+    for col in ("queue_times_id", "rides_seen", "rows_written", "stale_rows", "unmapped_rides",
+                "attempts", "consecutive_failures"):
+        status[col] = status[col].astype("Int64")
+    unmapped = pd.DataFrame.from_records(
+        [(s["park_code"], int(k), v.get("name"), v.get("first_seen"), v.get("last_seen"))
+         for s in states for k, v in (s.get("unmapped") or {}).items()],
+        columns=list(UNMAPPED_COLUMNS))
+    for col in ("first_seen", "last_seen"):
+        unmapped[col] = pd.to_datetime(unmapped[col], utc=True, format="ISO8601")
+    unmapped["queue_times_id"] = unmapped["queue_times_id"].astype("int64")
+    return status, unmapped
+
+
+def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(FETCH_STATUS_DDL)
+    conn.execute(UNMAPPED_DDL)
+
+
+def fold_status(conn: duckdb.DuckDBPyConnection, home: Path) -> tuple[int, int]:
+    """Replace the rows of every park with a status file in both tables; returns their counts.
+
+    Parks without a file keep their rows (a deleted status folder never empties the tables).
+    """
+    status, unmapped = read_status(home)
+    ensure_tables(conn)
+    if status.empty:
+        return 0, 0
+    conn.register("_fs_status", status)
+    conn.register("_fs_unmapped", unmapped)
+    cols = ", ".join(STATUS_COLUMNS)  # constant names
+    ucols = ", ".join(UNMAPPED_COLUMNS)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("DELETE FROM fetch_status WHERE park_code IN "
+                     "(SELECT park_code FROM _fs_status)")
+        conn.execute(f"INSERT INTO fetch_status ({cols}, updated_at) "
+                     f"SELECT {cols}, now() FROM _fs_status")
+        conn.execute("DELETE FROM queue_times_unmapped WHERE park_code IN "
+                     "(SELECT park_code FROM _fs_status)")
+        conn.execute(f"INSERT INTO queue_times_unmapped ({ucols}) SELECT {ucols} FROM _fs_unmapped")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("_fs_status")
+        conn.unregister("_fs_unmapped")
+    return len(status), len(unmapped)

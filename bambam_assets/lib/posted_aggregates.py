@@ -1,0 +1,152 @@
+"""Posted aggregates (legacy §8): recency-weighted POSTED statistics and their fallback lookup.
+
+Built in one SQL statement over `fct_wait_times` (POSTED rows only; CLOSED rows carry no
+minutes and are never POSTED) joined to `dim_calendar` for the date_group_id. Only rows with
+park_date <= as_of count, each weighted w = 1 / (1 + days_ago / 365), days_ago = as_of - park_date.
+
+Legacy quirks fixed: `hour` is the LOCAL hour of the park (the legacy grouped by the UTC hour but
+looked up with local hours); the fallback levels are not medians of group medians computed per
+call but proper weighted medians of the underlying rows, stored beside the main level so that a
+lookup for a whole slot frame is one join; a PRIORITY entity never borrows its park's POSTED.
+
+Table `posted_aggregates`, one row per (level, key of that level):
+
+| level              | key                                   | lookup order |
+|--------------------|---------------------------------------|--------------|
+| `entity_dgid_hour` | entity_code, date_group_id, hour      | 1            |
+| `entity_dgid`      | entity_code, date_group_id            | 2            |
+| `entity_hour`      | entity_code, hour                     | 3            |
+| `entity`           | entity_code                           | 4            |
+| `park_hour`        | park_code, hour                       | 5            |
+
+Columns: level, entity_code, park_code, date_group_id, hour (NULL where not in the key),
+posted_median (weighted), posted_mean (weighted), posted_median_unweighted,
+posted_mean_unweighted, posted_count, avg_recency_weight, min_park_date, max_park_date, as_of.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from bambam_assets.lib.features import park_params
+from bambam_assets.lib.schema import POSTED
+
+TABLE = "posted_aggregates"
+LEVELS: tuple[str, ...] = ("entity_dgid_hour", "entity_dgid", "entity_hour", "entity", "park_hour")
+ROUND_TO = 5  # posted_predicted is rounded to the nearest 5 minutes, like a real sign
+RECENCY_DAYS = 365.0
+
+_PARKS = """(SELECT unnest($park_codes::VARCHAR[]) AS park_code,
+                    unnest($park_tzs::VARCHAR[]) AS tz)"""
+
+BUILD_SQL = f"""
+CREATE OR REPLACE TABLE {TABLE} AS
+WITH posted AS (
+    SELECT f.entity_code, f.park_code, c.date_group_id,
+           hour(timezone(p.tz, f.observed_at)) AS hour, f.park_date,
+           CAST(f.wait_time_minutes AS DOUBLE) AS v,
+           1.0 / (1.0 + date_diff('day', f.park_date, $as_of::DATE) / $recency_days) AS w
+    FROM fct_wait_times f
+    JOIN {_PARKS} p USING (park_code)
+    LEFT JOIN dim_calendar c ON c.park_date = f.park_date
+    WHERE f.wait_time_type = $posted AND f.wait_time_minutes IS NOT NULL
+      AND f.park_date <= $as_of
+),
+keyed AS (
+    SELECT 'entity_dgid_hour' AS level, entity_code, park_code, date_group_id, hour,
+           park_date, v, w FROM posted
+    UNION ALL SELECT 'entity_dgid', entity_code, park_code, date_group_id, NULL, park_date, v, w
+              FROM posted
+    UNION ALL SELECT 'entity_hour', entity_code, park_code, NULL, hour, park_date, v, w FROM posted
+    UNION ALL SELECT 'entity', entity_code, park_code, NULL, NULL, park_date, v, w FROM posted
+    UNION ALL SELECT 'park_hour', NULL, park_code, NULL, hour, park_date, v, w FROM posted
+),
+cum AS (
+    -- weighted median: sort by value, the first value whose cumulative weight reaches half
+    SELECT *,
+        sum(w) OVER (PARTITION BY level, entity_code, park_code, date_group_id, hour ORDER BY v
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cw,
+        sum(w) OVER (PARTITION BY level, entity_code, park_code, date_group_id, hour) AS tw
+    FROM keyed
+)
+SELECT level, entity_code, park_code, date_group_id, CAST(hour AS INTEGER) AS hour,
+       min(v) FILTER (WHERE cw >= tw / 2) AS posted_median,
+       sum(w * v) / sum(w) AS posted_mean,
+       median(v) AS posted_median_unweighted,
+       avg(v) AS posted_mean_unweighted,
+       count(*) AS posted_count,
+       avg(w) AS avg_recency_weight,
+       min(park_date) AS min_park_date,
+       max(park_date) AS max_park_date,
+       $as_of::DATE AS as_of
+FROM cum
+GROUP BY level, entity_code, park_code, date_group_id, hour
+ORDER BY level, entity_code, park_code, date_group_id, hour
+"""
+
+
+def build_posted_aggregates(conn: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, int]:
+    """(Re)build table `posted_aggregates` as of `as_of`; returns the row count per level."""
+    params = {**park_params(), "as_of": as_of, "posted": POSTED, "recency_days": RECENCY_DAYS}
+    conn.execute(BUILD_SQL, params)
+    counts = dict(conn.execute(f"SELECT level, count(*) FROM {TABLE} GROUP BY 1").fetchall())
+    return {level: int(counts.get(level, 0)) for level in LEVELS}
+
+
+def lookup_cte_sql(keys: str) -> str:
+    """CTE `posted_lookup` answering the fallback chain for every row of relation `keys`.
+
+    `keys` (an identifier, never data) needs entity_code, park_code, date_group_id, hour. Bind
+    `$no_park_level` (entity codes that must not fall back to their park, e.g. PRIORITY
+    entities; may be empty). `posted_lookup` has one row per `keys` row: its columns plus
+    posted_value (unrounded weighted median), posted_predicted (rounded to 5) and posted_level
+    (the level that answered, NULL when none did).
+    """
+    agg = f"(SELECT * FROM {TABLE} WHERE level = "
+    return f"""
+    posted_lookup AS (
+        SELECT k.*, v.posted_value,
+               round(v.posted_value / {ROUND_TO}) * {ROUND_TO} AS posted_predicted,
+               v.posted_level
+        FROM {keys} k
+        LEFT JOIN {agg}'entity_dgid_hour') a1 ON a1.entity_code = k.entity_code
+            AND a1.date_group_id = k.date_group_id AND a1.hour = k.hour
+        LEFT JOIN {agg}'entity_dgid') a2 ON a2.entity_code = k.entity_code
+            AND a2.date_group_id = k.date_group_id
+        LEFT JOIN {agg}'entity_hour') a3 ON a3.entity_code = k.entity_code AND a3.hour = k.hour
+        LEFT JOIN {agg}'entity') a4 ON a4.entity_code = k.entity_code
+        LEFT JOIN {agg}'park_hour') a5 ON a5.park_code = k.park_code AND a5.hour = k.hour
+            AND k.entity_code NOT IN (SELECT unnest($no_park_level::VARCHAR[]))
+        CROSS JOIN LATERAL (SELECT
+            coalesce(a1.posted_median, a2.posted_median, a3.posted_median, a4.posted_median,
+                     a5.posted_median) AS posted_value,
+            CASE WHEN a1.posted_median IS NOT NULL THEN 'entity_dgid_hour'
+                 WHEN a2.posted_median IS NOT NULL THEN 'entity_dgid'
+                 WHEN a3.posted_median IS NOT NULL THEN 'entity_hour'
+                 WHEN a4.posted_median IS NOT NULL THEN 'entity'
+                 WHEN a5.posted_median IS NOT NULL THEN 'park_hour' END AS posted_level) v
+    )"""
+
+
+def lookup_posted(
+    conn: duckdb.DuckDBPyConnection, keys: pd.DataFrame, no_park_level: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The fallback chain for a frame of keys (entity_code, park_code, date_group_id, hour).
+
+    Grain: one row per row of `keys` (order kept), its columns plus posted_value,
+    posted_predicted and posted_level.
+    """
+    frame = keys.reset_index(drop=True).assign(_row=lambda d: range(len(d)))
+    conn.register("_posted_keys", frame)
+    try:
+        out = conn.execute(
+            f"WITH {lookup_cte_sql('_posted_keys')} SELECT * FROM posted_lookup ORDER BY _row",
+            {"no_park_level": list(no_park_level)},
+        ).df()
+    finally:
+        conn.unregister("_posted_keys")
+    return out.drop(columns="_row")
