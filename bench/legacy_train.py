@@ -59,10 +59,10 @@ def _read_csvs(paths: list[Path], **kw) -> tuple[pd.DataFrame, int]:
 
 def _localize(wall: pd.Series, tz: str) -> pd.Series:
     """Naive local wall clock -> UTC (ambiguous: first occurrence; gap: shift forward)."""
+    wall = wall.astype("datetime64[ns]")
     if wall.empty:
-        return wall.astype("datetime64[ns, UTC]")
-    return (wall.astype("datetime64[ns]")
-            .dt.tz_localize(tz, ambiguous=np.ones(len(wall), dtype=bool),
+        return wall.dt.tz_localize("UTC")
+    return (wall.dt.tz_localize(tz, ambiguous=np.ones(len(wall), dtype=bool),
                             nonexistent="shift_forward")
             .dt.tz_convert("UTC"))
 
@@ -165,3 +165,138 @@ def park_hours(raw: Path, park: str) -> pd.DataFrame:
         "close": pd.to_datetime(ph["closing_time"], utc=True, format="ISO8601", errors="coerce"),
         "emh_m": flag(ph["emh_morning"]).astype(int), "emh_e": flag(ph["emh_evening"]).astype(int),
     }).drop_duplicates("park_date", keep="last")
+
+
+def add_features(t: pd.DataFrame, posted: pd.DataFrame, hours: pd.DataFrame, tz: str,
+                 as_of: date) -> pd.DataFrame:
+    """Target rows + FEATURES_WITH_POSTED, in plain pandas (one row per target row)."""
+    t = t.sort_values("observed_at", kind="stable").reset_index(drop=True)
+    local = t["observed_at"].dt.tz_convert(tz)
+    t["mins_since_6am"] = ((local.dt.hour - 6) * 60 + local.dt.minute + 1440) % 1440
+    t["local_hour"] = local.dt.hour
+    t["day_of_week"] = t["park_date"].dt.dayofweek + 1
+    t["month"] = t["park_date"].dt.month
+    cal = build_calendar(as_of)  # the legacy re-read its dimension tables in every process
+    season = build_season(cal)
+    t = t.merge(cal[["park_date", "date_group_id"]], on="park_date", how="left")
+    t = t.merge(season, on="park_date", how="left")
+    t = t.merge(hours, on="park_date", how="left")
+    t["mins_since_park_open"] = (t["observed_at"] - t["open"]).dt.total_seconds() / 60
+    t["park_open_hour"] = t["open"].dt.tz_convert(tz).dt.hour
+    t["park_close_hour"] = t["close"].dt.tz_convert(tz).dt.hour
+    t["park_hours_open"] = ((t["close"] - t["open"]).dt.total_seconds() / 3600
+                            + np.where(t["close"] <= t["open"], 24, 0))
+    t["emh_morning"] = t["emh_m"].where(t["open"].notna())
+    t["emh_evening"] = t["emh_e"].where(t["open"].notna())
+    # POSTED: nearest of the same park day, at any distance (the legacy had no tolerance)
+    p = posted.sort_values("observed_at", kind="stable")
+    p = p[["observed_at", "park_date", "value"]].rename(columns={"value": "posted_matched"})
+    t = pd.merge_asof(t, p, on="observed_at", by="park_date", direction="nearest")
+    # POSTED means of the preceding 30 / 60 minutes: a time-based rolling window over both series
+    both = pd.concat([p.assign(is_t=False), t[["observed_at"]].assign(posted_matched=np.nan,
+                                                                      is_t=True)])
+    both = both.sort_values(["observed_at", "is_t"], kind="stable").set_index("observed_at")
+    for minutes in (30, 60):
+        rolled = both["posted_matched"].rolling(f"{minutes}min", closed="both", min_periods=1).mean()
+        t[f"posted_mean_{minutes}"] = rolled[both["is_t"].to_numpy()].to_numpy()
+    return t
+
+
+def _encode_fill(frame: pd.DataFrame, split: np.ndarray, features: list[str]) -> pd.DataFrame:
+    """Label encoding on all rows; nulls filled per split (median / mode), as the legacy did."""
+    x = pd.DataFrame(index=frame.index)
+    for col in features:
+        if col in CATEGORICAL_FEATURES:
+            values = frame[col].astype("string")
+            mapping = {v: i for i, v in enumerate(sorted(values.dropna().unique()))}
+            x[col] = values.map(mapping).astype("float64")
+        else:
+            x[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    for label in (TRAIN, VAL, TEST):
+        part = x[split == label]
+        fill = {c: (part[c].mode().iloc[0] if c in CATEGORICAL_FEATURES else part[c].median())
+                for c in features if part[c].isna().any() and part[c].notna().any()}
+        x.loc[split == label] = part.fillna(fill)
+    return x
+
+
+def train_model(frame: pd.DataFrame, split: np.ndarray, features: list[str]) -> float | None:
+    """2000 rounds, no early stopping, no weights; returns the test-split MAE."""
+    x = _encode_fill(frame, split, features)
+    y = frame["y"].to_numpy(dtype=float)
+    dtrain = xgb.DMatrix(x[split == TRAIN], label=y[split == TRAIN])
+    dval = xgb.DMatrix(x[split == VAL], label=y[split == VAL])
+    booster = xgb.train(XGB_PARAMS, dtrain, MAX_ROUNDS, evals=[(dtrain, "train"), (dval, "val")],
+                        verbose_eval=False)
+    if not (split == TEST).any():
+        return None
+    pred = booster.predict(xgb.DMatrix(x[split == TEST]))
+    return float(np.abs(pred - y[split == TEST]).mean())
+
+
+def train_entity(raw: Path, entity: str, queue_type: str, as_of: date) -> dict:
+    """The whole legacy job for one entity; returns the JSON record."""
+    t0 = time.perf_counter()
+    park = park_of_entity(entity)
+    tz = tz_of_park(park)
+    rows, scanned = load_entity(raw, entity, tz)
+    rows = rows[rows["park_date"] <= pd.Timestamp(as_of)]
+    target_type = "PRIORITY" if queue_type == "PRIORITY" else "ACTUAL"
+    targets = rows[(rows["type"] == target_type) & (rows["value"] != SOLD_OUT)]
+    targets = targets.rename(columns={"value": "y"})[["observed_at", "park_date", "y"]]
+    t1 = time.perf_counter()
+    out = {"entity": entity, "queue_type": queue_type, "rows_scanned": scanned,
+           "entity_rows": len(rows), "targets": len(targets)}
+    mae, mae_wp, n_test = None, None, 0
+    if len(targets) < MIN_TARGETS_FOR_XGB:
+        out["kind"] = "mean"
+        split = chronological_split(targets.sort_values("observed_at", kind="stable"))
+        y = targets.sort_values("observed_at", kind="stable")["y"].to_numpy(dtype=float)
+        n_test = int((split == TEST).sum())
+        if n_test and (split == TRAIN).any():
+            mae = float(np.abs(y[split == TEST] - y[split == TRAIN].mean()).mean())
+        t2 = t3 = time.perf_counter()
+    else:
+        out["kind"] = "xgboost"
+        posted = rows[rows["type"] == "POSTED"]
+        frame = add_features(targets, posted, park_hours(raw, park), tz, as_of)
+        split = chronological_split(frame)
+        n_test = int((split == TEST).sum())
+        t2 = time.perf_counter()
+        mae = train_model(frame, split, FEATURES_WITHOUT_POSTED)
+        if queue_type != "PRIORITY" and len(posted):
+            mae_wp = train_model(frame, split, FEATURES_WITH_POSTED)
+        t3 = time.perf_counter()
+    out.update(test_mae=mae, test_mae_with_posted=mae_wp, n_test=n_test,
+               seconds_load=round(t1 - t0, 3), seconds_features=round(t2 - t1, 3),
+               seconds_train=round(t3 - t2, 3), seconds=round(t3 - t0, 3))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", type=Path, required=True)
+    ap.add_argument("--entity", required=True)
+    ap.add_argument("--queue-type", default=None, help="STANDBY or PRIORITY (default: from the "
+                    "entities export, fastpass_booth true -> PRIORITY)")
+    ap.add_argument("--as-of", type=date.fromisoformat, required=True)
+    args = ap.parse_args(argv)
+    entity = args.entity.strip().upper()
+    queue_type = args.queue_type or queue_type_of(args.raw, entity)
+    print(json.dumps(train_entity(args.raw, entity, queue_type, args.as_of)), flush=True)
+
+
+def queue_type_of(raw: Path, entity: str) -> str:
+    """PRIORITY when the entities export marks the entity as a fastpass booth (legacy §7.1)."""
+    prop = PROPERTY_OF_PARK[park_of_entity(entity)]
+    path = raw / "export" / "entities" / f"current_{prop}_entities.csv"
+    if not path.exists():
+        return "STANDBY"
+    ents = pd.read_csv(path, dtype=str)
+    row = ents[ents["code"].str.strip().str.upper() == entity]
+    booth = row["fastpass_booth"].fillna("").str.strip().str.lower().isin(["1", "true", "t", "yes"])
+    return "PRIORITY" if booth.any() else "STANDBY"
+
+
+if __name__ == "__main__":
+    main()

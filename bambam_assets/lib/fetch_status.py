@@ -14,14 +14,20 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from bambam_assets.lib.poller import FetchResult
+from bambam_assets.lib import warehouse
+from bambam_assets.lib.poller import (
+    FetchResult, empty_hours, poll, read_mapping, read_park_hours,
+)
+from bambam_assets.lib.queue_times_client import QueueTimesClient
+from bambam_assets.lib.raw_source import RawSource
 
 STATUS_SUBDIR = ("status", "fetch")
 
@@ -178,3 +184,79 @@ def fold_status(conn: duckdb.DuckDBPyConnection, home: Path) -> tuple[int, int]:
         conn.unregister("_fs_status")
         conn.unregister("_fs_unmapped")
     return len(status), len(unmapped)
+
+
+# ---- one poll tick: hours, fetch, status files, fold ---------------------------------------------
+
+HOURS_CACHE = ".park_hours_cache.parquet"  # hidden: not a per-park status file
+
+
+def hours_for_poll(home: Path, parks: Sequence[str], now: datetime,
+                   timeout_s: float = 2.0) -> tuple[pd.DataFrame, str]:
+    """Park hours around `now` from the warehouse (short read-only connection), else the copy
+    cached by the last successful read; returns (hours, where they came from)."""
+    cache = status_dir(home) / HOURS_CACHE
+    day = now.astimezone(UTC).date()
+    try:
+        with warehouse.reader(home, timeout_s=timeout_s) as conn:
+            # ±3 days covers the park day of every time zone plus the day before and after
+            hours = read_park_hours(conn, parks, day - timedelta(days=3), day + timedelta(days=3))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp")
+        hours.to_parquet(tmp, index=False)
+        os.replace(tmp, cache)
+        return hours, "warehouse"
+    except (FileNotFoundError, duckdb.Error) as exc:  # no warehouse yet, or a writer holds it
+        try:
+            return pd.read_parquet(cache), f"cache ({type(exc).__name__})"
+        except (FileNotFoundError, OSError, ValueError):
+            return empty_hours(), f"none ({type(exc).__name__}): parks fail open"
+
+
+def try_fold(home: Path, timeout_s: float = 2.0) -> tuple[bool, str]:
+    """Fold the status files into the warehouse if a writer connection comes within timeout_s.
+
+    Returns (folded?, message). Never waits longer: a busy warehouse means "next tick".
+    """
+    try:
+        with warehouse.writer(home, timeout_s=timeout_s) as conn:
+            n, u = fold_status(conn, home)
+        return True, f"folded {n} park status rows, {u} unmapped rides"
+    except (Timeout, duckdb.IOException) as exc:
+        return False, f"warehouse busy, status kept in files: {type(exc).__name__}"
+
+
+@dataclass
+class TickReport:
+    """One poll tick: per-park fetch results, window of every park, where things went."""
+
+    results: list[FetchResult]
+    windows: pd.DataFrame
+    hours_source: str
+    folded: bool
+    fold_message: str
+
+    def summary(self) -> dict:
+        return {
+            "parks_in_window": int(self.windows["in_window"].sum()),
+            "fetched_ok": [r.park_code for r in self.results if r.ok],
+            "failed": {r.park_code: r.error for r in self.results if not r.ok},
+            "rows_written": sum(r.rows_written for r in self.results),
+            "stale_rows": sum(r.stale_rows for r in self.results),
+            "hours_source": self.hours_source, "fold": self.fold_message,
+        }
+
+
+def run_tick(home: Path, source: RawSource, client: QueueTimesClient, parks: Sequence[str],
+             now: datetime | None = None, fold_timeout_s: float = 2.0) -> TickReport:
+    """Poll the parks in their window, write snapshots and status files, fold if possible.
+
+    Never raises for a park's failure (it is in the results and the status file).
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    hours, where = hours_for_poll(home, parks, now)
+    mapping = read_mapping(source)
+    results, windows = poll(client, source, parks, hours, now=now, mapping=mapping)
+    record_results(home, results, mapped_ids=mapping["queue_times_id"].tolist())
+    folded, message = try_fold(home, fold_timeout_s) if results else (False, "nothing polled")
+    return TickReport(results, windows, where, folded, message)

@@ -15,6 +15,7 @@ the ingest sensor picks it up. Nothing here opens DuckDB for writing.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.parks import PARK_DAY_START_HOUR, QUEUE_TIMES_PARK_ID, tz_of_park
+from bambam_assets.lib.parks import (
+    PARK_DAY_START_HOUR, PROPERTY_OF_PARK, QUEUE_TIMES_PARK_ID, tz_of_park,
+)
 from bambam_assets.lib.parsing import read_qt_mapping
 from bambam_assets.lib.queue_times_client import QueueTimesClient, QueueTimesError, Snapshot
 from bambam_assets.lib.raw_source import RawSource
@@ -35,6 +38,7 @@ STALE_AFTER = timedelta(hours=24)
 MAPPING_KEY = "queue_times/entity_mapping.csv"
 SNAPSHOT_PREFIX = "queue_times"
 _MAPPING_MAX_BYTES = 64 * 2**20
+PARKS_ENV = "BAMBAM_QUEUE_TIMES_PARKS"
 HOURS_COLUMNS = ("park_code", "park_date", "opening_time", "closing_time",
                  "opening_time_with_emh", "closing_time_with_emh")
 
@@ -59,9 +63,21 @@ class FetchResult:
     window_reason: str = ""
 
 
+def parks_from_env() -> list[str]:
+    """BAMBAM_QUEUE_TIMES_PARKS (comma list), default every park with a queue-times id; read
+    when called. Unknown codes are kept so that their error shows in fetch_status."""
+    value = os.environ.get(PARKS_ENV, "")
+    parks = [p.strip().upper() for p in value.split(",") if p.strip()]
+    return parks or list(QUEUE_TIMES_PARK_ID)
+
+
 def park_day(instant: datetime, park_code: str) -> date:
-    """The park day of an instant: local date in the park's zone, minus one before 06:00."""
-    local = instant.astimezone(ZoneInfo(tz_of_park(park_code)))
+    """The park day of an instant: local date in the park's zone, minus one before 06:00.
+
+    A code that is no park (a typo in the settings) uses UTC, so its fetch error can be recorded.
+    """
+    zone = ZoneInfo(tz_of_park(park_code)) if park_code in PROPERTY_OF_PARK else UTC
+    local = instant.astimezone(zone)
     return (local - timedelta(hours=PARK_DAY_START_HOUR)).date()
 
 
@@ -79,8 +95,10 @@ def read_park_hours(conn: duckdb.DuckDBPyConnection, parks: Sequence[str], first
 
 
 def empty_hours() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype="datetime64[ns, UTC]") for c in HOURS_COLUMNS})
-    return frame.astype({"park_code": object, "park_date": "datetime64[ns]"})
+    """Hours of no park (the columns of read_park_hours)."""
+    frame = {c: pd.Series(dtype="datetime64[ns, UTC]") for c in HOURS_COLUMNS[2:]}
+    return pd.DataFrame({"park_code": pd.Series(dtype=object),
+                         "park_date": pd.Series(dtype="datetime64[ns]"), **frame})
 
 
 def window_status(hours: pd.DataFrame, now: datetime, parks: Sequence[str],

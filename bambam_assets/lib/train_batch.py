@@ -12,12 +12,13 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import psutil
 
-from . import registry, training, worker_pool
+from . import incremental, registry, training, worker_pool
 from .parks import park_of_entity
 
 # Bump when the training code changes in a way that should retrain every entity.
@@ -40,11 +41,28 @@ class TrainTask:
     queue_type: str
     frame: pd.DataFrame
     nthread: int
+    started_at: str = ""  # the batch's start (ISO): a full retrain's last_full_retrain_at
+    base: incremental.BaseModel | None = None  # set: try an incremental update from it
+    policy: incremental.IncrementalPolicy | None = None
 
 
 def train_task(task: TrainTask) -> training.TrainedEntity:
-    """Worker entry point (top-level so the pool can pickle it by reference)."""
-    trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread)
+    """Worker entry point (top-level so the pool can pickle it by reference).
+
+    With a base model, continue boosting it on the new rows; when the new window is too small for
+    that, or without a base, train in full. The mode is recorded in the version's metrics.
+    """
+    trained = None
+    if task.base is not None:
+        trained = incremental.continue_training(task.frame, task.base, task.queue_type,
+                                                nthread=task.nthread, policy=task.policy)
+    if trained is None:
+        trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread)
+        trained.metrics.update(
+            training_mode=incremental.FULL, last_full_retrain_at=task.started_at or None,
+            data_end=(pd.Timestamp(task.frame["observed_at"].max()).isoformat()
+                      if len(task.frame) else None),
+        )
     trained.entity_code = task.entity_code
     return trained
 
@@ -55,6 +73,8 @@ class BatchResult:
     trained: dict[str, training.TrainedEntity] = field(default_factory=dict)
     failures: dict[str, BaseException | str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # entity -> why no model was trained
+    modes: dict[str, str] = field(default_factory=dict)  # entity -> planned full | incremental
+    mode_reasons: dict[str, str] = field(default_factory=dict)
     target_counts: dict[str, int] = field(default_factory=dict)
     workers: int = 1
     nthread: int = 1
@@ -68,13 +88,22 @@ def train_batch(
     models_root: Path,
     on_done: Callable[[int, int, str, str | None], None] | None = None,
     workers: int | None = None,
+    mode: str = incremental.FULL,
+    now: datetime | None = None,
+    policy: incremental.IncrementalPolicy | None = None,
 ) -> BatchResult:
     """Train every entity in `entity_codes` from its rows of `frame` (build_training_frame).
 
     Entities with no target row at all (POSTED-only rides) get no model; they are listed in
     `skipped` with the reason, never dropped silently. Order: tier, then target count descending. `on_done(k, n, entity, error)` reports progress.
+    `mode` "full" retrains every entity; "auto"/"incremental" continue boosting the current model
+    where `incremental.choose_mode` allows (planned modes in `modes`; a worker falls back to a
+    full retrain when the new window is too small, and the version's metrics say which ran).
+    `now` is the instant recorded as trained_at (default: the real clock).
     """
     started = time.perf_counter()
+    fixed_clock = now  # None: each version records its own save time
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     result = BatchResult()
     groups = {code: g for code, g in frame.groupby("entity_code", sort=False)}
     counts = pd.DataFrame({
@@ -92,7 +121,9 @@ def train_batch(
     tasks = []
     for code in ordered.entity_code:
         if code in groups:
-            tasks.append(TrainTask(code, queue_types.get(code, "STANDBY"), groups[code], result.nthread))
+            base = _plan_mode(result, models_root, code, mode, now, policy)
+            tasks.append(TrainTask(code, queue_types.get(code, "STANDBY"), groups[code],
+                                   result.nthread, now.isoformat(), base, policy))
         else:
             result.skipped[code] = "no target observations (ACTUAL or PRIORITY) up to the as-of date"
     done = [0]
@@ -105,6 +136,9 @@ def train_batch(
                 outcome = registry.save_version(
                     models_root, trained, code_version=TRAINING_CODE_VERSION,
                     params_hash=params_hash(), target_count=result.target_counts[code],
+                    now=fixed_clock,
+                    # an update was scored with the incumbent on the same held-out days
+                    incumbent_mae=trained.metrics.get("incumbent_mae"),
                 )
                 result.outcomes.append(outcome)
                 result.trained[code] = trained
@@ -118,3 +152,20 @@ def train_batch(
     worker_pool.run_pool(train_task, tasks, result.workers, on_result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _plan_mode(result: BatchResult, models_root: Path, code: str, mode: str, now: datetime,
+               policy: incremental.IncrementalPolicy | None) -> incremental.BaseModel | None:
+    """Decide full vs incremental for one entity (reads only its CURRENT meta and model files)."""
+    meta = None
+    if mode != incremental.FULL:
+        version = registry.current_version(models_root, code)
+        meta = registry.read_meta(models_root, code, version) if version is not None else None
+    new_targets = result.target_counts[code] - int((meta or {}).get("target_count") or 0)
+    chosen, why = incremental.choose_mode(mode, meta, new_targets, now,
+                                          code_version=TRAINING_CODE_VERSION,
+                                          params_hash=params_hash(), policy=policy)
+    result.modes[code], result.mode_reasons[code] = chosen, why
+    if chosen != incremental.INCREMENTAL:
+        return None
+    return incremental.base_from_loaded(registry.load_model(models_root, code))

@@ -43,7 +43,10 @@ def raw_files_sensor(
     warehouse: WarehouseResource,
 ):
     source = raw_source.open()
-    files = source.list_files()
+    try:
+        files = source.list_files()
+    except FileNotFoundError as exc:  # no raw folder yet: nothing to ingest, say so each tick
+        return dg.SkipReason(str(exc))
     db = warehouse.home_path() / "warehouse.duckdb"
     if not db.exists():
         todo, to_add = files, []

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from bambam_assets.defs.automation.freshness import MODEL_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import registry
+from bambam_assets.lib import incremental, registry, staleness, train_batch as tb
 from bambam_assets.lib.features import build_training_frame
 from bambam_assets.lib.progress import write_progress
 from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash, train_batch
@@ -20,6 +21,13 @@ class TrainConfig(dg.Config):
 
     only: list[str] = []
     workers: int = 0  # 0: sized from CPU count and available RAM
+    # full: retrain from scratch; auto: continue boosting where allowed (lib/incremental.py);
+    # incremental: like auto, ignoring the new-target cap
+    mode: str = "full"
+    # the retrain sensor's clock (ISO) and reasons: the run re-evaluates staleness at that
+    # instant and records it in retrain_evaluations; empty = the run's start
+    evaluated_at: str = ""
+    reasons: dict[str, str] = {}
 
 
 @dg.asset(
@@ -27,6 +35,7 @@ class TrainConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
     group_name=MODEL_GROUP,
+    freshness_policy=MODEL_FRESHNESS,
     code_version=f"{TRAINING_CODE_VERSION}-{params_hash()}",
     deps=["fct_wait_times", "entity_index", "dim_entity", "dim_calendar", "dim_season",
           "dim_park_hours"],
@@ -41,10 +50,18 @@ def entity_model(
     if config.only:
         wanted = set(config.only)
         keys = [k for k in keys if k in wanted]
+    if config.mode not in incremental.MODES:
+        raise dg.Failure(f"mode must be one of {incremental.MODES}, got {config.mode!r}")
     as_of = run_settings.as_of_date()
     models_root = warehouse.home_path() / "models"
+    evaluated_at = (datetime.fromisoformat(config.evaluated_at) if config.evaluated_at
+                    else datetime.now(UTC))
     # Read everything the batch needs once; workers get plain frames and never open DuckDB.
     with warehouse.reader() as conn:
+        # the staleness of every entity of the range, as the sensor saw it (same rule, same clock)
+        evaluation = staleness.evaluate_warehouse(
+            conn, now=evaluated_at, as_of=as_of, code_version=tb.TRAINING_CODE_VERSION,
+            params_hash=tb.params_hash(), config=staleness.StalenessConfig.from_env())
         frame = build_training_frame(conn, keys, as_of)
         queue_types = dict(conn.execute(
             "SELECT entity_code, queue_type FROM dim_entity WHERE entity_code IN (SELECT unnest(?))",
@@ -67,12 +84,17 @@ def entity_model(
         else:
             context.log.info(f"entity {k} of {n}: {code} trained")
 
+    for code, reason in config.reasons.items():
+        context.log.info(f"due: {code}: {reason}")
     result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
-                         workers=config.workers or None)
+                         workers=config.workers or None, mode=config.mode)
     rows = registry.registry_rows(models_root, result.outcomes)
     failures = registry.failure_rows(result.failures, context.run_id)
+    evaluation = _with_actions(evaluation, set(context.partition_keys), set(keys), result,
+                               f"entity_model run {context.run_id[:8]}")
     with warehouse.writer() as conn:
         registry.write_registry(conn, rows, failures)
+        staleness.write_evaluations(conn, evaluation)
         if result.outcomes:
             conn.execute(
                 """
@@ -104,6 +126,19 @@ def entity_model(
         )
 
 
+def _with_actions(evaluation, in_range: set, selected: set, result, source: str):
+    """The evaluation rows of the run's range, each with what this run did about it."""
+    ev = evaluation[evaluation["entity_code"].isin(in_range)].copy()
+    actions = {c: "not selected" for c in in_range - selected}
+    actions |= {c: f"skipped: {why}" for c, why in result.skipped.items()}
+    actions |= {c: f"failed: {exc}" for c, exc in result.failures.items()}
+    actions |= {o.entity_code: f"{result.trained[o.entity_code].metrics.get('training_mode')} "
+                f"retrain v{o.version}: {o.decision}" for o in result.outcomes}
+    ev["action"] = ev["entity_code"].map(actions)
+    ev["source"] = source
+    return ev
+
+
 def _metadata(trained, outcome: registry.SaveOutcome) -> dict:
     metrics = trained.metrics
     main = metrics.get("without_posted") or metrics.get("fallback") or {}
@@ -114,6 +149,7 @@ def _metadata(trained, outcome: registry.SaveOutcome) -> dict:
         "kind": trained.kind,
         "queue_type": trained.queue_type,
         "holdout_mae": _num(trained.holdout_mae),
+        "training_mode": metrics.get("training_mode"),
     }
     for key in ("mae", "rmse", "mape", "r2", "naive_mae", "best_iteration", "n_train", "n_test"):
         if key in main and main[key] is not None:

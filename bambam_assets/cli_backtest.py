@@ -1,0 +1,152 @@
+"""`bambam backtest`: replay the pipeline as of a past date in a scratch home and score it.
+
+The scratch home is a folder of its own (default `$BAMBAM_HOME/backtests/<as-of>-<days>d/home`):
+its own warehouse, models, curves and Dagster instance, fed from the same raw source. The live
+home's warehouse, models and curves are never opened. Settings are environment variables read
+at run time (bambam_assets.settings), so the run points BAMBAM_HOME, BAMBAM_AS_OF and
+DAGSTER_HOME at the scratch values for its duration and restores them afterwards. Every step
+filters on the as-of date (features, aggregates, training, forecast, backfill), so rows dated
+later, although ingested, are invisible to them; they are what the forecast is scored against.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import click
+
+from bambam_assets import settings
+
+
+@dataclass
+class BacktestResult:
+    report: Path
+    plot: Path
+    scores: list  # list[backtest.Score]
+    summary: list[str]
+    scratch: Path
+    seconds: float
+
+
+@contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in (*values, "DAGSTER_HOME")}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _materialize_forecast_layer(instance, log: Callable[[str], None]) -> None:
+    """Run the forecast assets the code location lacks, then (always) the WTI tables.
+
+    The WTI must follow the partitioned forecasts; run_pipeline runs unpartitioned assets first,
+    so the WTI is refreshed here once the curves exist.
+    """
+    import dagster as dg
+
+    from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
+    from bambam_assets.defs.models.partitions import entity_partitions
+    from bambam_assets.defs.resources import default_resources
+    from bambam_assets.definitions import defs
+
+    registered = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    resources = default_resources()
+    posted, forecast, backfill = forecast_assets
+    if "entity_forecast" not in registered:
+        log("forecast assets are not in the code location yet: materializing them directly")
+        dg.materialize([posted], instance=instance, resources=resources)
+        keys = instance.get_dynamic_partitions(entity_partitions.name)
+        if keys:
+            dg.materialize([forecast, backfill], instance=instance, resources=resources,
+                           tags={"dagster/asset_partition_range_start": keys[0],
+                                 "dagster/asset_partition_range_end": keys[-1]})
+    dg.materialize(wti_assets, instance=instance, resources=resources)
+
+
+def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
+                 backfill_days: int = 30, keep_scratch: bool = True,
+                 log: Callable[[str], None] = print) -> BacktestResult:
+    """Run the pipeline as of `as_of` in `out_dir/home`, score the next `days` days, write
+    `out_dir/report.md` and the plot; returns the scores."""
+    from bambam_assets.instance import local_instance
+    from bambam_assets.lib import backtest, backtest_report
+    from bambam_assets.lib import warehouse as wh
+    from bambam_assets.runner import run_pipeline
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir).resolve()
+    scratch = out_dir / "home"
+    live = settings.home()
+    if scratch == live or live.is_relative_to(scratch):
+        raise click.UsageError(f"the scratch home {scratch} would contain the live home {live}")
+    raw_uri = raw or settings.raw_uri()  # the live setting, read before the switch
+    if scratch.exists():
+        shutil.rmtree(scratch)  # a fresh replay: nothing from an earlier backtest
+    scratch.mkdir(parents=True)
+    env = {"BAMBAM_HOME": str(scratch), "BAMBAM_RAW": raw_uri, "BAMBAM_AS_OF": as_of.isoformat(),
+           "BAMBAM_FORECAST_DAYS": str(days), "BAMBAM_BACKFILL_DAYS": str(backfill_days)}
+    with _env(env):
+        instance = local_instance(scratch)
+        try:
+            summary = run_pipeline(instance, log=log)
+            if not summary.success:
+                raise click.ClickException("the scratch pipeline run failed (see the log)")
+            _materialize_forecast_layer(instance, log)
+        finally:
+            instance.dispose()
+        with wh.reader(scratch) as conn:
+            scored = backtest.scored_observations(conn, scratch, as_of, days)
+    scores = backtest.score(scored)
+    lines = backtest_report.summary_lines(scores)
+    notes = {"raw source": raw_uri, "scratch home": str(scratch),
+             "seconds": f"{time.perf_counter() - started:.1f}"}
+    report = backtest_report.write_report(out_dir, scored, scores, as_of, days, notes)
+    if not keep_scratch:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return BacktestResult(report, out_dir / backtest_report.PLOT_FILE, scores, lines, scratch,
+                          time.perf_counter() - started)
+
+
+def _date(_ctx, _param, value):
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
+
+
+@click.command("backtest")
+@click.option("--as-of", "as_of", required=True, callback=_date,
+              help="Replay the pipeline as of this date (YYYY-MM-DD).")
+@click.option("--horizon", "horizon", default=30, show_default=True, type=click.IntRange(1),
+              help="Days after the as-of date to forecast and score.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default $BAMBAM_HOME/backtests/<as-of>-<days>d).")
+@click.option("--raw", default=None, help="Raw source (default: BAMBAM_RAW).")
+@click.option("--backfill-days", default=30, show_default=True, type=click.IntRange(1),
+              help="Past days the scratch backfill covers (for the WTI tables).")
+@click.option("--keep-scratch/--drop-scratch", default=True, show_default=True,
+              help="Keep the scratch home (warehouse, models, curves) after the report.")
+def backtest(as_of: date, horizon: int, out: Path | None, raw: str | None, backfill_days: int,
+             keep_scratch: bool) -> None:
+    """Run the pipeline as of --as-of in a scratch home and score the next --horizon days
+    against what was observed, beside a naive baseline; writes report.md and a PNG plot."""
+    out = out or settings.home() / "backtests" / f"{as_of.isoformat()}-{horizon}d"
+    result = run_backtest(as_of, horizon, out, raw, backfill_days, keep_scratch,
+                          log=click.echo)
+    click.echo(f"backtest as of {as_of} over {horizon} days ({result.seconds:.0f}s):")
+    for line in result.summary:
+        click.echo(f"  {line}")
+    click.echo(f"report: {result.report}")

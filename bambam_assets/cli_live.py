@@ -1,0 +1,62 @@
+"""`bambam live`: poll queue-times once, serve the live API."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.group("live")
+def live() -> None:
+    """Live layer: queue-times polling and the POSTED→ACTUAL API."""
+
+
+@live.command("poll-once")
+@click.option("--parks", default=None,
+              help="Comma-separated park codes (default: BAMBAM_QUEUE_TIMES_PARKS, else every "
+                   "park with a queue-times id).")
+@click.option("--base-url", default=None,
+              help="API base URL (default: BAMBAM_QUEUE_TIMES_URL, else https://queue-times.com).")
+@click.option("--timeout", default=10.0, show_default=True, type=float,
+              help="Seconds per HTTP attempt.")
+def poll_once(parks: str | None, base_url: str | None, timeout: float) -> None:
+    """Fetch every park in its window now; write snapshots and the fetch status."""
+    from bambam_assets import settings
+    from bambam_assets.lib.fetch_status import run_tick
+    from bambam_assets.lib.poller import parks_from_env
+    from bambam_assets.lib.queue_times_client import QueueTimesClient
+    from bambam_assets.lib.raw_source import open_raw_source
+
+    park_list = [p.strip().upper() for p in parks.split(",") if p.strip()] if parks \
+        else parks_from_env()
+    with QueueTimesClient(base_url=base_url, timeout_s=timeout) as client:
+        tick = run_tick(settings.home(), open_raw_source(settings.raw_uri()), client, park_list)
+    for w in tick.windows.itertuples():  # one line per park
+        click.echo(f"{w.park_code:4} {w.park_date}  {w.reason}")
+    for r in tick.results:
+        if r.ok:
+            click.echo(f"{r.park_code:4} ok: {r.rides_seen} rides, {r.rows_written} mapped, "
+                       f"{r.stale_rows} older than 24 h, {len(r.unmapped)} unmapped -> "
+                       f"{r.snapshot_key}")
+        else:
+            click.echo(f"{r.park_code:4} FAILED ({r.error_kind}, {r.attempts} attempts): {r.error}")
+    click.echo(f"hours: {tick.hours_source}; status: {tick.fold_message}")
+
+
+@live.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8060, show_default=True, type=int)
+@click.option("--live-ttl", default=30.0, show_default=True, type=float,
+              help="Seconds a park's facts are reused before re-reading the warehouse.")
+def serve(host: str, port: int, live_ttl: float) -> None:
+    """Serve GET /live/{park} and POST /predict (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from bambam_assets.live_api import PASSWORD_ENV, USER_ENV, create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not (
+            os.environ.get(USER_ENV) and os.environ.get(PASSWORD_ENV)):
+        raise click.UsageError(f"refusing to listen on {host} without Basic Auth: set "
+                               f"{USER_ENV} and {PASSWORD_ENV}")
+    uvicorn.run(create_app(live_ttl_s=live_ttl), host=host, port=port, log_level="warning")

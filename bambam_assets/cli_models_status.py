@@ -1,0 +1,52 @@
+"""`bambam models status`: each entity's latest retrain evaluation (stale or fresh, and why)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+import pandas as pd
+
+COLUMNS = ("entity_code", "tier", "stale", "new_targets", "age_hours", "max_age_hours",
+           "current_version", "code_version", "params_hash", "summary", "action", "evaluated_at")
+
+
+def format_status(evaluation: pd.DataFrame) -> str:
+    """A fixed-width table, one line per entity (tier order when `tier` is present)."""
+    if evaluation.empty:
+        return "no evaluation recorded yet"
+    shown = evaluation.loc[:, [c for c in COLUMNS if c in evaluation.columns]].copy()
+    shown["stale"] = shown["stale"].map({True: "STALE", False: "fresh"})
+    if "evaluated_at" in shown:
+        shown["evaluated_at"] = pd.to_datetime(shown["evaluated_at"], utc=True).dt.strftime(
+            "%Y-%m-%d %H:%M")
+    return shown.fillna("-").to_string(index=False)
+
+
+@click.command("status")
+@click.option("--live", is_flag=True,
+              help="Evaluate the rule now (read-only) instead of showing the recorded evaluation.")
+def status(live: bool) -> None:
+    """Print each entity's latest retrain evaluation: stale/fresh, reasons, new targets, age,
+    model and code versions (table retrain_evaluations, written by every entity_model run)."""
+    from bambam_assets import settings
+    from bambam_assets.lib import staleness
+    from bambam_assets.lib import train_batch as tb
+    from bambam_assets.lib import warehouse as wh
+
+    home = settings.home()
+    if not wh.warehouse_path(home).exists():
+        raise click.ClickException(f"no warehouse under {home}: run `bambam run` first")
+    with wh.reader(home) as conn:
+        if live:
+            evaluation = staleness.evaluate_warehouse(
+                conn, now=datetime.now(UTC), as_of=settings.as_of(),
+                code_version=tb.TRAINING_CODE_VERSION, params_hash=tb.params_hash(),
+                config=staleness.StalenessConfig.from_env())
+        else:
+            evaluation = staleness.read_evaluations(conn)
+    click.echo(format_status(evaluation))
+    if not evaluation.empty:
+        n_stale = int(evaluation["stale"].sum())
+        click.echo(f"\n{n_stale} of {len(evaluation)} entities stale"
+                   + (" (live)" if live else " (as recorded by the last training run)"))

@@ -1,0 +1,122 @@
+"""The Dash app: header with navigation, one page per path, Basic Auth when configured.
+
+`create_app(home)` builds it (Flask server at `app.server`); `serve` runs it in the foreground
+and `start_in_thread` beside other work (what `bambam ui` uses next to `dagster dev`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import dash
+from dash import Input, Output, dcc, html
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from bambam_assets.dashboard import auth, theme
+from bambam_assets.dashboard.context import Context, make_context
+from bambam_assets.dashboard.pages import curves, freshness, quality, status
+
+PAGES = (status, quality, curves, freshness)
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
+
+INDEX = """<!DOCTYPE html>
+<html><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}<style>""" + theme.CSS + """</style>
+</head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
+
+
+def _header(home: Path) -> html.Div:
+    return html.Div([
+        html.H1("Bambam"),
+        *[dcc.Link(p.TITLE, href=p.PATH, id=f"nav-{p.__name__.rsplit('.', 1)[-1]}")
+          for p in PAGES],
+        html.Span(str(home), className="bb-home"),
+    ], className="bb-header")
+
+
+def _page(ctx: Context, pathname: str | None, search: str | None) -> html.Div:
+    query = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    path = (pathname or "/").rstrip("/") or "/"
+    page = next((p for p in PAGES if p.PATH == path), None)
+    if page is None:
+        return theme.card("Not found", theme.empty(f"no page at {pathname}"))
+    return page.layout(ctx, query)
+
+
+def create_app(home: Path, *, credentials: tuple[str, str] | None = None,
+               use_env_credentials: bool = True, stale_days: int | None = None,
+               as_of: date | None = None) -> dash.Dash:
+    """The dashboard over `home` (BAMBAM_HOME). Basic Auth with `credentials`, else with
+    BAMBAM_DASH_USER / BAMBAM_DASH_PASSWORD when both are set (and `use_env_credentials`)."""
+    ctx = make_context(Path(home), stale_days=stale_days, as_of=as_of)
+    app = dash.Dash(__name__, title="Bambam", update_title=None,
+                    suppress_callback_exceptions=True, index_string=INDEX)
+    creds = credentials or (auth.credentials_from_env() if use_env_credentials else None)
+    if creds:
+        auth.protect(app.server, creds)
+    app.layout = html.Div([dcc.Location(id="url"), _header(ctx.home),
+                           html.Div(id="page", className="bb-page")])
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
+    def _route(pathname, search):
+        return _page(ctx, pathname, search)
+
+    for page in PAGES:
+        page.register(app, ctx)
+    app.bambam_context = ctx  # for tests and the CLI
+    return app
+
+
+def check_bind(host: str, credentials: tuple[str, str] | None) -> None:
+    """Refuse a non-loopback bind address unless Basic Auth is on (ValueError)."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not credentials:
+        raise ValueError(f"refusing to serve the dashboard on {host} without Basic Auth: set "
+                         "BAMBAM_DASH_USER and BAMBAM_DASH_PASSWORD, or bind 127.0.0.1")
+
+
+def _server(home: Path, host: str, port: int) -> BaseWSGIServer:
+    check_bind(host, auth.credentials_from_env())
+    app = create_app(home)
+    # the asset -> group map imports the code location (~1 s): load it before the first visit
+    threading.Thread(target=app.bambam_context.groups, daemon=True).start()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per polled callback
+    return make_server(host, port, app.server, threaded=True)
+
+
+def serve(home: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the dashboard until interrupted (blocking)."""
+    _server(home, host, port).serve_forever()
+
+
+@dataclass
+class DashboardServer:
+    """A dashboard served by a daemon thread; `stop()` shuts it down."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.host}:{self.server.port}/"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+def start_in_thread(home: Path, host: str = DEFAULT_HOST,
+                    port: int = DEFAULT_PORT) -> DashboardServer:
+    """Start serving in a daemon thread and return at once (port 0: any free port)."""
+    server = _server(home, host, port)
+    thread = threading.Thread(target=server.serve_forever, name="bambam-dashboard", daemon=True)
+    thread.start()
+    return DashboardServer(server, thread)

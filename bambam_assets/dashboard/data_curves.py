@@ -1,0 +1,186 @@
+"""Queries behind the wait-time curves page (pure: no Dash).
+
+Observations, profiles, park hours and WTI come from the warehouse (an open read-only
+connection); forecasts and backfilled ACTUALs come from their Parquet files, read with an
+in-memory DuckDB connection so the warehouse file is never touched for them. Times are shown on
+the park's own clock: `local_time` columns are naive local timestamps of the park's time zone.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from bambam_assets.lib.parks import park_of_entity, tz_of_park
+from bambam_assets.lib.warehouse import table_exists
+
+_SAFE_CODE = re.compile(r"^[A-Z0-9_\-]{1,32}$")  # codes become a path part: nothing else passes
+OBSERVED_TYPES = ["POSTED", "ACTUAL", "PRIORITY"]
+
+
+def checked_entity(code: str) -> str:
+    """`code` upper-cased if it is a plausible entity code; ValueError otherwise."""
+    code = (code or "").strip().upper()
+    if not _SAFE_CODE.match(code):
+        raise ValueError(f"not an entity code: {code!r}")
+    return code
+
+
+def park_tz(park_code: str | None, entity: str) -> str:
+    """Time zone of the entity's park (from the dimension's park, else from its code)."""
+    park = park_code or park_of_entity(entity)
+    return tz_of_park(park) if park else "UTC"
+
+
+def entity_choices(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """Entities that can be plotted. Grain: one row per entity of entity_index: entity_code,
+    entity_name, park_code, first_park_date, latest_park_date."""
+    if not table_exists(conn, "entity_index"):
+        return None
+    names = ("(SELECT entity_code, entity_name FROM dim_entity)" if table_exists(conn, "dim_entity")
+             else "(SELECT NULL::VARCHAR AS entity_code, NULL::VARCHAR AS entity_name WHERE false)")
+    return conn.execute(f"""
+        SELECT i.entity_code, coalesce(n.entity_name, i.entity_code) AS entity_name, i.park_code,
+               CAST(i.first_park_date AS DATE) AS first_park_date,
+               CAST(i.latest_park_date AS DATE) AS latest_park_date
+        FROM entity_index i LEFT JOIN {names} n USING (entity_code)
+        ORDER BY i.park_code, i.entity_code
+    """).df()
+
+
+def observations(conn: duckdb.DuckDBPyConnection, entity: str, day: date,
+                 tz: str) -> pd.DataFrame | None:
+    """Observed waits of one entity on one park day. Grain: one row per observation
+    (POSTED, ACTUAL, PRIORITY): local_time, wait_time_type, wait_time_minutes."""
+    if not table_exists(conn, "fct_wait_times"):
+        return None
+    return conn.execute("""
+        SELECT timezone(?, observed_at) AS local_time, wait_time_type, wait_time_minutes
+        FROM fct_wait_times
+        WHERE entity_code = ? AND park_date = ? AND wait_time_type IN (SELECT unnest(?))
+              AND wait_time_minutes IS NOT NULL
+        ORDER BY observed_at
+    """, [tz, entity, day, OBSERVED_TYPES]).df()
+
+
+def park_hours(conn: duckdb.DuckDBPyConnection, park: str, day: date,
+               tz: str) -> pd.DataFrame | None:
+    """The park's hours that day, on its clock. Grain: at most one row: opening, closing, source."""
+    if not table_exists(conn, "dim_park_hours"):
+        return None
+    return conn.execute("""
+        SELECT timezone(?, opening_time) AS opening, timezone(?, closing_time) AS closing, source
+        FROM dim_park_hours WHERE park_code = ? AND park_date = ?
+    """, [tz, tz, park, day]).df()
+
+
+def time_of_day_profile(conn: duckdb.DuckDBPyConnection, entity: str,
+                        tz: str) -> pd.DataFrame | None:
+    """Mean observed wait by local hour of day over the entity's history.
+    Grain: one row per (wait_time_type, hour): mean_minutes, n."""
+    if not table_exists(conn, "fct_wait_times"):
+        return None
+    return conn.execute("""
+        SELECT wait_time_type, hour(timezone(?, observed_at)) AS hour,
+               avg(wait_time_minutes) AS mean_minutes, count(*) AS n
+        FROM fct_wait_times
+        WHERE entity_code = ? AND wait_time_type IN (SELECT unnest(?))
+              AND wait_time_minutes IS NOT NULL
+        GROUP BY ALL ORDER BY wait_time_type, hour
+    """, [tz, entity, OBSERVED_TYPES]).df()
+
+
+def day_of_week_profile(conn: duckdb.DuckDBPyConnection, entity: str) -> pd.DataFrame | None:
+    """Mean observed wait by ISO day of week (Mon=1) of the park day.
+    Grain: one row per (wait_time_type, dow): mean_minutes, n."""
+    if not table_exists(conn, "fct_wait_times"):
+        return None
+    return conn.execute("""
+        SELECT wait_time_type, isodow(park_date) AS dow, avg(wait_time_minutes) AS mean_minutes,
+               count(*) AS n
+        FROM fct_wait_times
+        WHERE entity_code = ? AND wait_time_type IN (SELECT unnest(?))
+              AND wait_time_minutes IS NOT NULL
+        GROUP BY ALL ORDER BY wait_time_type, dow
+    """, [entity, OBSERVED_TYPES]).df()
+
+
+def wti_day(conn: duckdb.DuckDBPyConnection, park: str, day: date) -> pd.DataFrame | None:
+    """The park's wait-time index over one day. Grain: one row per slot: slot (local HH:MM),
+    wti, n_entities, min_actual, max_actual."""
+    if not table_exists(conn, "park_wti"):
+        return None
+    return conn.execute("""
+        SELECT slot, wti, n_entities, min_actual, max_actual FROM park_wti
+        WHERE park_code = ? AND park_date = ? ORDER BY slot
+    """, [park, day]).df()
+
+
+def wti_window(conn: duckdb.DuckDBPyConnection, park: str, day: date,
+               weeks: int = 3) -> pd.DataFrame | None:
+    """The park's daily WTI from `weeks` weeks before to `weeks` weeks after `day`.
+    Grain: one row per park day: park_date, wti, p10, p90, n_entities."""
+    if not table_exists(conn, "park_wti_daily"):
+        return None
+    span = timedelta(weeks=weeks)
+    return conn.execute("""
+        SELECT CAST(park_date AS DATE) AS park_date, wti, p10, p90, n_entities
+        FROM park_wti_daily WHERE park_code = ? AND park_date BETWEEN ? AND ?
+        ORDER BY park_date
+    """, [park, day - span, day + span]).df()
+
+
+# ---- Parquet (forecasts, backfill) -----------------------------------------------------------
+
+def forecast_path(home: Path, entity: str) -> Path:
+    return Path(home) / "forecasts" / f"entity_code={checked_entity(entity)}" / "forecast.parquet"
+
+
+def backfill_path(home: Path, entity: str) -> Path:
+    return Path(home) / "backfill" / f"entity_code={checked_entity(entity)}" / "backfill.parquet"
+
+
+def _read_parquet(path: Path, sql: str, params: dict) -> pd.DataFrame | None:
+    """Run `sql` (binding $path and `params`) on one Parquet file; None when there is no file."""
+    if not path.is_file():
+        return None
+    conn = duckdb.connect()  # in memory: Parquet is read directly, never through the warehouse
+    try:
+        return conn.execute(sql, {"path": str(path), **params}).df()
+    except duckdb.Error:
+        return None  # a file being replaced or damaged: shown as "no data", read again next time
+    finally:
+        conn.close()
+
+
+def forecast_day(home: Path, entity: str, day: date, tz: str) -> pd.DataFrame | None:
+    """One entity's forecast for one park day. Grain: one row per slot: local_time, slot,
+    actual_predicted, actual_p10, actual_p90, posted_predicted."""
+    return _read_parquet(forecast_path(home, entity), """
+        SELECT timezone($tz, slot_start) AS local_time, slot, actual_predicted, actual_p10,
+               actual_p90, posted_predicted
+        FROM read_parquet($path) WHERE park_date = $day ORDER BY slot_start
+    """, {"tz": tz, "day": day})
+
+
+def backfill_day(home: Path, entity: str, day: date, tz: str) -> pd.DataFrame | None:
+    """One entity's backfilled ACTUAL waits for one park day. Grain: one row per slot:
+    local_time, slot, actual, source."""
+    return _read_parquet(backfill_path(home, entity), """
+        SELECT timezone($tz, slot_start) AS local_time, slot, actual, source
+        FROM read_parquet($path) WHERE park_date = $day ORDER BY slot_start
+    """, {"tz": tz, "day": day})
+
+
+def forecast_dates(home: Path, entity: str) -> tuple[date, date] | None:
+    """First and last park day of the entity's forecast file, or None without one."""
+    df = _read_parquet(forecast_path(home, entity), """
+        SELECT min(park_date) AS first, max(park_date) AS last FROM read_parquet($path)
+    """, {})
+    if df is None or df.empty or pd.isna(df.loc[0, "first"]):
+        return None
+    return pd.Timestamp(df.loc[0, "first"]).date(), pd.Timestamp(df.loc[0, "last"]).date()

@@ -1,0 +1,2 @@
+"""One module per dashboard page: `layout(ctx, query)` builds it, `register(app, ctx)` wires its
+callbacks."""

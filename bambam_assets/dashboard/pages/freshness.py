@@ -1,0 +1,111 @@
+"""Page 4, data freshness: latest observation per entity and per source, stale operating
+entities, rejected rows per day by reason, and the last raw-source polls and live fetches."""
+
+from __future__ import annotations
+
+from dash import dcc, html
+
+from bambam_assets.dashboard import data, theme
+from bambam_assets.dashboard.context import Context
+
+PATH = "/freshness"
+TITLE = "Data freshness"
+FRESH_COLUMNS = ["entity_code", "entity_name", "park_code", "latest_observed_at",
+                 "latest_park_date", "days_since", "row_count", "operating", "stale"]
+
+
+def _rejected_figure(rej):
+    if rej is None or rej.empty:
+        return theme.empty_figure("no rejected rows" if rej is not None else theme.NO_DATA)
+    fig = theme.figure("Rejected raw rows per day, by reason")
+    for i, (reason, part) in enumerate(rej.groupby("reason", sort=True)):  # a few reasons
+        fig.add_bar(x=part["day"], y=part["rows"], name=reason,
+                    marker_color=theme.COLORWAY[i % len(theme.COLORWAY)])
+    fig.update_layout(barmode="stack", yaxis={"title": "rows"},
+                      xaxis={"type": "date", "tickformat": "%Y-%m-%d"})
+    return fig
+
+
+def _age_figure(fresh, stale_days: int):
+    if fresh is None or fresh.empty:
+        return theme.empty_figure()
+    fig = theme.figure(f"Days since the latest observation (stale beyond {stale_days})")
+    colors = fresh["stale"].map({True: theme.PINK[3], False: theme.BLUE[1]}).fillna(theme.BLUE[3])
+    fig.add_bar(x=fresh["entity_code"], y=fresh["days_since"], marker_color=colors,
+                name="days since", hovertext=fresh["entity_name"], text=fresh["days_since"],
+                textposition="outside", cliponaxis=False)
+    fig.update_layout(showlegend=False, yaxis={"title": "days",
+                      "range": [0, max(float(fresh["days_since"].max() or 0), stale_days) + 1]})
+    fig.add_hline(y=stale_days, line={"color": theme.PINK[2], "dash": "dash"})
+    return fig
+
+
+def _live_status(ctx: Context, from_warehouse):
+    """The poller's per-park status files (the truth, readable while the warehouse is busy),
+    else the warehouse's fetch_status table."""
+    try:
+        from bambam_assets.lib.fetch_status import read_status
+    except ImportError:
+        return from_warehouse
+    files = read_status(ctx.home)[0]
+    return files if not files.empty else from_warehouse
+
+
+def layout(ctx: Context, _query: dict) -> html.Div:
+    as_of, stale_days = ctx.as_of(), ctx.stale_days
+
+    def q(conn):
+        return {"fresh": data.entity_freshness(conn, as_of, stale_days),
+                "rejected": data.rejected_per_day(conn),
+                "polls": data.ingest_polls(conn), "fetch": data.fetch_status(conn)}
+    res = ctx.store.read(("freshness", as_of, stale_days), q)
+    # one scan of the facts: kept a minute (it is the page's only heavy query)
+    src = ctx.store.read("source_freshness", data.source_freshness, ttl_s=60)
+    d = res.value or {}
+    live = _live_status(ctx, d.get("fetch"))
+    fresh, per_source = d.get("fresh"), src.value
+    stale = fresh[fresh["stale"]] if fresh is not None else None
+    n_stale = "—" if stale is None else str(len(stale))
+    return html.Div([
+        theme.card("Summary", html.Div([
+            html.Span([html.B(str(as_of)), "as of"], className="bb-kpi"),
+            html.Span([html.B(n_stale, id="stale-count",
+                              className="bb-bad" if stale is not None and len(stale) else ""),
+                       f"stale operating entities (> {stale_days} days)"], className="bb-kpi"),
+            html.Span([html.B("—" if fresh is None else str(len(fresh))), "entities observed"],
+                      className="bb-kpi"),
+        ]), note=res.note),
+        html.Div([
+            theme.card("Latest observation per entity",
+                       dcc.Graph(id="fresh-age", figure=_age_figure(fresh, stale_days),
+                                 config={"displayModeBar": False})),
+            theme.card("Rejected rows", dcc.Graph(id="fresh-rejected",
+                                                  figure=_rejected_figure(d.get("rejected")),
+                                                  config={"displayModeBar": False})),
+        ], className="bb-row"),
+        theme.card("Stale operating entities",
+                   theme.empty() if stale is None else
+                   theme.empty(f"none: every operating entity observed within {stale_days} days")
+                   if stale.empty else theme.table("stale-table", stale, FRESH_COLUMNS)),
+        theme.card("Entities", theme.table("fresh-table", fresh, FRESH_COLUMNS, filterable=True)
+                   if fresh is not None else theme.empty()),
+        html.Div([
+            theme.card("Per source", theme.table("source-table", data.source_summary(per_source))
+                       if per_source is not None else theme.empty(), note=src.note),
+            theme.card("Per entity and source",
+                       theme.table("entity-source-table", per_source, filterable=True)
+                       if per_source is not None else theme.empty()),
+        ], className="bb-row"),
+        html.Div([
+            theme.card("Raw-source polls (ingest manifest)",
+                       theme.table("polls-table", d["polls"]) if d.get("polls") is not None
+                       else theme.empty()),
+            theme.card("Live queue-times fetches",
+                       theme.table("fetch-table", live) if live is not None
+                       else theme.empty(), id_="fetch-card"),
+        ], className="bb-row"),
+    ])
+
+
+def register(_app, _ctx: Context) -> None:
+    """Static page: rendered on each visit, nothing to wire."""

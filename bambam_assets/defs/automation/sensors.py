@@ -1,0 +1,184 @@
+"""The retrain sensor: one staleness query per tick, ONE range run of entity_model for the due list.
+
+Why a sensor and not a custom AutomationCondition (research §5): the condition computes the same
+partitions, but the daemon then launches one run per contiguous key range, about one run per
+entity; the sensor requests a single run over the whole `entity` key range with
+`TrainConfig.only` = the due entities (tier, then target count order), so 1,700 entities cost one
+run and one worker pool.
+
+The sensor only reads the warehouse (read-only connection; a tick is skipped while a writer holds
+it). The evaluation is recorded by the run it requests: entity_model re-evaluates at the sensor's
+clock (`TrainConfig.evaluated_at`) and writes `retrain_evaluations` in the write connection it
+opens anyway, so no extra run per tick and the sensor never writes. The reasons are visible in
+the tick (log lines, skip reason) and in the run (tags, config `reasons`).
+"""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from bambam_assets.defs.models.assets import entity_model
+from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib import staleness
+from bambam_assets.lib import train_batch as tb
+from bambam_assets.lib import warehouse as wh
+
+TRIGGER_TAG = "bambam/trigger"
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+SENSOR_TRIGGER = "retrain_sensor"
+IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+               dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@dataclass
+class RetrainPlan:
+    """What one evaluation asks for."""
+
+    due: list[str]  # stale entities that are partitions, in training order
+    reasons: dict[str, str]  # due entity -> why
+    fresh: dict[str, str]  # not-due entity -> why not
+    missing_partitions: list[str] = field(default_factory=list)  # stale but not a partition yet
+    run_key: str = ""
+
+
+def window_start(now: datetime, window_hours: int) -> datetime:
+    """Start of the evaluation window holding `now` (UTC): a failed run's due set is re-requested
+    once per window, never twice in one."""
+    now = now.astimezone(UTC)
+    return now.replace(minute=0, second=0, microsecond=0,
+                       hour=now.hour - now.hour % max(1, min(window_hours, 24)))
+
+
+def plan_retrain(evaluation: pd.DataFrame, partition_keys: list[str], now: datetime,
+                 as_of: date, window_hours: int = 6) -> RetrainPlan:
+    """The due list and a run key derived from (due set and its state, as-of, window)."""
+    keys = set(partition_keys)
+    stale = evaluation[evaluation["stale"]]
+    is_key = stale["entity_code"].isin(keys)
+    due = stale[is_key]
+    fresh = evaluation[~evaluation["stale"]]
+    # the state of each due entity: a new version or new targets make a new key at once
+    state = (due["entity_code"] + "@" + due["latest_version"].astype("string").fillna("-")
+             + "#" + due["target_count"].astype(str)).str.cat(sep=",")
+    digest = hashlib.sha256(state.encode()).hexdigest()[:16]
+    start = window_start(now, window_hours)
+    return RetrainPlan(
+        due=due["entity_code"].tolist(),
+        reasons=dict(zip(due["entity_code"], due["summary"], strict=True)),
+        fresh=dict(zip(fresh["entity_code"], fresh["summary"], strict=True)),
+        missing_partitions=stale.loc[~is_key, "entity_code"].tolist(),
+        run_key=f"retrain-{as_of.isoformat()}-{start:%Y%m%dT%H}-{digest}",
+    )
+
+
+def range_tags(keys: list[str]) -> dict[str, str]:
+    """Tags that make one run cover the whole `entity` key range (single_run backfill policy)."""
+    return {RANGE_START: keys[0], RANGE_END: keys[-1]}
+
+
+def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
+                        mode: str = "auto") -> dg.RunRequest:
+    """ONE run of entity_model over the full key range, training only the due entities."""
+    due_text = ",".join(plan.due)
+    return dg.RunRequest(
+        run_key=plan.run_key,
+        asset_selection=[entity_model.key],
+        tags={**range_tags(keys), TRIGGER_TAG: SENSOR_TRIGGER,
+              "bambam/due_count": str(len(plan.due)),
+              "bambam/due": due_text if len(due_text) <= 200 else due_text[:197] + "..."},
+        run_config={"ops": {entity_model.op.name: {"config": {
+            "only": plan.due, "mode": mode, "evaluated_at": now.astimezone(UTC).isoformat(),
+            "reasons": plan.reasons,
+        }}}},
+    )
+
+
+def _summary(reasons: dict[str, str], limit: int = 25) -> str:
+    items = [f"{code}: {why}" for code, why in list(reasons.items())[:limit]]
+    more = len(reasons) - limit
+    return "; ".join(items) + (f"; ... and {more} more" if more > 0 else "")
+
+
+def _writer_active(home) -> bool:
+    # the same lock file warehouse.writer() holds for the whole write
+    lock = FileLock(str(home / "warehouse.write.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+def build_retrain_sensor(
+    name: str = "retrain_sensor", *, clock: Callable[[], datetime] | None = None,
+    minimum_interval_seconds: int = 300, window_hours: int = 6, mode: str = "auto",
+) -> dg.SensorDefinition:
+    """The retrain sensor. `clock` gives the evaluation instant (tests drive time with it)."""
+
+    @dg.sensor(
+        name=name, target=[entity_model], minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Evaluates the staleness rule (lib/staleness.py) and requests ONE range run "
+        "of entity_model training only the stale entities, in tier order.",
+    )
+    def _retrain_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                        run_settings: RunSettingsResource):
+        now = (clock or (lambda: datetime.now(UTC)))()
+        home = warehouse.home_path()
+        if not wh.warehouse_path(home).exists():
+            return dg.SkipReason("no warehouse yet: run the pipeline first")
+        busy = context.instance.get_runs(
+            filters=dg.RunsFilter(tags={TRIGGER_TAG: SENSOR_TRIGGER}, statuses=IN_PROGRESS),
+            limit=1)
+        if busy:
+            return dg.SkipReason(f"retrain run {busy[0].run_id} still in progress")
+        if _writer_active(home):
+            return dg.SkipReason("warehouse locked by a writer: evaluating next tick")
+        as_of = run_settings.as_of_date()
+        try:
+            with wh.reader(home, timeout_s=5) as conn:
+                evaluation = staleness.evaluate_warehouse(
+                    conn, now=now, as_of=as_of, code_version=tb.TRAINING_CODE_VERSION,
+                    params_hash=tb.params_hash(), config=staleness.StalenessConfig.from_env())
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            return dg.SkipReason(f"warehouse locked by a writer ({exc}): evaluating next tick")
+        keys = context.instance.get_dynamic_partitions(entity_partitions.name)
+        plan = plan_retrain(evaluation, keys, now, as_of, window_hours)
+        for code, why in plan.reasons.items():
+            context.log.info(f"due {code}: {why}")
+        for code, why in plan.fresh.items():
+            context.log.info(f"not due {code}: {why}")
+        add = ([entity_partitions.build_add_request(plan.missing_partitions)]
+               if plan.missing_partitions else [])
+        if not plan.due:
+            msg = (f"nothing due among {len(evaluation)} entities (as of {as_of}): "
+                   f"{_summary(plan.fresh)}")
+            if not add:
+                return dg.SkipReason(msg)
+            context.log.info(msg)
+            return dg.SensorResult(dynamic_partitions_requests=add)
+        return dg.SensorResult(run_requests=[retrain_run_request(plan, keys, now, mode)],
+                               dynamic_partitions_requests=add)
+
+    return _retrain_sensor
+
+
+retrain_sensor = build_retrain_sensor()
+
+# Declarative automation (eager forecasts, on_cron WTI, attached by their own modules) runs only
+# under a sensor that is RUNNING on a fresh instance: the auto-created default one starts STOPPED.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "bambam_automation_sensor",
+    target=dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the automation conditions of the forecast and WTI assets.",
+)

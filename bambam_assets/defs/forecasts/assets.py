@@ -1,0 +1,200 @@
+"""Forecast, backfill and WTI assets: thin wrappers over lib.posted_aggregates, lib.forecast,
+lib.backfill and lib.wti (they read, call, write and report)."""
+
+
+import os
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib import backfill, forecast, posted_aggregates as pa, wti
+from bambam_assets.lib.progress import write_progress
+
+FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
+WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
+# Run-time overrides (read when a run starts, never at import): the backtest shortens the
+# horizon with them, since run_pipeline passes no run config.
+FORECAST_DAYS_ENV, BACKFILL_DAYS_ENV = "BAMBAM_FORECAST_DAYS", "BAMBAM_BACKFILL_DAYS"
+
+
+def _env_days(name: str) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else 0
+
+
+class ForecastConfig(dg.Config):
+    """Horizon (0: $BAMBAM_FORECAST_DAYS or 730 days) and which entities of the range to run."""
+
+    horizon_days: int = 0
+    only: list[str] = []
+
+
+class BackfillConfig(dg.Config):
+    """Past days to backfill (0: $BAMBAM_BACKFILL_DAYS or every day with facts) and entities."""
+
+    window_days: int = 0
+    only: list[str] = []
+
+
+def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
+    keys = list(context.partition_keys)
+    return [k for k in keys if k in set(only)] if only else keys
+
+
+@dg.asset(
+    group_name=FORECAST_GROUP, pool="warehouse", deps=["fct_wait_times", "dim_calendar"],
+    description="Recency-weighted POSTED statistics per (entity, date_group_id, local hour), "
+    "plus the fallback levels (entity+dgid, entity+hour, entity, park+hour) of the lookup.",
+)
+def posted_aggregates(
+    warehouse: WarehouseResource, run_settings: RunSettingsResource
+) -> dg.MaterializeResult:
+    as_of = run_settings.as_of_date()
+    started = time.perf_counter()
+    with warehouse.writer() as conn:
+        counts = pa.build_posted_aggregates(conn, as_of)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": sum(counts.values()),
+        "rows_by_level": dg.MetadataValue.json(counts),
+        "as_of": str(as_of), "seconds": round(time.perf_counter() - started, 3),
+    })
+
+
+@dg.asset(
+    partitions_def=entity_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+    group_name=FORECAST_GROUP,
+    deps=["entity_model", posted_aggregates, "dim_park_hours", "dim_calendar", "dim_season"],
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Per entity: every 5-minute slot of park hours from as-of+1 to +730 days, "
+    "actual_predicted with a p10-p90 band and posted_predicted, in "
+    "BAMBAM_HOME/forecasts/entity_code={CODE}/forecast.parquet.",
+)
+def entity_forecast(
+    context: dg.AssetExecutionContext, config: ForecastConfig, warehouse: WarehouseResource,
+    run_settings: RunSettingsResource,
+):
+    keys = _keys(context, config.only)
+    as_of = run_settings.as_of_date()
+    horizon = (config.horizon_days or _env_days(FORECAST_DAYS_ENV)
+               or forecast.DEFAULT_HORIZON_DAYS)
+    home = warehouse.home_path()
+    started, done = datetime.now(UTC), [0]
+    write_progress(home, run_id=context.run_id, step="entity_forecast", done=0, total=len(keys),
+                   started_at=started)
+
+    def on_done(res: forecast.EntityResult) -> None:
+        done[0] += 1
+        write_progress(home, run_id=context.run_id, step="entity_forecast", done=done[0],
+                       total=len(keys), entity=res.entity_code, started_at=started,
+                       state="running" if done[0] < len(keys) else "done")
+        context.log.info(f"forecast {done[0]} of {len(keys)}: {res.entity_code} {res.mode} "
+                         f"{res.rows:,} rows in {res.seconds:.2f}s")
+
+    t0 = time.perf_counter()
+    results = forecast.run_forecast(warehouse.reader, home, keys, as_of, horizon, on_done)
+    seconds = time.perf_counter() - t0
+    rows = sum(r.rows for r in results)
+    context.log.info(f"forecast: {len(keys)} entities, {rows:,} rows in {seconds:.1f}s "
+                     f"({rows / max(seconds, 1e-9):,.0f} rows/s), horizon {horizon} days")
+    for r in results:
+        if r.mode in (forecast.NO_DATA, forecast.FAILED):
+            key = "skipped" if r.mode == forecast.NO_DATA else "error"
+            yield dg.AssetObservation(asset_key=context.asset_key, partition=r.entity_code,
+                                      metadata={key: "; ".join(r.notes)})
+            continue
+        md = {"dagster/row_count": r.rows, "rows": r.rows, "seconds": r.seconds,
+              "mode": r.mode, "slots": r.slots, "distinct_feature_rows": r.distinct_rows,
+              "as_of": str(as_of), "horizon_days": horizon, "path": r.path}
+        md.update({k: v for k, v in (("model_version", r.model_version),
+                                     ("model_kind", r.model_kind),
+                                     ("band_scale", r.band_scale)) if v is not None})
+        if r.notes:
+            md["notes"] = "; ".join(r.notes)
+        yield dg.AssetMaterialization(asset_key=context.asset_key, partition=r.entity_code,
+                                      metadata=md)
+
+
+@dg.asset(
+    partitions_def=entity_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    output_required=False,
+    group_name=FORECAST_GROUP,
+    deps=["entity_model", "fct_wait_times", "dim_park_hours"],
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Per entity: 5-minute ACTUAL curves of past park days (observed, else imputed "
+    "from POSTED with the with-POSTED model; closed slots null) in "
+    "BAMBAM_HOME/backfill/entity_code={CODE}/backfill.parquet.",
+)
+def entity_backfill(
+    context: dg.AssetExecutionContext, config: BackfillConfig, warehouse: WarehouseResource,
+    run_settings: RunSettingsResource,
+):
+    keys = _keys(context, config.only)
+    as_of = run_settings.as_of_date()
+    window = config.window_days or _env_days(BACKFILL_DAYS_ENV) or None
+    home = warehouse.home_path()
+    started, done = datetime.now(UTC), [0]
+
+    def on_done(res: backfill.BackfillResult) -> None:
+        done[0] += 1
+        write_progress(home, run_id=context.run_id, step="entity_backfill", done=done[0],
+                       total=len(keys), entity=res.entity_code, started_at=started,
+                       state="running" if done[0] < len(keys) else "done")
+
+    results = backfill.run_backfill(warehouse.reader, home, keys, as_of, window, on_done)
+    for r in results:
+        if r.error:
+            yield dg.AssetObservation(asset_key=context.asset_key, partition=r.entity_code,
+                                      metadata={"error": r.error})
+            continue
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=r.entity_code,
+            metadata={"dagster/row_count": r.rows, "rows": r.rows, "seconds": r.seconds,
+                      "by_source": dg.MetadataValue.json(r.by_source or {}),
+                      "model_version": r.model_version if r.model_version is not None else -1,
+                      "as_of": str(as_of), "window_days": window or 0, "path": r.path},
+        )
+
+
+_WTI_DEPS = ["entity_forecast", "entity_backfill", "dim_entity"]
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("park_wti", group_name=WTI_GROUP, deps=_WTI_DEPS,
+                     automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
+                     description="One row per (park, slot): mean ACTUAL over the park's open "
+                     "STANDBY entities (backfill, else forecast), n_entities, min, max."),
+        dg.AssetSpec("park_wti_daily", group_name=WTI_GROUP, deps=_WTI_DEPS,
+                     automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
+                     description="One row per (park, park_date): mean of the slot WTIs, "
+                     "p10/p90 over the day's slots, entities with a value."),
+    ],
+    pool="warehouse",
+)
+def park_wti_tables(warehouse: WarehouseResource):
+    started = time.perf_counter()
+    with warehouse.reader() as conn:
+        priority = [c for (c,) in conn.execute(
+            "SELECT entity_code FROM dim_entity WHERE queue_type = 'PRIORITY'").fetchall()]
+    slots, daily = wti.compute_wti(warehouse.home_path(), priority)
+    with warehouse.writer() as conn:
+        wti.write_wti(conn, slots, daily)
+    seconds = round(time.perf_counter() - started, 3)
+    parks = sorted(slots["park_code"].unique().tolist())
+    yield dg.MaterializeResult(asset_key="park_wti", metadata={
+        "dagster/row_count": len(slots), "parks": dg.MetadataValue.json(parks),
+        "null_slots": int(slots["wti"].isna().sum()), "seconds": seconds})
+    yield dg.MaterializeResult(asset_key="park_wti_daily", metadata={
+        "dagster/row_count": len(daily),
+        "first_day": str(daily["park_date"].min()) if len(daily) else "",
+        "last_day": str(daily["park_date"].max()) if len(daily) else ""})
+
+
+forecast_assets = [posted_aggregates, entity_forecast, entity_backfill]
+wti_assets = [park_wti_tables]

@@ -1,0 +1,72 @@
+"""Per-entity Parquet curve files (forecast and backfill) under BAMBAM_HOME.
+
+Layout (hive partitioning, so DuckDB's `read_parquet(..., hive_partitioning=true)` reads all
+entities at once)::
+
+    forecasts/entity_code={CODE}/forecast.parquet
+    backfill/entity_code={CODE}/backfill.parquet
+
+Each file is written to a temp name in the same folder and published by `os.replace`, so a reader
+sees the old file or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FORECASTS_DIR, BACKFILL_DIR = "forecasts", "backfill"
+FORECAST_FILE, BACKFILL_FILE = "forecast.parquet", "backfill.parquet"
+
+FORECAST_SCHEMA = pa.schema([
+    ("entity_code", pa.string()), ("park_date", pa.date32()), ("slot", pa.string()),
+    ("slot_start", pa.timestamp("us", tz="UTC")), ("actual_predicted", pa.float64()),
+    ("actual_p10", pa.float64()), ("actual_p90", pa.float64()),
+    ("posted_predicted", pa.float64()),
+])
+BACKFILL_SCHEMA = pa.schema([
+    ("entity_code", pa.string()), ("park_date", pa.date32()), ("slot", pa.string()),
+    ("slot_start", pa.timestamp("us", tz="UTC")), ("actual", pa.float64()),
+    ("source", pa.string()),
+])
+FORECAST_COLUMNS: tuple[str, ...] = tuple(FORECAST_SCHEMA.names)
+BACKFILL_COLUMNS: tuple[str, ...] = tuple(BACKFILL_SCHEMA.names)
+
+
+def entity_file(home: Path, kind: str, entity: str) -> Path:
+    """Path of an entity's curve file; kind is FORECASTS_DIR or BACKFILL_DIR."""
+    name = FORECAST_FILE if kind == FORECASTS_DIR else BACKFILL_FILE
+    return Path(home) / kind / f"entity_code={entity}" / name
+
+
+def glob_of(home: Path, kind: str) -> str:
+    """The glob matching every entity's file of one kind."""
+    name = FORECAST_FILE if kind == FORECASTS_DIR else BACKFILL_FILE
+    return str(Path(home) / kind / "entity_code=*" / name)
+
+
+def has_files(home: Path, kind: str) -> bool:
+    """Whether at least one entity has a file of this kind (read_parquet fails on none)."""
+    name = FORECAST_FILE if kind == FORECASTS_DIR else BACKFILL_FILE
+    return any((Path(home) / kind).glob(f"entity_code=*/{name}"))
+
+
+def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema) -> int:
+    """Write `frame` (columns of `schema`) to `path` atomically; returns the rows written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = frame.loc[:, schema.names].copy()
+    out["park_date"] = pd.to_datetime(out["park_date"]).dt.date
+    table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return table.num_rows

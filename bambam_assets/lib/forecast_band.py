@@ -1,0 +1,91 @@
+"""The p10-p90 band of a forecast ACTUAL: residual quantiles per local hour (pure numpy/pandas).
+
+Why residuals and not quantile models: the entity's current model is the one being forecast, so
+its own errors are the honest spread, and no second set of models has to be trained and kept in
+step with the registry.
+
+How: the current without-POSTED model predicts the entity's newest training rows (the newest 30%
+of rows, at least 200), residual = observed - predicted; the 10% and 90% residual quantiles are
+taken per local hour (hours with fewer than 20 residuals use the quantiles of all rows). The
+shipped model was refit on those rows, so in-sample residuals are too narrow; the quantiles are
+therefore scaled by max(1, holdout_mae / in-sample MAE), where holdout_mae is the model's MAE on
+its held-out newest days (stored in the registry). p10 = max(0, pred + low), p90 = pred + high,
+with low <= 0 <= high so that p10 <= actual_predicted <= p90 always holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bambam_assets.lib import training
+
+BAND_QUANTILES = (0.10, 0.90)
+NEWEST_FRACTION = 0.30
+MIN_NEWEST_ROWS = 200
+MIN_ROWS_PER_HOUR = 20
+
+
+@dataclass(frozen=True)
+class ResidualBand:
+    """Residual offsets per local hour 0..23 (already scaled), and how they were fitted."""
+
+    low: np.ndarray
+    high: np.ndarray
+    scale: float
+    rows: int
+
+
+def newest_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The newest NEWEST_FRACTION of one entity's rows by observed_at (at least MIN_NEWEST_ROWS)."""
+    n = min(len(rows), max(MIN_NEWEST_ROWS, int(np.ceil(len(rows) * NEWEST_FRACTION))))
+    return rows.sort_values("observed_at", kind="stable").tail(n)
+
+
+def fit_band(model: Any, rows: pd.DataFrame) -> ResidualBand | None:
+    """Fit the band of `model` (a LoadedModel or TrainedEntity) on one entity's training rows
+    (`features.build_training_frame`); None when there are no rows."""
+    if len(rows) == 0:
+        return None
+    recent = newest_rows(rows)
+    resid = recent["y"].to_numpy(float) - training.predict(model, recent, with_posted=False)
+    lo_all, hi_all = np.quantile(resid, BAND_QUANTILES)
+    low, high = np.full(24, lo_all), np.full(24, hi_all)
+    hours = pd.to_numeric(recent["local_hour"], errors="coerce")
+    per_hour = pd.Series(resid, index=recent.index).groupby(hours)
+    counts = per_hour.size()
+    ok = counts[counts >= MIN_ROWS_PER_HOUR].index
+    if len(ok):
+        q = per_hour.quantile(list(BAND_QUANTILES)).unstack()
+        idx = np.asarray(ok, dtype=int) % 24
+        low[idx] = q.loc[ok, BAND_QUANTILES[0]].to_numpy()
+        high[idx] = q.loc[ok, BAND_QUANTILES[1]].to_numpy()
+    insample = float(np.abs(resid).mean())
+    holdout = _holdout_mae(model)
+    scale = max(1.0, holdout / insample) if holdout and insample > 0 else 1.0
+    return ResidualBand(np.minimum(low, 0) * scale, np.maximum(high, 0) * scale, scale,
+                        len(recent))
+
+
+def apply_band(band: ResidualBand | None, pred: np.ndarray,
+               local_hour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p10, p90) per prediction; NaN where there is no band or no hour."""
+    pred = np.asarray(pred, dtype=float)
+    hours = np.asarray(local_hour, dtype=float)
+    p10, p90 = np.full(len(pred), np.nan), np.full(len(pred), np.nan)
+    if band is None:
+        return p10, p90
+    ok = ~np.isnan(hours) & ~np.isnan(pred)
+    h = hours[ok].astype(int) % 24
+    p10[ok] = np.maximum(pred[ok] + band.low[h], 0.0)
+    p90[ok] = pred[ok] + band.high[h]
+    return p10, p90
+
+
+def _holdout_mae(model: Any) -> float | None:
+    meta = model.meta if hasattr(model, "meta") else {}
+    value = meta.get("holdout_mae", getattr(model, "holdout_mae", None))
+    return float(value) if value is not None and np.isfinite(float(value)) else None

@@ -1,0 +1,184 @@
+"""Incremental model updates: continue boosting the current XGBoost model on the new rows only.
+
+For an entity with a current XGBoost model, few new targets and a recent full retrain, adding a
+few trees fitted on the rows that arrived since the model's data end is much cheaper than a full
+retrain (early stopping over up to 2,000 rounds plus the refit). The update keeps the stored
+category encodings (values unseen then map to the reserved UNKNOWN code), so the new trees read
+the same feature codes as the old ones.
+
+Evaluation mirrors the full path: the new rows are split chronologically; a measuring booster is
+continued on the older part and scored on the newest held-out days, where the incumbent is scored
+too (`metrics["incumbent_mae"]`, passed to the registry guard: both judged on the same days); the
+shipped booster is then continued on all new rows. A full retrain stays due at least weekly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from bambam_assets.lib import training
+from bambam_assets.lib.training_metrics import TEST, chronological_split, model_metrics, split_bounds
+
+FULL, INCREMENTAL, AUTO = "full", "incremental", "auto"
+MODES = (AUTO, FULL, INCREMENTAL)
+
+
+@dataclass(frozen=True)
+class IncrementalPolicy:
+    """When an update may be incremental, and how big it is."""
+
+    max_new_targets: int = 2000  # auto mode: more new targets than this -> full retrain
+    full_retrain_max_age: timedelta = timedelta(days=7)  # a full retrain at least this often
+    rounds: int = 30  # trees added per update
+    min_new_rows: int = 20  # fewer new target rows -> full retrain (nothing to learn from)
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """The current version an update continues from (picklable: plain bytes and dicts)."""
+
+    version: int
+    models: dict[str, bytes]
+    encodings: dict
+    data_end: str | None  # newest observed_at the version was trained on (ISO), if recorded
+    test_end: str | None  # its newest park_date (fallback when data_end is not recorded)
+    last_full_retrain_at: str | None
+
+
+def last_full_retrain_at(meta: dict) -> str | None:
+    """When the entity's last FULL retrain happened: recorded by updates, else the version's own
+    trained_at (versions written before incremental mode existed were all full retrains)."""
+    metrics = meta.get("metrics") or {}
+    if metrics.get("training_mode") == INCREMENTAL:
+        return metrics.get("last_full_retrain_at")
+    return metrics.get("last_full_retrain_at") or meta.get("trained_at")
+
+
+def choose_mode(
+    requested: str, meta: dict | None, new_targets: int, now: datetime, *, code_version: str,
+    params_hash: str, policy: IncrementalPolicy | None = None,
+) -> tuple[str, str]:
+    """(FULL | INCREMENTAL, why) for one entity given its current version's meta.
+
+    "incremental" forces an update wherever one is possible (ignores max_new_targets); "auto"
+    also needs new_targets < policy.max_new_targets.
+    """
+    policy = policy or IncrementalPolicy()
+    if requested not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {requested!r}")
+    if requested == FULL:
+        return FULL, "full retrain requested"
+    if meta is None:
+        return FULL, "no current model"
+    if meta.get("kind") != "xgboost":
+        return FULL, f"current model is {meta.get('kind')}"
+    if meta.get("code_version") != code_version or meta.get("params_hash") != params_hash:
+        return FULL, "training code or parameters changed"
+    last_full = last_full_retrain_at(meta)
+    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    if last_full is None or now - datetime.fromisoformat(last_full) > policy.full_retrain_max_age:
+        return FULL, f"last full retrain {last_full} older than {policy.full_retrain_max_age}"
+    if requested == AUTO and new_targets >= policy.max_new_targets:
+        return FULL, f"{new_targets} new targets >= {policy.max_new_targets}"
+    return INCREMENTAL, f"{new_targets} new targets, last full retrain {last_full}"
+
+
+def base_from_loaded(loaded: Any) -> BaseModel:
+    """BaseModel from a registry.LoadedModel."""
+    metrics = loaded.meta.get("metrics") or {}
+    return BaseModel(
+        version=int(loaded.version), models=dict(loaded.models), encodings=loaded.encodings,
+        data_end=metrics.get("data_end"), test_end=(metrics.get("split") or {}).get("test_end"),
+        last_full_retrain_at=last_full_retrain_at(loaded.meta),
+    )
+
+
+def new_rows(frame: pd.DataFrame, base: BaseModel) -> pd.DataFrame:
+    """The entity's rows the base version never saw, in time order (same columns as `frame`)."""
+    frame = frame.sort_values("observed_at", kind="stable")
+    if base.data_end:
+        keep = frame["observed_at"] > pd.Timestamp(base.data_end)
+    elif base.test_end:
+        keep = pd.to_datetime(frame["park_date"]) > pd.Timestamp(base.test_end)
+    else:
+        keep = pd.Series(False, index=frame.index)
+    return frame[keep.to_numpy()].reset_index(drop=True)
+
+
+def _continue(raw: bytes, x: pd.DataFrame, rows: pd.DataFrame, rounds: int,
+              nthread: int) -> xgb.Booster:
+    booster = xgb.Booster()  # a fresh copy each time: xgb.train grows the model it is given
+    booster.load_model(bytearray(raw))
+    dtrain = xgb.DMatrix(x, label=rows["y"].to_numpy(dtype=float),
+                         weight=rows["weight"].to_numpy(dtype=float), nthread=nthread,
+                         missing=np.nan)
+    params = training.XGB_PARAMS | {"nthread": nthread}
+    return xgb.train(params, dtrain, rounds, xgb_model=booster, verbose_eval=False)
+
+
+def _predict(booster: xgb.Booster, x: pd.DataFrame) -> np.ndarray:
+    if len(x) == 0:
+        return np.zeros(0)
+    return booster.predict(xgb.DMatrix(x, missing=np.nan)).clip(min=0)
+
+
+def continue_training(
+    frame: pd.DataFrame, base: BaseModel, queue_type: str, nthread: int = 1,
+    policy: IncrementalPolicy | None = None,
+) -> training.TrainedEntity | None:
+    """An incremental version from the entity's full frame, or None when the new window is too
+    small (the caller then trains in full)."""
+    policy = policy or IncrementalPolicy()
+    started = time.perf_counter()
+    new = new_rows(frame, base)
+    if len(new) < policy.min_new_rows:
+        return None
+    split = chronological_split(new)
+    fit = split != TEST  # train + val parts: no early stopping here, the round count is fixed
+    metrics: dict[str, Any] = {"rows": int(len(new)), "split": split_bounds(new, split)}
+    models: dict[str, bytes] = {}
+    features: dict[str, list[str]] = {}
+    for name, raw in base.models.items():
+        cols = training.FEATURES_OF_MODEL[name]
+        rows, sub_split = new, split
+        if name == training.WITH_POSTED:
+            has = new["posted_matched"].notna().to_numpy()
+            rows, sub_split = new[has].reset_index(drop=True), split[has]
+            if not (sub_split != TEST).any():
+                continue  # nothing to add: the shipped version simply drops the POSTED model
+        x = training.encode(rows, base.encodings)[cols]
+        measuring = _continue(raw, x[sub_split != TEST], rows[sub_split != TEST],
+                              policy.rounds, nthread)
+        incumbent = xgb.Booster()
+        incumbent.load_model(bytearray(raw))
+        at_test = x[sub_split == TEST]
+        m = model_metrics(rows, sub_split, _predict(measuring, at_test), None)
+        inc_pred = _predict(incumbent, at_test)
+        y_test = rows["y"].to_numpy(dtype=float)[sub_split == TEST]
+        m["incumbent_mae"] = float(np.abs(inc_pred - y_test).mean()) if len(y_test) else None
+        metrics[name] = m
+        final = _continue(raw, x, rows, policy.rounds, nthread)
+        models[name] = bytes(final.save_raw("ubj"))
+        features[name] = list(cols)
+        metrics[name]["rounds"] = int(final.num_boosted_rounds())
+    if training.WITHOUT_POSTED not in models:
+        return None
+    main = metrics[training.WITHOUT_POSTED]
+    metrics.update(
+        training_mode=INCREMENTAL, base_version=base.version, rounds_added=policy.rounds,
+        last_full_retrain_at=base.last_full_retrain_at, incumbent_mae=main["incumbent_mae"],
+        data_end=pd.Timestamp(new["observed_at"].max()).isoformat(),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return training.TrainedEntity(
+        entity_code=str(frame["entity_code"].iloc[0]), queue_type=queue_type, kind="xgboost",
+        models=models, encodings=base.encodings, fallback=None, metrics=metrics,
+        holdout_mae=main["mae"], feature_names=features,
+    )

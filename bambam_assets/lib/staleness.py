@@ -1,0 +1,234 @@
+"""The retraining rule, in one place: which entities are stale, and why (pure DuckDB + pandas).
+
+An entity is stale, and gets retrained, when any of these holds (DESIGN.md "Smart retraining"):
+- it has no current model;
+- at least `min_new_targets` target observations arrived since its last training;
+- its last training is older than its tier's maximum age (critical 1 day, high 3 days, medium,
+  low and other 7 days);
+- the training code version or the parameters hash differ from those of its last training.
+Entities with no target observation at all are never stale (nothing to train) but are listed.
+
+"Last training" is the entity's newest version in `model_registry`, promoted or not: a challenger
+rejected by the promotion guard still counts as the attempt, so a rejected entity is retried when
+new data or age calls for it, not on every tick. The target count is `features.target_counts`
+(PRIORITY without 8888), the same count training records in `entity_index.target_count_at_last_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from bambam_assets.lib.features import target_counts
+from bambam_assets.lib.parks import TIER_RANK, TIER_OF_PARK
+from bambam_assets.lib.warehouse import table_exists
+
+DEFAULT_MAX_AGE_HOURS: dict[str, float] = {
+    "critical": 24.0, "high": 72.0, "medium": 168.0, "low": 168.0, "other": 168.0,
+}
+NO_TARGETS = "no target observations (nothing to train)"
+
+EVALUATIONS_DDL = """
+    CREATE TABLE IF NOT EXISTS retrain_evaluations (  -- one row per entity: its latest evaluation
+        entity_code VARCHAR PRIMARY KEY, park_code VARCHAR, tier VARCHAR, queue_type VARCHAR,
+        stale BOOLEAN, reasons VARCHAR[], summary VARCHAR, target_count BIGINT,
+        target_count_at_last_model BIGINT, new_targets BIGINT, current_version INTEGER,
+        latest_version INTEGER, trained_at TIMESTAMPTZ, age_hours DOUBLE, max_age_hours DOUBLE,
+        code_version VARCHAR, params_hash VARCHAR, expected_code_version VARCHAR,
+        expected_params_hash VARCHAR, as_of DATE, evaluated_at TIMESTAMPTZ, action VARCHAR,
+        source VARCHAR
+    )"""
+EVALUATION_COLUMNS: tuple[str, ...] = (
+    "entity_code", "park_code", "tier", "queue_type", "stale", "reasons", "summary",
+    "target_count", "target_count_at_last_model", "new_targets", "current_version",
+    "latest_version", "trained_at", "age_hours", "max_age_hours", "code_version", "params_hash",
+    "expected_code_version", "expected_params_hash", "as_of", "evaluated_at", "action", "source",
+)
+
+
+@dataclass(frozen=True)
+class StalenessConfig:
+    """Thresholds of the rule. Defaults are the contract; `from_env` reads overrides at run time."""
+
+    min_new_targets: int = 100
+    max_age_hours: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_AGE_HOURS))
+
+    def max_age_of(self, tier: str) -> float:
+        return float(self.max_age_hours.get(tier, self.max_age_hours.get("other", 168.0)))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StalenessConfig:
+        """BAMBAM_RETRAIN_MIN_NEW_TARGETS=100, BAMBAM_RETRAIN_MAX_AGE_HOURS="critical=24,high=72"."""
+        env = os.environ if environ is None else environ
+        cfg = cls()
+        if env.get("BAMBAM_RETRAIN_MIN_NEW_TARGETS"):
+            cfg = replace(cfg, min_new_targets=int(env["BAMBAM_RETRAIN_MIN_NEW_TARGETS"]))
+        if env.get("BAMBAM_RETRAIN_MAX_AGE_HOURS"):
+            ages = dict(cfg.max_age_hours)
+            for part in env["BAMBAM_RETRAIN_MAX_AGE_HOURS"].split(","):
+                tier, _, hours = part.partition("=")
+                if tier.strip() not in TIER_RANK or not hours.strip():
+                    raise ValueError(f"BAMBAM_RETRAIN_MAX_AGE_HOURS: bad item {part!r}")
+                ages[tier.strip()] = float(hours)
+            cfg = replace(cfg, max_age_hours=ages)
+        return cfg
+
+
+_STATE_SQL = """
+    SELECT i.entity_code, i.park_code, i.target_count_at_last_model,
+           coalesce(q.queue_type, 'STANDBY') AS queue_type,
+           r.current_version, r.latest_version, r.trained_at, r.code_version, r.params_hash,
+           r.latest_target_count
+    FROM entity_index i
+    LEFT JOIN (SELECT entity_code, any_value(queue_type) AS queue_type
+               FROM {dim} GROUP BY entity_code) q USING (entity_code)
+    LEFT JOIN (
+        SELECT entity_code,
+               max(version) FILTER (WHERE is_current) AS current_version,
+               max(version) AS latest_version,
+               arg_max(trained_at, version) AS trained_at,
+               arg_max(code_version, version) AS code_version,
+               arg_max(params_hash, version) AS params_hash,
+               arg_max(target_count, version) AS latest_target_count
+        FROM {reg} GROUP BY entity_code
+    ) r USING (entity_code)
+    ORDER BY i.entity_code
+"""
+# Stand-ins for tables that do not exist yet (first run: no model_registry, maybe no dim_entity).
+_EMPTY_DIM = "(SELECT NULL::VARCHAR AS entity_code, NULL::VARCHAR AS queue_type WHERE false)"
+_EMPTY_REG = ("(SELECT NULL::VARCHAR AS entity_code, NULL::INTEGER AS version, NULL::BOOLEAN AS "
+              "is_current, NULL::TIMESTAMPTZ AS trained_at, NULL::VARCHAR AS code_version, "
+              "NULL::VARCHAR AS params_hash, NULL::BIGINT AS target_count WHERE false)")
+
+
+def entity_state(conn: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
+    """What the rule reads. Grain: one row per entity of `entity_index` (works read-only)."""
+    if not table_exists(conn, "entity_index"):
+        return pd.DataFrame(columns=["entity_code", "park_code", "target_count_at_last_model",
+                                     "queue_type", "current_version", "latest_version",
+                                     "trained_at", "code_version", "params_hash",
+                                     "latest_target_count", "target_count"])
+    # table names are constants chosen here, never data
+    sql = _STATE_SQL.format(
+        dim="dim_entity" if table_exists(conn, "dim_entity") else _EMPTY_DIM,
+        reg="model_registry" if table_exists(conn, "model_registry") else _EMPTY_REG,
+    )
+    state = conn.execute(sql).df()
+    counts = target_counts(conn, as_of)[["entity_code", "target_count"]]
+    state = state.merge(counts, on="entity_code", how="left")
+    state["target_count"] = state["target_count"].fillna(0).astype("int64")
+    return state
+
+
+def evaluate(
+    state: pd.DataFrame, *, now: datetime, as_of: date, code_version: str, params_hash: str,
+    config: StalenessConfig | None = None,
+) -> pd.DataFrame:
+    """Apply the rule to `entity_state` rows.
+
+    Grain: one row per entity, columns EVALUATION_COLUMNS (action/source empty), ordered by tier
+    rank, then target count descending, then code: the training order of the due entities.
+    """
+    cfg = config or StalenessConfig()
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    df = state.copy().reset_index(drop=True)
+    df["tier"] = df["park_code"].map(TIER_OF_PARK).fillna("other")
+    df["max_age_hours"] = df["tier"].map(cfg.max_age_of).astype("float64")
+    trained_at = pd.to_datetime(df["trained_at"], utc=True)
+    df["trained_at"] = trained_at
+    df["age_hours"] = ((pd.Timestamp(now) - trained_at).dt.total_seconds() / 3600).round(2)
+    at_last = df["target_count_at_last_model"].astype("Float64").fillna(
+        df["latest_target_count"].astype("Float64"))
+    df["target_count_at_last_model"] = at_last.astype("Int64")
+    df["new_targets"] = (df["target_count"] - at_last.fillna(0)).astype("Int64")
+    df["expected_code_version"] = code_version
+    df["expected_params_hash"] = params_hash
+
+    has_targets = df["target_count"] > 0
+    has_model = df["current_version"].notna()
+    tried = df["latest_version"].notna()
+    checks = {  # reason text where the condition holds (vectorized), None elsewhere
+        "no_model": (has_targets & ~has_model, "no current model"),
+        "new_targets": (has_targets & tried & (df["new_targets"] >= cfg.min_new_targets),
+                        df["new_targets"].astype(str) + f" new targets (>= {cfg.min_new_targets})"),
+        "age": (has_targets & tried & (df["age_hours"] > df["max_age_hours"]),
+                "age " + df["age_hours"].round(1).astype(str) + "h > "
+                + df["max_age_hours"].map("{:g}".format) + "h (" + df["tier"] + " tier)"),
+        "code": (has_targets & tried & (df["code_version"] != code_version),
+                 "code version " + df["code_version"].astype(str) + f" -> {code_version}"),
+        "params": (has_targets & tried & (df["params_hash"] != params_hash),
+                   "params " + df["params_hash"].astype(str) + f" -> {params_hash}"),
+    }
+    texts = pd.DataFrame({
+        name: pd.Series(np.where(mask.fillna(False).to_numpy(dtype=bool),
+                                 text if isinstance(text, str) else text.to_numpy(), None),
+                        index=df.index, dtype="object")
+        for name, (mask, text) in checks.items()
+    })
+    # one list per entity, in the column order above (stack drops the Nones)
+    stacked = texts.stack()
+    lists = stacked.groupby(level=0).agg(list) if len(stacked) else pd.Series(dtype=object)
+    df["reasons"] = lists.reindex(df.index)
+    df["reasons"] = df["reasons"].where(df["reasons"].notna(), pd.Series([[]] * len(df)))
+    df["stale"] = df["reasons"].str.len() > 0
+    fresh_text = ("fresh: " + df["new_targets"].fillna(0).astype(str) + f" new targets "
+                  f"(< {cfg.min_new_targets}), age " + df["age_hours"].round(1).astype(str)
+                  + "h <= " + df["max_age_hours"].map("{:g}".format) + "h")
+    df["summary"] = np.where(df["stale"], df["reasons"].str.join("; "), fresh_text)
+    df.loc[~has_targets, "summary"] = NO_TARGETS
+    df["reasons"] = df["reasons"].where(has_targets, pd.Series([[NO_TARGETS]] * len(df)))
+    df["as_of"] = as_of
+    df["evaluated_at"] = pd.Timestamp(now)
+    df["action"] = None
+    df["source"] = None
+    df["_rank"] = df["tier"].map(TIER_RANK).fillna(TIER_RANK["other"])
+    df = df.sort_values(["_rank", "target_count", "entity_code"],
+                        ascending=[True, False, True], kind="stable")
+    return df.loc[:, list(EVALUATION_COLUMNS)].reset_index(drop=True)
+
+
+def evaluate_warehouse(
+    conn: duckdb.DuckDBPyConnection, *, now: datetime, as_of: date, code_version: str,
+    params_hash: str, config: StalenessConfig | None = None,
+) -> pd.DataFrame:
+    """entity_state + evaluate in one call (read-only). Grain: one row per entity."""
+    return evaluate(entity_state(conn, as_of), now=now, as_of=as_of, code_version=code_version,
+                    params_hash=params_hash, config=config)
+
+
+def due_entities(evaluation: pd.DataFrame) -> list[str]:
+    """The stale entities in training order (tier, then target count descending)."""
+    return evaluation.loc[evaluation["stale"], "entity_code"].tolist()
+
+
+def write_evaluations(conn: duckdb.DuckDBPyConnection, evaluation: pd.DataFrame) -> int:
+    """Upsert the evaluation rows into `retrain_evaluations` (latest per entity); returns rows."""
+    conn.execute(EVALUATIONS_DDL)
+    rows = evaluation.loc[:, list(EVALUATION_COLUMNS)].copy()
+    rows["reasons"] = rows["reasons"].map(list)
+    conn.register("_bambam_evals", rows)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute("DELETE FROM retrain_evaluations WHERE entity_code IN "
+                     "(SELECT entity_code FROM _bambam_evals)")
+        conn.execute("INSERT INTO retrain_evaluations BY NAME SELECT * FROM _bambam_evals")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("_bambam_evals")
+    return len(rows)
+
+
+def read_evaluations(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The recorded latest evaluations. Grain: one row per entity (empty when none recorded)."""
+    if not table_exists(conn, "retrain_evaluations"):
+        return pd.DataFrame(columns=list(EVALUATION_COLUMNS))
+    return conn.execute("SELECT * FROM retrain_evaluations ORDER BY entity_code").df()

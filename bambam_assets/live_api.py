@@ -1,0 +1,128 @@
+"""The live HTTP API (FastAPI): `GET /live/{park}`, `POST /predict`, `GET /health`.
+
+Localhost by default (`bambam live serve`); Basic Auth when BAMBAM_DASH_USER and
+BAMBAM_DASH_PASSWORD are set (the dashboard's rule). Requests never hold the warehouse: models are
+warm in memory, dimensions are copied once, and a park's facts are re-read at most every
+`live_ttl_s` with a short read-only connection (see lib.live).
+"""
+
+import json
+import os
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, Field, field_validator
+
+from bambam_assets import settings
+from bambam_assets.lib.live import (
+    LiveEngine, ModelUnavailable, WarehouseUnavailable, entity_view, wti_so_far,
+)
+from bambam_assets.lib.parks import PARKS, tz_of_park
+
+USER_ENV, PASSWORD_ENV = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
+
+
+class PredictIn(BaseModel):
+    entity_code: str = Field(min_length=2, max_length=16, examples=["MK141"])
+    observed_at: datetime = Field(description="ISO-8601 instant with an offset or Z")
+    posted: float = Field(ge=0, le=1000, description="the POSTED wait in minutes")
+
+    @field_validator("observed_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        if v.tzinfo is None or v.utcoffset() is None:
+            raise ValueError("observed_at needs a time zone offset (e.g. 2024-03-02T15:00:00Z)")
+        return v
+
+    @field_validator("entity_code")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.strip().upper()
+
+
+class PredictOut(BaseModel):
+    entity_code: str
+    observed_at: datetime
+    posted: float
+    actual_predicted: float
+    model_version: int
+    model: str
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: ISO instants, NaN/NA as null."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))
+
+
+def _auth_dependency(user: str | None, password: str | None) -> Callable[..., None]:
+    basic = HTTPBasic(auto_error=False)
+
+    def check(creds: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> None:
+        if not user or not password:
+            return  # no credentials configured: localhost use
+        ok = creds is not None and secrets.compare_digest(creds.username.encode(), user.encode()) \
+            and secrets.compare_digest(creds.password.encode(), password.encode())
+        if not ok:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required",
+                                headers={"WWW-Authenticate": 'Basic realm="bambam"'})
+    return check
+
+
+def create_app(home: Path | None = None, engine: LiveEngine | None = None,
+               user: str | None = None, password: str | None = None,
+               live_ttl_s: float = 30.0) -> FastAPI:
+    """The app; settings (BAMBAM_HOME, auth) are read here, when the app is built."""
+    engine = engine or LiveEngine(home or settings.home(), live_ttl_s=live_ttl_s)
+    user = user if user is not None else os.environ.get(USER_ENV)
+    password = password if password is not None else os.environ.get(PASSWORD_ENV)
+    app = FastAPI(title="Bambam live", version="1",
+                  dependencies=[Depends(_auth_dependency(user, password))])
+    app.state.engine = engine
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "models_loaded": engine.models.loads}
+
+    @app.get("/live/{park}")
+    def live(park: str) -> dict[str, Any]:
+        """Each entity of the park seen today: latest POSTED, predicted ACTUAL, forecast, closed."""
+        code = park.strip().upper()
+        if code not in PARKS:
+            raise HTTPException(404, f"unknown park {park!r}; known parks: {', '.join(PARKS)}")
+        try:
+            state = engine.park_state(code)
+        except WarehouseUnavailable as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
+        preds = engine.live_predictions(state)
+        entities = entity_view(engine, state, preds)
+        wti = wti_so_far(state.facts, preds, tz_of_park(code))
+        latest = wti.iloc[-1] if len(wti) else None
+        return {
+            "park_code": code, "park_date": state.park_date.isoformat(),
+            "now": engine.now().isoformat(), "data_read_at": state.read_wall.isoformat(),
+            "entities": _records(entities),
+            "wti": None if latest is None else {
+                "slot": latest["slot"], "wti": float(latest["wti"]),
+                "n_entities": int(latest["n_entities"])},
+            "wti_slots": _records(wti),
+        }
+
+    @app.post("/predict", response_model=PredictOut)
+    def predict(body: PredictIn) -> PredictOut:
+        """Predicted ACTUAL for one POSTED reading, by the entity's CURRENT with-POSTED model."""
+        try:
+            p = engine.predict(body.entity_code, body.observed_at, body.posted)
+        except ModelUnavailable as exc:
+            code = 422 if "PRIORITY" in str(exc) or "not an entity code" in str(exc) else 404
+            raise HTTPException(code, str(exc)) from exc
+        return PredictOut(entity_code=p.entity_code, observed_at=p.observed_at, posted=p.posted,
+                          actual_predicted=round(p.actual_predicted, 4),
+                          model_version=p.model_version, model=p.model)
+
+    return app

@@ -1,0 +1,254 @@
+"""The live API on a real uvicorn server: /live/{park} and /predict checked against the model,
+reload when a new version becomes current, bad input, Basic Auth."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from bambam_assets.lib import curve_files, registry, schema, training, warehouse
+from bambam_assets.lib.features import build_training_frame, feature_ctes_sql, park_params
+from bambam_assets.lib.live import LiveEngine
+from bambam_assets.live_api import create_app
+
+TZ = "America/New_York"
+TODAY = date(2024, 3, 15)
+NOW = datetime(2024, 3, 15, 14, 22, tzinfo=UTC)  # 10:22 EDT
+MODELED = ["MK1", "MK2"]
+
+
+def local(day: str, hhmm: str) -> pd.Timestamp:
+    return pd.Timestamp(f"{day} {hhmm}").tz_localize(TZ).tz_convert(UTC)
+
+
+def history() -> pd.DataFrame:
+    """30 days of MK1/MK2: POSTED every 15 min 09:00-21:00, ACTUAL = 0.7 POSTED every 30 min."""
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2024-02-14", "2024-03-14", freq="D")
+    frames = []
+    for k, code in enumerate(MODELED):  # two entities
+        minute = np.arange(0, 12 * 60, 15)
+        d, m = np.meshgrid(np.arange(len(days)), minute, indexing="ij")
+        naive = days.values[d.ravel()] + pd.to_timedelta(9 * 60 + m.ravel(), "min").values
+        at = pd.DatetimeIndex(naive).tz_localize(TZ).tz_convert(UTC)
+        posted = np.round(20 + 10 * k + 25 * np.sin(m.ravel() / 720 * np.pi)
+                          + rng.normal(0, 3, m.size))
+        frames.append(pd.DataFrame({"entity_code": code, "observed_at": at,
+                                    "wait_time_type": "POSTED", "wait_time_minutes": posted}))
+        half = (m.ravel() % 30) == 0
+        frames.append(pd.DataFrame({
+            "entity_code": code, "observed_at": at[half] + pd.Timedelta(minutes=2),
+            "wait_time_type": "ACTUAL",
+            "wait_time_minutes": np.round(0.7 * posted[half] + rng.normal(0, 2, half.sum()))}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def today_facts() -> pd.DataFrame:
+    rows = [("MK1", "10:00", "POSTED", 40), ("MK1", "10:10", "POSTED", 50),
+            ("MK1", "10:20", "POSTED", 60),
+            ("MK2", "10:00", "POSTED", 30), ("MK2", "10:02", "ACTUAL", 25),
+            ("MK2", "10:10", "POSTED", 35), ("MK2", "10:15", "CLOSED", None),
+            ("MK3", "10:00", "POSTED", 20)]
+    return pd.DataFrame({"entity_code": [r[0] for r in rows],
+                         "observed_at": [local("2024-03-15", r[1]) for r in rows],
+                         "wait_time_type": [r[2] for r in rows],
+                         "wait_time_minutes": [r[3] for r in rows]})
+
+
+def insert_facts(conn, facts: pd.DataFrame) -> None:
+    local_ts = facts["observed_at"].dt.tz_convert(TZ)
+    df = facts.assign(park_code="MK", source_file="test",
+                      park_date=(local_ts - pd.Timedelta(hours=6)).dt.date,
+                      wait_time_minutes=facts["wait_time_minutes"].astype("Int64"))
+    conn.register("f", df[list(schema.FACT_COLUMNS)])
+    conn.execute("INSERT INTO fct_wait_times SELECT * FROM f")
+    conn.unregister("f")
+
+
+def build_home(home: Path) -> None:
+    days = pd.date_range("2024-02-01", "2024-03-31", freq="D")
+    with warehouse.writer(home) as conn:
+        schema.ensure_tables(conn)
+        schema.replace_dimension(conn, "dim_calendar", pd.DataFrame({
+            "park_date": days.date,
+            "date_group_id": np.where(days.dayofweek >= 5, "WEEKEND", "WEEKDAY")}))
+        schema.replace_dimension(conn, "dim_season", pd.DataFrame({
+            "park_date": days.date, "season": "SPRING", "season_year": "SPRING_2024"}))
+        schema.replace_dimension(conn, "dim_park_hours", pd.DataFrame({
+            "park_code": "MK", "park_date": days.date,
+            "opening_time": [local(str(d.date()), "09:00") for d in days],
+            "closing_time": [local(str(d.date()), "21:00") for d in days],
+            "emh_morning": False, "emh_evening": False, "source": "official"}))
+        schema.replace_dimension(conn, "dim_entity", pd.DataFrame({
+            "entity_code": ["MK1", "MK2", "MK3"], "entity_name": ["One", "Two", "Three"],
+            "park_code": "MK", "queue_type": "STANDBY"}))
+        insert_facts(conn, history())
+        insert_facts(conn, today_facts())
+        frame = build_training_frame(conn, MODELED, date(2024, 3, 14))
+    for code, rows in frame.groupby("entity_code"):
+        save(home, training.train_entity(rows, "STANDBY"))
+    curve_files.write_entity_file(pd.DataFrame({
+        "entity_code": ["MK1"], "park_date": [TODAY], "slot": ["10:20"],
+        "slot_start": [local("2024-03-15", "10:20")], "actual_predicted": [33.0],
+        "actual_p10": [20.0], "actual_p90": [50.0], "posted_predicted": [45.0]}),
+        curve_files.entity_file(home, curve_files.FORECASTS_DIR, "MK1"),
+        curve_files.FORECAST_SCHEMA)
+
+
+def save(home: Path, trained, incumbent_mae: float | None = None) -> registry.SaveOutcome:
+    return registry.save_version(home / "models", trained, code_version="test",
+                                 params_hash="test", target_count=1000,
+                                 incumbent_mae=incumbent_mae)
+
+
+def expected(home: Path, entity: str, hhmm: str, matched: float, mean30: float,
+             mean60: float) -> float:
+    """The model's answer on features built from the warehouse itself (not the live copy)."""
+    base = pd.DataFrame({"entity_code": [entity], "park_code": ["MK"], "park_date": [TODAY],
+                         "observed_at": [local("2024-03-15", hhmm)], "posted_matched": [matched],
+                         "posted_mean_30": [mean30], "posted_mean_60": [mean60]})
+    with warehouse.reader(home) as conn:
+        conn.register("base_rows", base)
+        frame = conn.execute(f"WITH b AS (SELECT * FROM base_rows), {feature_ctes_sql('b')} "
+                             "SELECT * FROM featured", park_params()).df()
+    assert frame["mins_since_park_open"].tolist() == [(local("2024-03-15", hhmm) - local(
+        "2024-03-15", "09:00")).total_seconds() / 60]
+    model = registry.load_model(home / "models", entity)
+    assert training.WITH_POSTED in model.models
+    return float(training.predict(model, frame, with_posted=True)[0])
+
+
+@pytest.fixture(scope="module")
+def live_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("live") / "home"
+    home.mkdir()
+    build_home(home)
+    return home
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """A real uvicorn server on a free localhost port, in a thread."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def engine_for(home: Path) -> LiveEngine:
+    return LiveEngine(home, now=lambda: NOW, live_ttl_s=0)
+
+
+def test_live_and_predict_match_the_model(live_home: Path) -> None:
+    with serve(create_app(engine=engine_for(live_home), user="", password="")) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        got = http.get("/live/mk")
+        assert got.status_code == 200, got.text
+        body = got.json()
+        pred = http.post("/predict", json={"entity_code": "mk1", "posted": 70,
+                                           "observed_at": "2024-03-15T10:25:00-04:00"})
+        bad = {
+            "naive": http.post("/predict", json={"entity_code": "MK1", "posted": 70,
+                                                 "observed_at": "2024-03-15T10:25:00"}),
+            "negative": http.post("/predict", json={"entity_code": "MK1", "posted": -5,
+                                                    "observed_at": "2024-03-15T14:25:00Z"}),
+            "no_model": http.post("/predict", json={"entity_code": "MK3", "posted": 5,
+                                                    "observed_at": "2024-03-15T14:25:00Z"}),
+            "no_park": http.post("/predict", json={"entity_code": "ZZ1", "posted": 5,
+                                                   "observed_at": "2024-03-15T14:25:00Z"}),
+            "park": http.get("/live/XX"),
+        }
+    assert body["park_date"] == "2024-03-15"
+    ent = {e["entity_code"]: e for e in body["entities"]}
+    assert sorted(ent) == ["MK1", "MK2", "MK3"]
+    # MK1: latest POSTED 60 at 10:20 with 40 (10:00) and 50 (10:10) before it in the hour
+    mk1_at_1020 = expected(live_home, "MK1", "10:20", 60, 50, 50)
+    assert ent["MK1"]["latest_posted"] == 60
+    assert ent["MK1"]["actual_predicted"] == pytest.approx(mk1_at_1020, abs=1e-4)
+    assert (ent["MK1"]["actual_source"], ent["MK1"]["closed"], ent["MK1"]["age_s"]) == \
+        ("predicted", False, 120.0)
+    assert (ent["MK1"]["model_version"], ent["MK1"]["entity_name"]) == (1, "One")
+    assert (ent["MK1"]["forecast_actual_predicted"], ent["MK1"]["forecast_actual_p10"],
+            ent["MK1"]["forecast_actual_p90"], ent["MK1"]["forecast_posted_predicted"]) == \
+        (33.0, 20.0, 50.0, 45.0)
+    # MK2 closed at 10:15: no actual (closed is null, never 0), no forecast file
+    assert (ent["MK2"]["closed"], ent["MK2"]["actual"], ent["MK2"]["observed_actual"]) == \
+        (True, None, 25)
+    assert ent["MK2"]["forecast_actual_predicted"] is None
+    assert (ent["MK3"]["actual_predicted"], ent["MK3"]["model"]) == (None, None)
+    # WTI so far: 10:00 = MK1's prediction and MK2's observed 25; 10:15 only CLOSED: no slot
+    slots = {s["slot"]: s for s in body["wti_slots"]}
+    assert sorted(slots) == ["10:00", "10:10", "10:20"]
+    mk1_at_1000 = expected(live_home, "MK1", "10:00", 40, 40, 40)
+    assert slots["10:00"]["n_entities"] == 2
+    assert slots["10:00"]["wti"] == pytest.approx((mk1_at_1000 + 25) / 2, abs=1e-4)
+    mk2_at_1010 = expected(live_home, "MK2", "10:10", 35, 32.5, 32.5)
+    mk1_at_1010 = expected(live_home, "MK1", "10:10", 50, 45, 45)
+    assert slots["10:10"]["wti"] == pytest.approx((mk1_at_1010 + mk2_at_1010) / 2, abs=1e-4)
+    assert body["wti"] == {"slot": "10:20", "wti": pytest.approx(mk1_at_1020, abs=1e-4),
+                           "n_entities": 1}
+    # /predict at 10:25 with POSTED 70: the hour before holds 40, 50, 60
+    assert pred.status_code == 200, pred.text
+    p = pred.json()
+    assert (p["entity_code"], p["model_version"], p["model"]) == ("MK1", 1, "with_posted")
+    assert p["actual_predicted"] == pytest.approx(expected(live_home, "MK1", "10:25", 70, 55, 55),
+                                                  abs=1e-3)
+    assert bad["naive"].status_code == 422 and "time zone offset" in bad["naive"].text
+    assert bad["negative"].status_code == 422 and "posted" in bad["negative"].text
+    assert bad["no_model"].status_code == 404 and "MK3 has no current model" in bad["no_model"].text
+    assert bad["no_park"].status_code == 422 and "known park" in bad["no_park"].text
+    assert bad["park"].status_code == 404 and "unknown park" in bad["park"].text
+
+
+def test_model_reloads_when_a_new_version_becomes_current(live_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(live_home, home)
+    req = {"entity_code": "MK1", "posted": 70, "observed_at": "2024-03-15T14:25:00Z"}
+    with serve(create_app(engine=engine_for(home), user="", password="")) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        before = http.post("/predict", json=req).json()
+        with warehouse.reader(home) as conn:
+            frame = build_training_frame(conn, ["MK1"], date(2024, 3, 14))
+        outcome = save(home, training.train_entity(frame.assign(y=frame["y"] + 30), "STANDBY"),
+                       incumbent_mae=1e9)
+        assert outcome.promoted and outcome.version == 2
+        after = http.post("/predict", json=req).json()
+        registry.rollback(home / "models", "MK1", 1)
+        back = http.post("/predict", json=req).json()
+    assert before["model_version"] == 1 and after["model_version"] == 2
+    assert after["actual_predicted"] == pytest.approx(expected(home, "MK1", "10:25", 70, 55, 55),
+                                                      abs=1e-3)
+    assert after["actual_predicted"] > before["actual_predicted"] + 15
+    assert back == before
+
+
+def test_basic_auth(live_home: Path) -> None:
+    app = create_app(engine=engine_for(live_home), user="ops", password="s3cret")
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 401
+        assert client.get("/health", auth=("ops", "wrong")).status_code == 401
+        denied = client.get("/live/MK")
+        assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Basic")
+        assert client.get("/health", auth=("ops", "s3cret")).json()["ok"] is True
+        assert client.get("/live/MK", auth=("ops", "s3cret")).status_code == 200

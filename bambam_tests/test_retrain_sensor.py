@@ -1,0 +1,147 @@
+"""The retrain sensor's request (one range run, due list in tier order, stable run key, skips),
+the schedules' requests, and that every automation object loads in one Definitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from bambam_assets.defs.automation import schedules, sensors
+from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib import train_batch as tb
+from bambam_assets.lib import warehouse as wh
+from bambam_tests.test_staleness import NOW, WORLD, build_world
+
+KEYS = sorted(WORLD)  # DL1 ... UF1: range start DL1, end UF1
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dg.DagsterInstance]:
+    home = tmp_path / "home"
+    build_world(home)
+    # the sensor compares with the real training code version and params
+    monkeypatch.setattr(tb, "TRAINING_CODE_VERSION", "7")
+    monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", KEYS)
+    return home, instance
+
+
+def _tick(home: Path, instance: dg.DagsterInstance, now: datetime):
+    sensor = sensors.build_retrain_sensor(clock=lambda: now)
+    ctx = dg.build_sensor_context(instance=instance, resources={
+        "warehouse": WarehouseResource(home=str(home)),
+        "run_settings": RunSettingsResource(as_of="2024-06-01")})
+    return sensor.evaluate_tick(ctx)
+
+
+def test_one_range_run_with_due_entities_in_tier_order(world) -> None:
+    home, instance = world
+    data = _tick(home, instance, NOW)
+    assert data.skip_message is None
+    assert len(data.run_requests) == 1
+    req = data.run_requests[0]
+    assert req.tags[sensors.RANGE_START] == "DL1" and req.tags[sensors.RANGE_END] == "UF1"
+    assert req.tags["bambam/trigger"] == "retrain_sensor"
+    cfg = req.run_config["ops"]["entity_model"]["config"]
+    assert cfg["only"] == ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
+    assert cfg["mode"] == "auto"
+    assert cfg["evaluated_at"] == NOW.isoformat()
+    assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
+    assert cfg["reasons"]["DL2"] == "age 80.0h > 72h (high tier)"
+    assert req.asset_selection == [dg.AssetKey("entity_model")]
+    # same state in the same window: the same key (not requested twice); next window: new key
+    assert _tick(home, instance, NOW + timedelta(minutes=30)).run_requests[0].run_key == \
+        req.run_key
+    later = _tick(home, instance, NOW + timedelta(hours=6)).run_requests[0]
+    assert later.run_key != req.run_key
+    # new targets for a due entity change its state: a new key at once
+    with wh.writer(home) as conn:
+        conn.execute("UPDATE model_registry SET version = 2 WHERE entity_code = 'MK2'")
+    assert _tick(home, instance, NOW + timedelta(minutes=30)).run_requests[0].run_key != \
+        req.run_key
+
+
+def test_skip_reason_lists_why_not_when_nothing_due(tmp_path: Path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    build_world(home, {k: WORLD[k] for k in ("DL1", "UF1", "MK4")})
+    monkeypatch.setattr(tb, "TRAINING_CODE_VERSION", "7")
+    monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", ["DL1", "MK4", "UF1"])
+    data = _tick(home, instance, NOW)
+    assert data.run_requests == []
+    assert data.skip_message.startswith("nothing due among 3 entities (as of 2024-06-01): ")
+    assert "DL1: fresh: 0 new targets (< 100), age 50.0h <= 72h" in data.skip_message
+    assert "MK4: no target observations" in data.skip_message
+
+
+def test_skip_while_the_warehouse_is_locked(world) -> None:
+    home, instance = world
+    with wh.writer(home):
+        data = _tick(home, instance, NOW)
+    assert data.run_requests == []
+    assert data.skip_message.startswith("warehouse locked by a writer")
+
+
+def test_stale_entity_without_partition_is_added_not_requested(world) -> None:
+    home, instance = world
+    instance.delete_dynamic_partition("entity", "TDL1")
+    data = _tick(home, instance, NOW)
+    assert "TDL1" not in data.run_requests[0].run_config["ops"]["entity_model"]["config"]["only"]
+    assert data.dynamic_partitions_requests[0].partition_keys == ["TDL1"]
+
+
+def test_window_start() -> None:
+    t = datetime(2024, 6, 2, 13, 45, 10, tzinfo=UTC)
+    assert sensors.window_start(t, 6) == datetime(2024, 6, 2, 12, tzinfo=UTC)
+    assert sensors.window_start(t, 24) == datetime(2024, 6, 2, 0, tzinfo=UTC)
+
+
+def test_weekly_full_retrain_and_daily_schedules() -> None:
+    with dg.instance_for_test() as instance:
+        _check_schedules(instance)
+
+
+def _check_schedules(instance: dg.DagsterInstance) -> None:
+    when = datetime(2024, 6, 2, 3, 0, tzinfo=UTC)
+    weekly = schedules.build_weekly_full_retrain_schedule()
+    empty = weekly.evaluate_tick(dg.build_schedule_context(instance, scheduled_execution_time=when))
+    assert empty.skip_message == "no entity partitions yet"
+    instance.add_dynamic_partitions("entity", ["MK1", "MK2", "DL1"])
+    data = weekly.evaluate_tick(dg.build_schedule_context(instance, scheduled_execution_time=when))
+    (req,) = data.run_requests
+    assert req.tags[sensors.RANGE_START] == "MK1" and req.tags[sensors.RANGE_END] == "DL1"
+    assert req.run_config["ops"]["entity_model"]["config"] == {"only": [], "mode": "full"}
+    assert req.run_key == "weekly-full-2024-06-02"
+    assert weekly.cron_schedule == "0 3 * * 0"
+    assert weekly.execution_timezone == "America/New_York"
+    daily = schedules.build_daily_schedule(cron="30 5 * * *")
+    (dreq,) = daily.evaluate_tick(
+        dg.build_schedule_context(instance, scheduled_execution_time=when)).run_requests
+    assert dreq.run_key == "daily-2024-06-02"
+    assert daily.cron_schedule == "30 5 * * *" and daily.job_name == "daily_pipeline_job"
+    assert schedules.daily_pipeline_schedule.cron_schedule == "0 6 * * *"
+
+
+def test_everything_loads_in_one_definitions() -> None:
+    from bambam_assets.definitions import defs as base
+
+    defs = dg.Definitions.merge(base, dg.Definitions(
+        jobs=[schedules.daily_pipeline_job],
+        sensors=[sensors.retrain_sensor, sensors.automation_sensor],
+        schedules=[schedules.daily_pipeline_schedule, schedules.weekly_full_retrain_schedule],
+    ))
+    dg.Definitions.validate_loadable(defs)
+    job = defs.resolve_job_def("daily_pipeline_job")
+    selected = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert {"fct_wait_times", "entity_index", "dim_entity", "dim_park_hours"} <= selected
+    assert "entity_model" not in selected
+    assert defs.resolve_sensor_def("retrain_sensor").default_status == \
+        dg.DefaultSensorStatus.RUNNING
+    model = defs.resolve_assets_def("entity_model")
+    policy = model.specs_by_key[dg.AssetKey("entity_model")].freshness_policy
+    assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=26)

@@ -1,0 +1,155 @@
+"""Bambam's side of the benchmark: `bambam run` in a fresh process, then what its event log says.
+
+`run_bambam` starts `python -m bench.bambam_side RESULT.json` with a fresh BAMBAM_HOME (the same
+work as `bambam run`: interpreter start, imports, ingest, dimensions, entity_model in one range
+run on the worker pool) and times it from the outside. The child, AFTER its timed part, reads
+the Dagster event log of its runs (step durations, the entity_model log lines) and the models it
+stored (test MAE per entity) and writes them to RESULT.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class BambamResult:
+    wall: float  # seconds from the parent's spawn to the end of run_pipeline in the child
+    wall_to_exit: float  # also counts the child's untimed read-out and exit
+    child: dict = field(default_factory=dict)  # what the child wrote (see `child_main`)
+
+
+def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
+               log=print) -> BambamResult:
+    """One fresh `bambam run` on `raw` with BAMBAM_HOME=`home` (must not exist yet)."""
+    home.mkdir(parents=True)
+    result_path = home / "bench_result.json"
+    env = os.environ | {"BAMBAM_HOME": str(home), "BAMBAM_RAW": str(raw),
+                        "BAMBAM_AS_OF": as_of.isoformat(), "DAGSTER_HOME": str(home / "dagster")}
+    cmd = [sys.executable]
+    if profile is not None:
+        cmd += ["-m", "cProfile", "-o", str(profile)]
+        cmd += [str(Path(__file__))]
+    else:
+        cmd += ["-m", "bench.bambam_side"]
+    cmd.append(str(result_path))
+    log(f"bambam: {' '.join(cmd[1:])}  (log: {home / 'bambam_run.log'})")
+    spawned = time.time()
+    started = time.perf_counter()
+    with open(home / "bambam_run.log", "w") as out:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    to_exit = time.perf_counter() - started
+    if proc.returncode != 0 or not result_path.exists():
+        raise RuntimeError(f"bambam run failed (exit {proc.returncode}); see {home / 'bambam_run.log'}")
+    child = json.loads(result_path.read_text())
+    child["seconds_spawn_to_python"] = child["started_at"] - spawned
+    return BambamResult(wall=child["run_pipeline_end"] - spawned, wall_to_exit=to_exit, child=child)
+
+
+def _step_times(instance, run_ids: list[str]) -> dict:
+    """Per step: STEP_START -> STEP_SUCCESS/FAILURE seconds; run spans; entity_model phases."""
+    steps: dict[str, float] = {}
+    runs: dict[str, float] = {}
+    phases: dict[str, float] = {}
+    for run_id in run_ids:
+        start: dict[str, float] = {}
+        run_start = run_end = None
+        marks: dict[str, float] = {}
+        for e in instance.all_logs(run_id):
+            ev = e.dagster_event
+            kind = ev.event_type_value if ev is not None else None
+            if kind == "STEP_START":
+                start[e.step_key] = e.timestamp
+            elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and e.step_key in start:
+                steps[e.step_key] = steps.get(e.step_key, 0.0) + e.timestamp - start[e.step_key]
+                if e.step_key == "entity_model":
+                    marks["end"] = e.timestamp
+            elif kind == "PIPELINE_START":
+                run_start = e.timestamp
+            elif kind in ("PIPELINE_SUCCESS", "PIPELINE_FAILURE"):
+                run_end = e.timestamp
+            elif kind is None and e.step_key == "entity_model":
+                msg = e.user_message or ""
+                if msg.startswith("training "):
+                    marks["features_done"] = e.timestamp
+                elif msg.startswith("trained "):
+                    marks["trained"] = e.timestamp
+            if kind == "STEP_START" and e.step_key == "entity_model":
+                marks["start"] = e.timestamp
+        if run_start is not None and run_end is not None:
+            runs[run_id] = run_end - run_start
+        if {"start", "features_done", "trained", "end"} <= marks.keys():
+            phases = {
+                "read_features": marks["features_done"] - marks["start"],
+                "pool_and_registry_files": marks["trained"] - marks["features_done"],
+                "registry_table_and_materialization_events": marks["end"] - marks["trained"],
+            }
+    return {"steps": steps, "runs": runs, "entity_model_phases": phases}
+
+
+def _models(home: Path) -> dict:
+    """Per entity: kind, queue type, test MAE (without POSTED, with POSTED), n_test, rounds."""
+    import duckdb
+
+    from bambam_assets.lib import registry
+
+    root = home / "models"
+    out: dict[str, dict] = {}
+    conn = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = conn.execute(
+            "SELECT entity_code, kind, queue_type, mae FROM model_registry WHERE is_current"
+        ).fetchall()
+    finally:
+        conn.close()
+    for code, kind, queue_type, mae in rows:
+        meta = registry.read_meta(root, code, registry.current_version(root, code))
+        metrics = meta.get("metrics") or {}
+        wo, wp = metrics.get("without_posted") or {}, metrics.get("with_posted") or {}
+        out[code] = {"kind": kind, "queue_type": queue_type, "test_mae": mae,
+                     "test_mae_with_posted": wp.get("mae"), "n_test": wo.get("n_test"),
+                     "best_iteration": wo.get("best_iteration"), "targets": metrics.get("rows")}
+    return out
+
+
+def child_main(result_path: Path) -> None:
+    """The timed `bambam run`, then the (untimed) event-log and registry read-out."""
+    entered = time.time()
+    import psutil
+
+    from bambam_assets import settings
+    from bambam_assets.instance import local_instance
+    from bambam_assets.runner import run_pipeline
+
+    process_started = psutil.Process().create_time()
+    imported = time.time()
+    instance = local_instance()
+    t0 = time.time()
+    summary = run_pipeline(instance, None, log=print)
+    t1 = time.time()
+    result = {
+        "success": summary.success, "run_ids": summary.run_ids,
+        "seconds_python_start": entered - process_started,
+        "seconds_imports": imported - entered,
+        "seconds_instance": t0 - imported,
+        "seconds_run_pipeline": t1 - t0,
+        "started_at": process_started, "run_pipeline_end": t1,
+    }
+    result |= _step_times(instance, summary.run_ids)
+    result["models"] = _models(settings.home())
+    result_path.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    if str(REPO) not in sys.path:  # run as a script under cProfile
+        sys.path.insert(0, str(REPO))
+    child_main(Path(sys.argv[1]))
