@@ -7,10 +7,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
 
 import click
+
+# Dagster flags single_run backfill policies as beta on every import; the CLI user needs not see it.
+warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
 
 def _date(_ctx, _param, value):
@@ -156,6 +160,15 @@ def models_rollback(entity: str, version: int | None) -> None:
             registry.sync_current_flags(conn, home / "models", [entity.upper()])
     click.echo(f"{entity.upper()}: version {new} is now current")
 
+
+def _register_commands() -> None:
+    # Commands that live beside their feature; imported lazily by click at call time.
+    from bambam_assets.cli_backtest import backtest
+
+    main.add_command(backtest)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

@@ -57,10 +57,10 @@ def _materialize_forecast_layer(instance, log: Callable[[str], None]) -> None:
     """
     import dagster as dg
 
+    from bambam_assets.definitions import defs
     from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
     from bambam_assets.defs.models.partitions import entity_partitions
     from bambam_assets.defs.resources import default_resources
-    from bambam_assets.definitions import defs
 
     registered = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     resources = default_resources()

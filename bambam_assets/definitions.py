@@ -4,13 +4,14 @@ import dagster as dg
 
 from bambam_assets.defs.dimensions.assets import dimension_assets
 from bambam_assets.defs.dimensions.checks import dimension_checks
+from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
 from bambam_assets.defs.ingest.assets import ingest_wait_times
 from bambam_assets.defs.ingest.sensors import ingest_job, raw_files_sensor
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[ingest_wait_times, *dimension_assets, entity_model],
+    assets=[ingest_wait_times, *dimension_assets, entity_model, *forecast_assets, *wti_assets],
     asset_checks=dimension_checks,
     jobs=[ingest_job],
     sensors=[raw_files_sensor],

@@ -20,9 +20,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, field_validator
 
 from bambam_assets import settings
-from bambam_assets.lib.live import (
-    LiveEngine, ModelUnavailable, WarehouseUnavailable, entity_view, wti_so_far,
-)
+from bambam_assets.lib.live import LiveEngine, ModelUnavailable, WarehouseUnavailable
+from bambam_assets.lib.live_view import entity_view, live_predictions, wti_so_far
 from bambam_assets.lib.parks import PARKS, tz_of_park
 
 USER_ENV, PASSWORD_ENV = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
@@ -99,7 +98,7 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
             state = engine.park_state(code)
         except WarehouseUnavailable as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
-        preds = engine.live_predictions(state)
+        preds = live_predictions(engine, state)
         entities = entity_view(engine, state, preds)
         wti = wti_so_far(state.facts, preds, tz_of_park(code))
         latest = wti.iloc[-1] if len(wti) else None

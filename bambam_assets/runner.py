@@ -53,47 +53,62 @@ def sync_entity_partitions(instance: dg.DagsterInstance) -> list[str]:
 
 
 def run_pipeline(
-    instance: dg.DagsterInstance, selection: list[str] | None = None, log=print
+    instance: dg.DagsterInstance, selection: list[str] | None = None, log=print,
+    entity_run_config: dict | None = None,
 ) -> RunSummary:
-    """Materialize the selected assets (all when None) once; returns what ran."""
+    """Materialize the selected assets (all when None) once; returns what ran.
+
+    In graph order: one run for the unpartitioned layers upstream of the entity partitions
+    (ingest, dimensions, aggregates); one run per entity-partitioned asset over the whole key
+    range (a worker pool inside the step); one run for the unpartitioned layers downstream (WTI).
+    """
     summary = RunSummary()
+    graph = defs.resolve_asset_graph()
     assets = _all_assets()
-    plain = [a for a in assets if a.partitions_def is None]
-    parted = [a for a in assets if a.partitions_def is not None]
+    parted = {k for a in assets if a.partitions_def is not None for k in a.keys}
+    plain = {k for a in assets if a.partitions_def is None for k in a.keys}
+    downstream = dg.AssetSelection.assets(*parted).downstream().resolve(graph) if parted else set()
     wanted = set(selection) if selection else None
 
-    def keys_of(group: list[dg.AssetsDefinition]) -> list[dg.AssetKey]:
-        keys = [k for a in group for k in a.keys]
-        return [k for k in keys if wanted is None or k.to_user_string() in wanted]
+    def chosen(keys: set[dg.AssetKey]) -> list[dg.AssetKey]:
+        return sorted((k for k in keys if wanted is None or k.to_user_string() in wanted),
+                      key=lambda k: k.to_user_string())
 
-    plain_keys = keys_of(plain)
-    if plain_keys:
-        log(f"materializing {len(plain_keys)} assets: {', '.join(k.to_user_string() for k in plain_keys)}")
-        result = _asset_job().execute_in_process(
-            instance=instance, asset_selection=plain_keys, raise_on_error=False,
-            tags={"bambam/trigger": "cli"},
-        )
-        _collect(result, summary)
-        if not result.success:
-            log("the run failed: partitioned assets not attempted (see the errors above)")
-            return summary
+    before, after = chosen(plain - downstream), chosen(plain & downstream)
+    if before and not _execute(instance, before, {}, None, summary, log):
+        return summary
     summary.new_partitions = sync_entity_partitions(instance)
     if summary.new_partitions:
         log(f"added {len(summary.new_partitions)} entity partitions")
     keys = instance.get_dynamic_partitions(entity_partitions.name)
-    parted_keys = keys_of(parted)
+    parted_keys = chosen(parted)
     if parted_keys and keys:
-        log(f"materializing {len(parted_keys)} partitioned assets over {len(keys)} entities")
-        result = _asset_job().execute_in_process(
-            instance=instance, asset_selection=parted_keys, raise_on_error=False,
-            tags={
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-                "bambam/trigger": "cli",
-            },
-        )
-        _collect(result, summary)
+        tags = {"dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1]}
+        # One run per partitioned asset, in graph order: a range-run step yields per-partition
+        # materializations, not an output, so a downstream step in the same run would be skipped.
+        order = [k for k in graph.toposorted_asset_keys if k in set(parted_keys)]
+        for key in order:
+            log(f"over {len(keys)} entity partitions:")
+            config = entity_run_config if key.to_user_string() == "entity_model" else None
+            if not _execute(instance, [key], tags, config, summary, log):
+                return summary
+    if after:
+        _execute(instance, after, {}, None, summary, log)
     return summary
+
+
+def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
+             run_config: dict | None, summary: RunSummary, log) -> bool:
+    log(f"materializing {len(keys)} assets: {', '.join(k.to_user_string() for k in keys)}")
+    result = _asset_job().execute_in_process(
+        instance=instance, asset_selection=keys, raise_on_error=False,
+        tags={**tags, "bambam/trigger": "cli"}, run_config=run_config,
+    )
+    _collect(result, summary)
+    if not result.success:
+        log("the run failed: later layers not attempted (see the errors above)")
+    return result.success
 
 
 def _collect(result: dg.ExecuteInProcessResult, summary: RunSummary) -> None:

@@ -13,6 +13,8 @@ SUMMARY_QUERIES = {
     "entities": "SELECT count(*) FROM entity_index",
     "calendar days": "SELECT count(*) FROM dim_calendar",
     "park-hours days": "SELECT count(*) FROM dim_park_hours",
+    "current models": "SELECT count(*) FILTER (WHERE is_current) FROM model_registry",
+    "WTI park-days": "SELECT count(*) FROM park_wti_daily",
 }
 
 

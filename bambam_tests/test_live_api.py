@@ -114,7 +114,7 @@ def save(home: Path, trained, incumbent_mae: float | None = None) -> registry.Sa
 
 
 def expected(home: Path, entity: str, hhmm: str, matched: float, mean30: float,
-             mean60: float) -> float:
+             mean60: float, version: int | None = None) -> float:
     """The model's answer on features built from the warehouse itself (not the live copy)."""
     base = pd.DataFrame({"entity_code": [entity], "park_code": ["MK"], "park_date": [TODAY],
                          "observed_at": [local("2024-03-15", hhmm)], "posted_matched": [matched],
@@ -125,7 +125,7 @@ def expected(home: Path, entity: str, hhmm: str, matched: float, mean30: float,
                              "SELECT * FROM featured", park_params()).df()
     assert frame["mins_since_park_open"].tolist() == [(local("2024-03-15", hhmm) - local(
         "2024-03-15", "09:00")).total_seconds() / 60]
-    model = registry.load_model(home / "models", entity)
+    model = registry.load_model(home / "models", entity, version)
     assert training.WITH_POSTED in model.models
     return float(training.predict(model, frame, with_posted=True)[0])
 
@@ -179,6 +179,8 @@ def test_live_and_predict_match_the_model(live_home: Path) -> None:
                                                    "observed_at": "2024-03-15T14:25:00Z"}),
             "park": http.get("/live/XX"),
         }
+        quiet = http.get("/live/EP").json()  # a park without facts today
+    assert (quiet["entities"], quiet["wti"], quiet["wti_slots"]) == ([], None, [])
     assert body["park_date"] == "2024-03-15"
     ent = {e["entity_code"]: e for e in body["entities"]}
     assert sorted(ent) == ["MK1", "MK2", "MK3"]
@@ -237,7 +239,7 @@ def test_model_reloads_when_a_new_version_becomes_current(live_home: Path, tmp_p
         registry.rollback(home / "models", "MK1", 1)
         back = http.post("/predict", json=req).json()
     assert before["model_version"] == 1 and after["model_version"] == 2
-    assert after["actual_predicted"] == pytest.approx(expected(home, "MK1", "10:25", 70, 55, 55),
+    assert after["actual_predicted"] == pytest.approx(expected(home, "MK1", "10:25", 70, 55, 55, 2),
                                                       abs=1e-3)
     assert after["actual_predicted"] > before["actual_predicted"] + 15
     assert back == before
@@ -252,3 +254,47 @@ def test_basic_auth(live_home: Path) -> None:
         assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Basic")
         assert client.get("/health", auth=("ops", "s3cret")).json()["ok"] is True
         assert client.get("/live/MK", auth=("ops", "s3cret")).status_code == 200
+
+
+@pytest.mark.parametrize("at", [
+    "2024-03-15T10:25:00-04:00",  # the hour before holds 40, 50, 60
+    "2024-03-15T10:30:00-04:00",  # 10:00 exactly 30 min before: inside both windows
+    "2024-03-15T10:59:30-04:00",  # 10:00 is 59.5 min before: only in the 60-min mean
+    "2024-03-15T05:30:00-04:00",  # before 06:00: park day 14, before opening
+    "2024-03-16T00:30:00-04:00",  # after midnight: still park day 15
+    "2024-03-10T03:30:00-04:00",  # the DST night (02:00 EST -> 03:00 EDT)
+    "2024-03-10T09:00:00-04:00",  # opening instant on the DST day
+])
+def test_fast_predict_path_equals_the_sql_features(live_home: Path, at: str) -> None:
+    engine = engine_for(live_home)
+    t = pd.Timestamp(at).tz_convert(UTC)
+    got = engine.predict("MK1", t.to_pydatetime(), 55)
+    local_t = t.tz_convert(TZ)
+    pday = (local_t - pd.Timedelta(hours=6)).date()
+    hist = today_facts().query("entity_code == 'MK1' and wait_time_type == 'POSTED'")
+    hist = hist[(hist["observed_at"] < t) & (hist["observed_at"] >= t - pd.Timedelta(hours=1))]
+    if pday != TODAY:
+        hist = hist.iloc[0:0]
+    rows = pd.DataFrame({"entity_code": "MK1", "park_code": "MK", "park_date": pd.Timestamp(pday),
+                         "observed_at": pd.DatetimeIndex(list(hist["observed_at"]) + [t]),
+                         "posted": list(hist["wait_time_minutes"].astype(float)) + [55.0]})
+    sql = engine.featurize(rows)  # the SQL path: feature_ctes_sql + the training windows
+    sql = sql[sql["observed_at"] == t]
+    for col, value in got.features.items():
+        want = sql[col].iloc[0]
+        same = (np.isnan(value) and pd.isna(want)) or value == pytest.approx(float(want), abs=1e-9)
+        assert same, col
+    model = engine.models.get("MK1")
+    assert got.actual_predicted == pytest.approx(float(training.predict(model, sql, True)[0]),
+                                                 abs=1e-4)
+
+
+def test_busy_warehouse_serves_the_last_copy(live_home: Path) -> None:
+    engine = engine_for(live_home)
+    first = engine.park_state("MK")
+    with warehouse.writer(live_home):  # e.g. an ingest run holds the file
+        started = time.monotonic()
+        again = engine.park_state("MK")
+        p = engine.predict("MK1", NOW, 60)
+    assert again is first and time.monotonic() - started < 5
+    assert p.features["posted_mean_30"] == 52.5  # history 40, 50, 60 (10:00-10:20) + 60 now

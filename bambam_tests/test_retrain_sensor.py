@@ -48,7 +48,7 @@ def test_one_range_run_with_due_entities_in_tier_order(world) -> None:
     assert req.tags["bambam/trigger"] == "retrain_sensor"
     cfg = req.run_config["ops"]["entity_model"]["config"]
     assert cfg["only"] == ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
-    assert cfg["mode"] == "auto"
+    assert cfg["mode"] == "full"
     assert cfg["evaluated_at"] == NOW.isoformat()
     assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
     assert cfg["reasons"]["DL2"] == "age 80.0h > 72h (high tier)"

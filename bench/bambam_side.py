@@ -51,7 +51,8 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
     if proc.returncode != 0 or not result_path.exists():
         raise RuntimeError(f"bambam run failed (exit {proc.returncode}); see {home / 'bambam_run.log'}")
     child = json.loads(result_path.read_text())
-    child["seconds_spawn_to_python"] = child["started_at"] - spawned
+    child["seconds_interpreter_start"] = child["entered_at"] - spawned
+    child["seconds_before_run_pipeline"] = child["run_pipeline_start"] - spawned
     return BambamResult(wall=child["run_pipeline_end"] - spawned, wall_to_exit=to_exit, child=child)
 
 
@@ -124,13 +125,10 @@ def _models(home: Path) -> dict:
 def child_main(result_path: Path) -> None:
     """The timed `bambam run`, then the (untimed) event-log and registry read-out."""
     entered = time.time()
-    import psutil
-
     from bambam_assets import settings
     from bambam_assets.instance import local_instance
     from bambam_assets.runner import run_pipeline
 
-    process_started = psutil.Process().create_time()
     imported = time.time()
     instance = local_instance()
     t0 = time.time()
@@ -138,11 +136,10 @@ def child_main(result_path: Path) -> None:
     t1 = time.time()
     result = {
         "success": summary.success, "run_ids": summary.run_ids,
-        "seconds_python_start": entered - process_started,
         "seconds_imports": imported - entered,
         "seconds_instance": t0 - imported,
         "seconds_run_pipeline": t1 - t0,
-        "started_at": process_started, "run_pipeline_end": t1,
+        "entered_at": entered, "run_pipeline_start": t0, "run_pipeline_end": t1,
     }
     result |= _step_times(instance, summary.run_ids)
     result["models"] = _models(settings.home())

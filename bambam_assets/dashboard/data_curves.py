@@ -1,8 +1,8 @@
 """Queries behind the wait-time curves page (pure: no Dash).
 
 Observations, profiles, park hours and WTI come from the warehouse (an open read-only
-connection); forecasts and backfilled ACTUALs come from their Parquet files, read with an
-in-memory DuckDB connection so the warehouse file is never touched for them. Times are shown on
+connection); forecasts and backfilled ACTUALs come from their Parquet files, read directly with
+pyarrow (one day's row groups), so the warehouse file is never touched for them. Times are shown on
 the park's own clock: `local_time` columns are naive local timestamps of the park's time zone.
 """
 
@@ -14,6 +14,9 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from bambam_assets.lib.parks import park_of_entity, tz_of_park
 from bambam_assets.lib.warehouse import table_exists
@@ -144,43 +147,45 @@ def backfill_path(home: Path, entity: str) -> Path:
     return Path(home) / "backfill" / f"entity_code={checked_entity(entity)}" / "backfill.parquet"
 
 
-def _read_parquet(path: Path, sql: str, params: dict) -> pd.DataFrame | None:
-    """Run `sql` (binding $path and `params`) on one Parquet file; None when there is no file."""
+def _read_day(path: Path, day: date, columns: list[str], tz: str) -> pd.DataFrame | None:
+    """Rows of one park day from one Parquet file (pyarrow, filter pushed down), with
+    `local_time` = slot_start on the park's clock; None when there is no file."""
     if not path.is_file():
         return None
-    conn = duckdb.connect()  # in memory: Parquet is read directly, never through the warehouse
     try:
-        return conn.execute(sql, {"path": str(path), **params}).df()
-    except duckdb.Error:
-        return None  # a file being replaced or damaged: shown as "no data", read again next time
-    finally:
-        conn.close()
+        table = pq.read_table(path, columns=["slot_start", *columns],
+                              filters=[("park_date", "=", day)])
+    except (OSError, pa.ArrowException):
+        return None  # a damaged file: shown as "no data" (writers replace files atomically)
+    df = table.to_pandas().sort_values("slot_start", ignore_index=True)
+    start = pd.to_datetime(df.pop("slot_start"), utc=True)
+    df.insert(0, "local_time", start.dt.tz_convert(tz).dt.tz_localize(None))
+    return df
 
 
 def forecast_day(home: Path, entity: str, day: date, tz: str) -> pd.DataFrame | None:
     """One entity's forecast for one park day. Grain: one row per slot: local_time, slot,
     actual_predicted, actual_p10, actual_p90, posted_predicted."""
-    return _read_parquet(forecast_path(home, entity), """
-        SELECT timezone($tz, slot_start) AS local_time, slot, actual_predicted, actual_p10,
-               actual_p90, posted_predicted
-        FROM read_parquet($path) WHERE park_date = $day ORDER BY slot_start
-    """, {"tz": tz, "day": day})
+    return _read_day(forecast_path(home, entity), day, [
+        "slot", "actual_predicted", "actual_p10", "actual_p90", "posted_predicted"], tz)
 
 
 def backfill_day(home: Path, entity: str, day: date, tz: str) -> pd.DataFrame | None:
     """One entity's backfilled ACTUAL waits for one park day. Grain: one row per slot:
     local_time, slot, actual, source."""
-    return _read_parquet(backfill_path(home, entity), """
-        SELECT timezone($tz, slot_start) AS local_time, slot, actual, source
-        FROM read_parquet($path) WHERE park_date = $day ORDER BY slot_start
-    """, {"tz": tz, "day": day})
+    return _read_day(backfill_path(home, entity), day, ["slot", "actual", "source"], tz)
 
 
 def forecast_dates(home: Path, entity: str) -> tuple[date, date] | None:
     """First and last park day of the entity's forecast file, or None without one."""
-    df = _read_parquet(forecast_path(home, entity), """
-        SELECT min(park_date) AS first, max(park_date) AS last FROM read_parquet($path)
-    """, {})
-    if df is None or df.empty or pd.isna(df.loc[0, "first"]):
+    path = forecast_path(home, entity)
+    if not path.is_file():
         return None
-    return pd.Timestamp(df.loc[0, "first"]).date(), pd.Timestamp(df.loc[0, "last"]).date()
+    try:
+        days = pq.read_table(path, columns=["park_date"]).column("park_date")
+    except (OSError, pa.ArrowException):
+        return None
+    if len(days) == 0:
+        return None
+    bounds = pc.min_max(days)
+    return bounds["min"].as_py(), bounds["max"].as_py()

@@ -60,14 +60,19 @@ class WarehouseStore:
     """Cached, retrying, serialized read access to `home`'s warehouse.
 
     `timeout_s` is the retry budget when nothing is cached; with a cached answer one short try
-    (`busy_timeout_s`) is made, so a page never waits seconds for a writer. Answers younger than
-    `ttl_s` are reused without opening the file (several panels of a page share one read).
+    (`busy_timeout_s`) is made, so a page never waits seconds for a writer. Once a writer was
+    found, reads during the next `busy_hold_s` do not try again (the other panels of the page
+    get their cached answers at once). Answers younger than `ttl_s` are reused without opening
+    the file (several panels of a page share one read).
     """
 
     def __init__(self, home: Path, timeout_s: float = 2.0, busy_timeout_s: float = 0.2,
-                 ttl_s: float = 3.0, max_entries: int = 256, opener: Opener = wh.reader) -> None:
+                 ttl_s: float = 3.0, busy_hold_s: float = 1.0, max_entries: int = 256,
+                 opener: Opener = wh.reader) -> None:
         self.home = Path(home)
         self.timeout_s, self.busy_timeout_s, self.ttl_s = timeout_s, busy_timeout_s, ttl_s
+        self.busy_hold_s = busy_hold_s
+        self._busy_at: float | None = None  # monotonic time a writer was last found
         self.max_entries = max_entries
         self._opener = opener
         self._cache: OrderedDict[Hashable, tuple[float, datetime, Any]] = OrderedDict()
@@ -91,6 +96,8 @@ class WarehouseStore:
                 return Result(cached[2], cached[1])
             if not self.path.exists():
                 return Result(None, None, missing=True)
+            if self._busy_at is not None and time.monotonic() - self._busy_at < self.busy_hold_s:
+                return self._stale(cached)
             budget = self.busy_timeout_s if cached is not None else self.timeout_s
             try:
                 with self._opener(self.home, budget) as conn:
@@ -98,12 +105,18 @@ class WarehouseStore:
             except duckdb.Error as exc:
                 if not _is_lock_error(exc):
                     return Result(None, None, error=str(exc).splitlines()[0])
-                if cached is not None:
-                    return Result(cached[2], cached[1], stale=True)
-                return Result(None, None, stale=True)
+                self._busy_at = time.monotonic()
+                return self._stale(cached)
+            self._busy_at = None
             now = datetime.now(UTC)
             self._cache[key] = (time.monotonic(), now, value)
             self._cache.move_to_end(key)
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
             return Result(value, now)
+
+    @staticmethod
+    def _stale(cached: tuple[float, datetime, Any] | None) -> Result:
+        if cached is None:
+            return Result(None, None, stale=True)
+        return Result(cached[2], cached[1], stale=True)

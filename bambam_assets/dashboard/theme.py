@@ -61,9 +61,13 @@ def note_of(*results: Result) -> str:
 
 
 def figure(title: str = "", height: int = 320) -> go.Figure:
-    fig = go.Figure()
+    # no named template: copying "plotly_white" costs ~45 ms a figure; these few settings suffice
+    fig = go.Figure(layout={"template": None})
+    axis = {"gridcolor": "#E5EAF2", "linecolor": "#C9D3E3", "zerolinecolor": "#C9D3E3",
+            "automargin": True}
     fig.update_layout(
-        template="plotly_white", colorway=COLORWAY, height=height, title=title or None,
+        paper_bgcolor="white", plot_bgcolor="white", xaxis=axis, yaxis=axis,
+        hovermode="closest", colorway=COLORWAY, height=height, title=title or None,
         margin={"l": 50, "r": 20, "t": 40 if title else 20, "b": 40},
         legend={"orientation": "h", "y": -0.18}, font={"size": 12}, showlegend=True,
     )

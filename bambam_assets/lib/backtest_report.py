@@ -49,6 +49,7 @@ def write_plot(scored: pd.DataFrame, path: Path) -> Path:
     ax1.set_title("Park-day mean ACTUAL at observed entity-slots")
     ax1.set_ylabel("minutes")
     ax1.legend(fontsize=8)
+    fig.autofmt_xdate()
     pos = range(len(ents))
     ax2.bar([p - 0.2 for p in pos], ents["mae"], width=0.4, label="forecast")
     ax2.bar([p + 0.2 for p in pos], ents["naive_mae"], width=0.4, label="naive")
@@ -77,7 +78,7 @@ def write_report(out_dir: Path, scored: pd.DataFrame, scores: list[Score], as_of
     for s in scores:
         imp = s.improvement_pct
         rel = ("" if s.metric.startswith("p10") or imp is None
-               else f"{imp:+.1f}% better" if imp >= 0 else f"{-imp:.1f}% worse")
+               else f"{imp:.1f}% better" if imp >= 0 else f"{-imp:.1f}% worse")
         lines.append(f"| {s.metric} | {_fmt(s.model)} | {_fmt(s.naive)} | {rel} | {s.n} |")
     lines += ["", "## Summary", "", *[f"- {line}" for line in summary_lines(scores)], "",
               "## ACTUAL MAE per entity", "", "| entity | n | forecast | naive |",

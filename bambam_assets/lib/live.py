@@ -1,4 +1,4 @@
-"""Live inference: each fresh POSTED of today -> a predicted ACTUAL, and today's park WTI so far.
+"""Live inference engine: warm models, dimension copies, today's facts, POSTED -> ACTUAL.
 
 Features are the training ones: `features.feature_ctes_sql` runs on an in-memory DuckDB holding
 copies of the small dimensions (calendar, season, park hours, entity), so a request never opens
@@ -7,6 +7,7 @@ the warehouse; today's facts of a park are read with a short read-only connectio
 the last copy). For POSTED at instant t: posted_matched = that POSTED; posted_mean_30/60 = mean of
 the entity's POSTED in [t − 30/60 min, t], as the training windows. Models stay loaded; the
 CURRENT file (a few bytes) is read on every use, so a promotion or rollback is picked up at once.
+The park views built on it (entity lines, WTI so far) are in lib.live_view.
 """
 
 from __future__ import annotations
@@ -17,19 +18,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import curve_files, registry, training, warehouse
+from bambam_assets.lib import registry, training, warehouse
 from bambam_assets.lib.features import feature_ctes_sql, park_params
-from bambam_assets.lib.parks import park_of_entity
+from bambam_assets.lib.parks import park_of_entity, tz_of_park
 from bambam_assets.lib.poller import park_day
 from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED
-from bambam_assets.lib.slots import SLOT_SECONDS
 
-ACTUAL_MATCH_S = 600  # an observed ACTUAL within 10 min of the latest POSTED wins over the model
 _DIMS_SQL = {  # in-memory copy: only the columns feature_ctes_sql and the API read
     "dim_calendar": "SELECT park_date, date_group_id FROM dim_calendar",
     "dim_season": "SELECT park_date, season, season_year FROM dim_season",
@@ -82,6 +82,7 @@ class Prediction:
     actual_predicted: float
     model_version: int
     model: str  # with_posted | without_posted | hourly_fallback
+    features: dict  # the per-request features (time of day, since opening, POSTED)
 
 
 class ModelCache:
@@ -107,6 +108,8 @@ class ModelCache:
             cached = self._models.get(entity)
             if cached is None or cached.version != version:
                 cached = registry.load_model(self.models_root, entity, version)
+                for booster in cached.boosters.values():  # a few rows per call: one thread
+                    booster.set_param({"nthread": 1})
                 self._models[entity] = cached
                 self.loads += 1
             return cached
@@ -133,6 +136,15 @@ def predict_actual(model: registry.LoadedModel, frame: pd.DataFrame) -> np.ndarr
 
 
 @dataclass
+class DayContext:
+    features: pd.DataFrame  # one featured row of the park day (SQL), at its noon
+    open_s: float | None  # epoch seconds of the opening time (None without hours)
+    tz: ZoneInfo
+    dims_at: float | None  # the dimension copy it was built from
+    encoded: dict  # (version, model name) -> (encoded row, [(column index, live feature)])
+
+
+@dataclass
 class ParkState:
     park_code: str
     park_date: date
@@ -153,9 +165,11 @@ class LiveEngine:
             read_timeout_s
         self.models = ModelCache(self.home / "models")
         self._mem = duckdb.connect(":memory:")
+        self._mem.execute("SET threads = 1")  # small queries: threads only add overhead
         self._mem_lock = threading.Lock()
         self._dims_at: float | None = None
         self._parks: dict[str, ParkState] = {}
+        self._days: dict[tuple[str, date], DayContext] = {}
         self._read_lock = threading.Lock()
 
     # ---- warehouse copies --------------------------------------------------------------------
@@ -164,7 +178,7 @@ class LiveEngine:
         with self._mem_lock:
             for name, sql in _DIMS_SQL.items():  # four small tables, constant SQL
                 if warehouse.table_exists(conn, name):
-                    self._mem.register("_src", conn.execute(sql).to_arrow_table())
+                    self._mem.register("_src", conn.sql(sql).to_arrow_table())
                     self._mem.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _src")
                     self._mem.unregister("_src")
                 else:
@@ -186,10 +200,15 @@ class LiveEngine:
         """Today's facts of a park, re-read at most every live_ttl_s; the last copy if busy."""
         today = park_day(self.now(), park)
         state = self._parks.get(park)
-        if state and state.park_date == today and time.monotonic() - state.read_at < self.live_ttl_s:
+        fresh = state is not None and time.monotonic() - state.read_at < self.live_ttl_s
+        if state and state.park_date == today and fresh:
             self._ensure_dims()
             return state
         with self._read_lock:
+            state = self._parks.get(park)  # another request may have just read it
+            if state and state.park_date == today and \
+                    time.monotonic() - state.read_at < self.live_ttl_s:
+                return state
             try:
                 with warehouse.reader(self.home, timeout_s=self.read_timeout_s) as conn:
                     if self._dims_at is None or time.monotonic() - self._dims_at > self.dims_ttl_s:
@@ -202,7 +221,8 @@ class LiveEngine:
                         if warehouse.table_exists(conn, "fct_wait_times") else None
             except (FileNotFoundError, duckdb.Error) as exc:
                 if state is not None and state.park_date == today:
-                    return state  # busy: serve the last copy
+                    state.read_at = time.monotonic()  # busy: serve the last copy a while longer
+                    return state
                 raise WarehouseUnavailable(f"warehouse not readable: {exc}") from exc
         if facts is None:
             facts = pd.DataFrame(columns=["entity_code", "park_code", "park_date", "observed_at",
@@ -225,8 +245,46 @@ class LiveEngine:
             finally:
                 self._mem.unregister("live_rows")
 
+    def _day(self, park: str, pday: date) -> DayContext:
+        """The SQL-built features of a park day (all but time of day and POSTED), cached."""
+        self._ensure_dims()
+        ctx = self._days.get((park, pday))
+        if ctx is not None and ctx.dims_at == self._dims_at:
+            return ctx
+        tz = tz_of_park(park)
+        ref = pd.Timestamp(f"{pday} 12:00").tz_localize(tz).tz_convert(UTC)
+        feats = self.featurize(pd.DataFrame({
+            "entity_code": ["_"], "park_code": [park], "park_date": [pd.Timestamp(pday)],
+            "observed_at": [ref], "posted": [0.0]}))
+        with self._mem_lock:
+            got = self._mem.execute(
+                "SELECT epoch(opening_time) FROM dim_park_hours WHERE park_code = ? "
+                "AND park_date = ?", [park, pday]).fetchall()
+        open_s = got[0][0] if got and got[0][0] is not None else None
+        ctx = DayContext(feats, open_s, ZoneInfo(tz), self._dims_at, {})
+        self._days[(park, pday)] = ctx
+        return ctx
+
+    def _history(self, park: str, pday: date, entity: str, t: pd.Timestamp) -> pd.Series:
+        """The entity's POSTED of the hour before t (same park day), mean per instant."""
+        try:
+            state = self.park_state(park)
+        except WarehouseUnavailable:
+            return pd.Series(dtype=float)  # no history: the request's own POSTED alone
+        if state.park_date != pday:
+            return pd.Series(dtype=float)
+        f = state.facts
+        keep = (f["entity_code"] == entity) & (f["wait_time_type"] == POSTED) & \
+            (f["observed_at"] < t) & (f["observed_at"] >= t - pd.Timedelta(minutes=60))
+        return f.loc[keep].groupby("observed_at")["minutes"].mean()
+
     def predict(self, entity: str, observed_at: datetime, posted: float) -> Prediction:
-        """Predicted ACTUAL for one POSTED, with the entity's earlier POSTED of the hour."""
+        """Predicted ACTUAL for one POSTED, with the entity's earlier POSTED of the hour.
+
+        The fast path of the SQL features: the day's features come from `featurize` (cached per
+        park day); only time of day, minutes since opening and the POSTED means are computed
+        here, with the formulas of `feature_ctes_sql` (tests hold the two paths equal).
+        """
         park = park_of_entity(entity)
         if park is None:
             raise ModelUnavailable(f"{entity!r} is not an entity code of a known park")
@@ -237,70 +295,41 @@ class LiveEngine:
             raise ModelUnavailable(f"{entity} is a PRIORITY queue: it has no POSTED→ACTUAL model")
         t = pd.Timestamp(observed_at).tz_convert(UTC)
         pday = park_day(t.to_pydatetime(), park)
-        history = pd.DataFrame(columns=["entity_code", "observed_at", "minutes"])
-        try:
-            state = self.park_state(park)
-            if state.park_date == pday:
-                f = state.facts
-                keep = (f["entity_code"] == entity) & (f["wait_time_type"] == POSTED) & \
-                       (f["observed_at"] < t) & (f["observed_at"] >= t - pd.Timedelta(minutes=60))
-                history = f.loc[keep, ["entity_code", "observed_at", "minutes"]]
-        except WarehouseUnavailable:
-            pass  # no history: the request's own POSTED alone
-        rows = pd.DataFrame({
-            "entity_code": entity, "park_code": park, "park_date": pd.Timestamp(pday),
-            "observed_at": pd.concat([history["observed_at"], pd.Series([t])],
-                                     ignore_index=True),
-            "posted": pd.concat([history["minutes"].astype(float),
-                                 pd.Series([float(posted)])], ignore_index=True)})
-        feats = self.featurize(rows)
-        feats = feats[feats["observed_at"] == t]
-        value = float(predict_actual(model, feats)[0])
-        return Prediction(entity, t.to_pydatetime(), float(posted), value, model.version,
-                          model_name(model))
-
-    def forecast_slot(self, entities: list[str], slot_start: pd.Timestamp) -> pd.DataFrame:
-        """The forecast rows of `entities` at `slot_start` (Parquet under BAMBAM_HOME/forecasts).
-
-        Grain: one row per entity that has a forecast file with that slot.
-        """
-        files = [str(p) for e in entities
-                 if (p := curve_files.entity_file(self.home, curve_files.FORECASTS_DIR, e)).exists()]
-        if not files:
-            return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
-        con = duckdb.connect(":memory:")  # own connection: Parquet reads never touch DuckDB files
-        try:
-            return con.execute(
-                "SELECT * FROM read_parquet(?, union_by_name = true) WHERE slot_start = ?",
-                [files, slot_start.to_pydatetime()]).df()
-        except duckdb.Error:  # a file of another shape: no forecast rather than no answer
-            return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
-        finally:
-            con.close()
-
-    def live_predictions(self, state: ParkState) -> pd.DataFrame:
-        """Each POSTED of today with its predicted ACTUAL.
-
-        Grain: one row per (entity_code, observed_at) of a POSTED today: posted, actual_predicted
-        (NULL without a usable model), model_version, model.
-        """
-        posted = state.facts[state.facts["wait_time_type"] == POSTED]
-        rows = posted.rename(columns={"minutes": "posted"})[
-            ["entity_code", "park_code", "park_date", "observed_at", "posted"]]
-        rows = rows.assign(park_date=pd.to_datetime(rows["park_date"]))
-        feats = self.featurize(rows)
-        feats["actual_predicted"] = np.nan
-        feats["model_version"] = pd.array([pd.NA] * len(feats), dtype="Int64")
-        feats["model"] = None
-        for entity, idx in feats.groupby("entity_code").groups.items():  # a loop over entities
-            model = self.models.get(str(entity))
-            if model is None or model.queue_type == "PRIORITY":
-                continue
-            feats.loc[idx, "actual_predicted"] = predict_actual(model, feats.loc[idx])
-            feats.loc[idx, "model_version"] = model.version
-            feats.loc[idx, "model"] = model_name(model)
-        return feats[["entity_code", "observed_at", "posted", "actual_predicted",
-                      "model_version", "model"]]
+        ctx = self._day(park, pday)
+        hist = self._history(park, pday, entity, t)
+        ago = (pd.DatetimeIndex(hist.index) - t).total_seconds().to_numpy() if len(hist) \
+            else np.zeros(0)
+        at = np.append(ago, 0.0)
+        values = np.append(hist.to_numpy(dtype=float), float(posted))
+        loc = t.tz_convert(ctx.tz)
+        live = {
+            "mins_since_6am": float(((loc.hour - 6) * 60 + loc.minute + 1440) % 1440),
+            "local_hour": float(loc.hour),
+            "mins_since_park_open": np.nan if ctx.open_s is None
+            else (t.value / 1e9 - ctx.open_s) / 60.0,
+            "posted_matched": float(posted),
+            "posted_mean_30": float(values[at >= -1800].mean()),
+            "posted_mean_60": float(values[at >= -3600].mean()),
+        }
+        name = model_name(model)
+        if name == "hourly_fallback":
+            value = float(training.predict(model, ctx.features.assign(**live), True)[0])
+        else:
+            booster = model.boosters[name]
+            key = (model.version, name)
+            if key not in ctx.encoded:  # encode the day's categories once per model version
+                cols = booster.feature_names or training.FEATURES_OF_MODEL[name]
+                row = training.encode(ctx.features, model.encodings).reindex(columns=cols)
+                ctx.encoded[key] = (row.to_numpy(dtype=float)[0],
+                                    [(cols.index(c), c) for c in live if c in cols])
+            base, slots = ctx.encoded[key]
+            x = base.copy()
+            for i, c in slots:  # six feature columns
+                x[i] = live[c]
+            value = float(np.asarray(booster.inplace_predict(
+                x[None, :], missing=np.nan, validate_features=False)).clip(min=0)[0])
+        return Prediction(entity, t.to_pydatetime(), float(posted), value, model.version, name,
+                          live)
 
     def entity_names(self) -> pd.DataFrame:
         with self._mem_lock:
@@ -316,73 +345,3 @@ class LiveEngine:
         if not got or got[0][0] is None or got[0][1] is None:
             return None
         return pd.Timestamp(got[0][0]).tz_convert(UTC), pd.Timestamp(got[0][1]).tz_convert(UTC)
-
-
-def slot_start_of(instant: pd.Timestamp | datetime) -> pd.Timestamp:
-    """The 5-minute slot holding an instant (epoch-aligned, as lib.slots)."""
-    return pd.Timestamp(instant).tz_convert(UTC).floor(f"{SLOT_SECONDS}s")
-
-
-def wti_so_far(facts: pd.DataFrame, preds: pd.DataFrame, tz: str) -> pd.DataFrame:
-    """Today's park WTI per 5-minute slot so far, from observed ACTUAL (wins) else predicted.
-
-    An entity whose last observation of the slot is CLOSED is left out (closed is null, never 0).
-    Grain: one row per slot with a value: slot_start, slot (local HH:MM), wti, n_entities,
-    wti_min, wti_max.
-    """
-    def per_slot(frame: pd.DataFrame, col: str) -> pd.Series:
-        return frame.assign(slot_start=frame["observed_at"].dt.floor(f"{SLOT_SECONDS}s")) \
-            .groupby(["entity_code", "slot_start"])[col].mean()
-
-    observed = per_slot(facts[facts["wait_time_type"] == ACTUAL], "minutes")
-    predicted = per_slot(preds.dropna(subset=["actual_predicted"]), "actual_predicted")
-    last = facts.assign(slot_start=facts["observed_at"].dt.floor(f"{SLOT_SECONDS}s")) \
-        .sort_values("observed_at").groupby(["entity_code", "slot_start"])["wait_time_type"].last()
-    value = observed.combine_first(predicted).rename("actual").to_frame()
-    value = value[last.reindex(value.index).ne(CLOSED).to_numpy()].reset_index()
-    out = value.groupby("slot_start")["actual"].agg(["mean", "count", "min", "max"]).reset_index()
-    out.columns = ["slot_start", "wti", "n_entities", "wti_min", "wti_max"]
-    out["slot"] = out["slot_start"].dt.tz_convert(tz).dt.strftime("%H:%M")
-    return out[["slot_start", "slot", "wti", "n_entities", "wti_min", "wti_max"]]
-
-
-def entity_view(engine: LiveEngine, state: ParkState, preds: pd.DataFrame) -> pd.DataFrame:
-    """The live line of each entity of the park seen today.
-
-    Grain: one row per entity with a fact today: entity_code, entity_name, latest_posted,
-    posted_at, actual_predicted, model_version, model, observed_actual, actual (observed within
-    10 min of the latest POSTED wins, else predicted; null when closed), actual_source, closed,
-    last_observed_at, age_s, forecast columns of the current slot (null without a forecast).
-    """
-    now = pd.Timestamp(engine.now()).tz_convert(UTC)
-    f = state.facts.sort_values("observed_at")
-    last = f.groupby("entity_code").tail(1).set_index("entity_code")
-    lp = preds.sort_values("observed_at").groupby("entity_code").tail(1).set_index("entity_code")
-    la = f[f["wait_time_type"] == ACTUAL].groupby("entity_code").tail(1).set_index("entity_code")
-    out = pd.DataFrame(index=last.index.rename("entity_code"))
-    out["latest_posted"] = lp["posted"]
-    out["posted_at"] = lp["observed_at"]
-    out["actual_predicted"] = lp["actual_predicted"]
-    out["model_version"] = lp["model_version"].astype("Int64") if len(lp) else pd.NA
-    out["model"] = lp["model"]
-    out["observed_actual"] = la["minutes"]
-    out["observed_actual_at"] = la["observed_at"]
-    fresh_obs = out["observed_actual_at"].notna() & (
-        out["posted_at"].isna() | (out["observed_actual_at"] >= out["posted_at"]
-                                   - pd.Timedelta(seconds=ACTUAL_MATCH_S)))
-    hours = engine.park_hours_today(state.park_code, state.park_date)
-    park_open = hours is None or hours[0] <= now <= hours[1]  # unknown hours: trust the data
-    out["closed"] = last["wait_time_type"].eq(CLOSED) | (not park_open)
-    out["actual"] = out["observed_actual"].where(fresh_obs, out["actual_predicted"])
-    out["actual_source"] = np.where(fresh_obs, "observed", np.where(
-        out["actual_predicted"].notna(), "predicted", None))
-    out.loc[out["closed"], ["actual", "actual_source"]] = None
-    out["last_observed_at"] = last["observed_at"]
-    out["age_s"] = (now - out["last_observed_at"]).dt.total_seconds()
-    names = engine.entity_names().drop_duplicates("entity_code").set_index("entity_code")
-    out["entity_name"] = names["entity_name"].reindex(out.index)
-    fc = engine.forecast_slot(out.index.tolist(), slot_start_of(now))
-    fc = fc.drop_duplicates("entity_code").set_index("entity_code")
-    for col in ("actual_predicted", "actual_p10", "actual_p90", "posted_predicted", "slot"):
-        out[f"forecast_{col}"] = fc[col].reindex(out.index) if col in fc else None
-    return out.reset_index()

@@ -216,7 +216,7 @@ def fetch_park(client: QueueTimesClient, source: RawSource, park_code: str,
 
 def poll(client: QueueTimesClient, source: RawSource, parks: Sequence[str],
          hours: pd.DataFrame, now: datetime | None = None, mapping: pd.DataFrame | None = None,
-         workers: int = 4) -> tuple[list[FetchResult], pd.DataFrame]:
+         workers: int = 12) -> tuple[list[FetchResult], pd.DataFrame]:
     """Fetch every park of `parks` that is in its window at `now`.
 
     Returns (one FetchResult per fetched park, `window_status` of all parks). Parks without a
@@ -230,7 +230,8 @@ def poll(client: QueueTimesClient, source: RawSource, parks: Sequence[str],
     if mapping is None:
         mapping = read_mapping(source)
     reasons = windows.set_index("park_code")["reason"]
-    # parks in parallel: each waits on the network, the client is thread-safe
+    # parks in parallel (each waits on the network; the client is thread-safe), so a tick of
+    # 12 parks takes one park's worst case (3 attempts x 10 s + backoff) inside a sensor tick
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(due)))) as pool:
         results = list(pool.map(lambda p: fetch_park(client, source, p, mapping, now), due))
     for r in results:

@@ -66,7 +66,8 @@ def _main_figure(d: dict, entity: str, day: date):
         fig.add_scatter(x=fc["local_time"], y=fc["actual_p10"], mode="lines", line_width=0,
                         showlegend=False, hoverinfo="skip", name="p10")
         fig.add_scatter(x=fc["local_time"], y=fc["actual_p90"], mode="lines", line_width=0,
-                        fill="tonexty", fillcolor="rgba(255,177,201,0.45)", name="forecast p10–p90")
+                        fill="tonexty", fillcolor="rgba(255,177,201,0.45)",
+                        name="forecast p10–p90")
         fig.add_scatter(x=fc["local_time"], y=fc["actual_predicted"], mode="lines",
                         name="forecast ACTUAL", line={"color": theme.PINK[2], "width": 2.5})
         fig.add_scatter(x=fc["local_time"], y=fc["posted_predicted"], mode="lines",
@@ -84,7 +85,7 @@ def _main_figure(d: dict, entity: str, day: date):
     if hours is not None and not hours.empty and pd.notna(hours.loc[0, "opening"]):
         fig.add_vrect(x0=hours.loc[0, "opening"], x1=hours.loc[0, "closing"], layer="below",
                       fillcolor=theme.BLUE[5], line_width=0)
-    fig.update_layout(xaxis={"title": "park local time"}, yaxis={"title": "minutes"})
+    fig.update_layout(yaxis={"title": "minutes"})
     return fig
 
 
@@ -116,6 +117,7 @@ def _wti_figures(d: dict, park: str, day: date):
         day_fig = theme.figure(f"{park} WTI on {day}", 280)
         day_fig.add_scatter(x=wti["slot"], y=wti["wti"], mode="lines", name="WTI",
                             line_color=theme.BLUE[1])
+        day_fig.update_layout(xaxis={"nticks": 12})
     if weeks is None or weeks.empty:
         return day_fig, theme.empty_figure(f"no daily WTI for {park} around {day}", 280)
     fig = theme.figure(f"{park} daily WTI, {day - timedelta(weeks=3)} … "
@@ -146,6 +148,10 @@ def figures(ctx: Context, entity: str, day: date) -> tuple:
     return _main_figure(d, entity, day), tod, dow, wti_day, wti_weeks, d["note"]
 
 
+def graph(id_: str, fig) -> dcc.Graph:
+    return dcc.Graph(id=id_, figure=fig, config={"displayModeBar": False})
+
+
 def layout(ctx: Context, query: dict) -> html.Div:
     choices = _choices(ctx)
     if choices is None or choices.empty:
@@ -163,7 +169,6 @@ def layout(ctx: Context, query: dict) -> html.Div:
     parks = sorted(choices["park_code"].dropna().unique())
     in_park = choices[choices["park_code"] == row["park_code"]]
     main, tod, dow, wti_day, wti_weeks, note = figures(ctx, entity, day)
-    graph = lambda id_, fig: dcc.Graph(id=id_, figure=fig, config={"displayModeBar": False})  # noqa: E731
     return html.Div([
         theme.card("Choose", html.Div([
             dcc.Dropdown(id="curve-park", options=parks, value=row["park_code"], clearable=False),
@@ -177,7 +182,7 @@ def layout(ctx: Context, query: dict) -> html.Div:
                                  max_date_allowed=max_day, display_format="YYYY-MM-DD"),
             html.Button("day ▶", id="curve-next"),
         ], className="bb-controls"), html.Span(note, id="curve-note", className="bb-note")),
-        theme.card("Wait times over the park day", graph("curve-main", main)),
+        theme.card("Wait times over the park day (park local time)", graph("curve-main", main)),
         html.Div([theme.card("Time-of-day profile", graph("curve-tod", tod)),
                   theme.card("Day-of-week profile", graph("curve-dow", dow))], className="bb-row"),
         html.Div([theme.card("Park WTI that day", graph("curve-wti-day", wti_day)),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pandas as pd
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
 from bambam_assets.dashboard import data, runs, theme
 from bambam_assets.dashboard.context import Context
@@ -110,13 +110,31 @@ def content(ctx: Context) -> html.Div:
     ])
 
 
+def signature(ctx: Context) -> tuple[str, bool]:
+    """What the page shows changes only when this does (runs, progress, failures): polls that
+    find it unchanged leave the page alone (no redraw, tables keep their sort)."""
+    all_runs = ctx.recent_runs()
+    head = all_runs.head(1)[["run_id", "status"]].to_numpy().tolist()
+    doc = read_progress(ctx.home) or {}
+    failures = ctx.store.read("model_failures", data.model_failures)
+    n_fail = None if failures.value is None else len(failures.value)
+    running = bool(head) and head[0][1] in runs.RUNNING
+    return repr((head, len(all_runs), doc.get("updated_at"), n_fail, failures.stale)), running
+
+
 def layout(ctx: Context, _query: dict) -> html.Div:
     return html.Div([dcc.Interval(id="status-poll", interval=POLL_MS),
+                     dcc.Store(id="status-signature", data=signature(ctx)[0]),
                      html.Div(content(ctx), id="status-content")])
 
 
 def register(app, ctx: Context) -> None:
-    @app.callback(Output("status-content", "children"), Input("status-poll", "n_intervals"),
+    @app.callback(Output("status-content", "children"), Output("status-signature", "data"),
+                  Input("status-poll", "n_intervals"), State("status-signature", "data"),
                   prevent_initial_call=True)
-    def _poll(_n):
-        return content(ctx)
+    def _poll(_n, previous):
+        current, running = signature(ctx)
+        # a running run's elapsed time and ETA move every poll: redraw while one runs
+        if current == previous and not running:
+            return no_update, no_update
+        return content(ctx), current

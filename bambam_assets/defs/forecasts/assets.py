@@ -10,7 +10,8 @@ import dagster as dg
 
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import backfill, forecast, posted_aggregates as pa, wti
+from bambam_assets.lib import backfill, forecast, wti
+from bambam_assets.lib import posted_aggregates as pa
 from bambam_assets.lib.progress import write_progress
 
 FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"

@@ -1,0 +1,138 @@
+"""Incremental updates: mode choice, continued boosting on a synthetic continuation, the guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bambam_assets.lib import incremental, registry, train_batch, training
+
+START = pd.Timestamp("2024-03-01")
+NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
+
+
+def synthetic_frame(days: int, shift_from: int, shift: float, seed: int = 3) -> pd.DataFrame:
+    """One STANDBY entity's training rows (build_training_frame columns), 30 targets a day;
+    waits rise by `shift` minutes from day `shift_from` on (the continuation to learn)."""
+    rng = np.random.default_rng(seed)
+    day = np.repeat(np.arange(days), 30)
+    minute = rng.integers(9 * 60, 21 * 60, size=len(day))
+    park_date = START + pd.to_timedelta(day, unit="D")
+    local = park_date + pd.to_timedelta(minute, unit="m")
+    dow = local.dayofweek.to_numpy() + 1
+    y = (20 + 25 * np.sin((minute - 540) / 720 * np.pi) + 10 * (dow >= 6)
+         + shift * (day >= shift_from) + rng.normal(0, 3, len(day))).round()
+    posted = y + 5 + rng.normal(0, 2, len(day))
+    return pd.DataFrame({
+        "entity_code": "MK1", "park_code": "MK", "park_date": park_date.date,
+        "observed_at": local.tz_localize("America/New_York").tz_convert("UTC"),
+        "queue_type": "STANDBY", "y": y.astype(float),
+        "mins_since_6am": (minute - 360).astype(float), "local_hour": (minute // 60).astype(float),
+        "day_of_week": dow.astype(float), "month": local.month.to_numpy().astype(float),
+        "date_group_id": np.where(dow >= 6, "WEEKEND", "WEEKDAY"), "season": "SPRING",
+        "season_year": "2024", "mins_since_park_open": (minute - 540).astype(float),
+        "park_open_hour": 9.0, "park_close_hour": 21.0, "park_hours_open": 12.0,
+        "emh_morning": 0.0, "emh_evening": 0.0, "posted_matched": posted,
+        "posted_mean_30": posted, "posted_mean_60": posted,
+        "weight": 0.5 ** ((days - day) / 365),
+    })
+
+
+@pytest.fixture(scope="module")
+def base_version(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A full model on days 0..69, stored as v1; the frame runs to day 79 (+12 min from day 70)."""
+    root = tmp_path_factory.mktemp("models")
+    frame = synthetic_frame(80, shift_from=70, shift=12.0)
+    first = frame[frame["park_date"] < (START + pd.Timedelta(days=70)).date()]
+    trained = training.train_entity(first, "STANDBY")
+    trained.entity_code = "MK1"
+    trained.metrics.update(training_mode="full", last_full_retrain_at=NOW.isoformat(),
+                           data_end=first["observed_at"].max().isoformat())
+    registry.save_version(root, trained, code_version=train_batch.TRAINING_CODE_VERSION,
+                          params_hash=train_batch.params_hash(), target_count=len(first), now=NOW)
+    return root, frame
+
+
+def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
+        base_version, tmp_path: Path) -> None:
+    root, frame = base_version
+    loaded = registry.load_model(root, "MK1")
+    base = incremental.base_from_loaded(loaded)
+    assert len(incremental.new_rows(frame, base)) == 300  # days 70..79, 30 a day
+    upd = incremental.continue_training(frame, base, "STANDBY",
+                                        policy=incremental.IncrementalPolicy(rounds=30))
+    assert upd is not None and upd.metrics["training_mode"] == "incremental"
+    assert upd.metrics["last_full_retrain_at"] == NOW.isoformat()
+    assert upd.metrics["base_version"] == 1
+    # the update learned the +12 minutes the incumbent never saw, on the same held-out days
+    assert upd.holdout_mae < 0.7 * upd.metrics["incumbent_mae"]
+    rounds_before = loaded.boosters["without_posted"].num_boosted_rounds()
+    assert upd.metrics["without_posted"]["rounds"] == rounds_before + 30
+    assert set(upd.models) == {"without_posted", "with_posted"}
+    # through the registry guard, judged against the incumbent's MAE on the same days
+    work = tmp_path / "m"
+    import shutil
+    shutil.copytree(root, work)
+    out = registry.save_version(work, upd, code_version=train_batch.TRAINING_CODE_VERSION,
+                                params_hash=train_batch.params_hash(), target_count=len(frame),
+                                incumbent_mae=upd.metrics["incumbent_mae"])
+    assert out.promoted and out.version == 2
+    assert f"<= {upd.metrics['incumbent_mae']:.3f}" in out.decision
+    reloaded = registry.load_model(work, "MK1")
+    pred = training.predict(reloaded, frame.tail(50), with_posted=False)
+    assert len(pred) == 50 and (pred >= 0).all()
+
+
+def test_too_few_new_rows_gives_none(base_version) -> None:
+    root, frame = base_version
+    base = incremental.base_from_loaded(registry.load_model(root, "MK1"))
+    few = frame[frame["observed_at"] <= pd.Timestamp(base.data_end) + pd.Timedelta(hours=1)]
+    assert incremental.continue_training(few, base, "STANDBY") is None
+
+
+def test_choose_mode_rules() -> None:
+    meta = {"kind": "xgboost", "code_version": "1", "params_hash": "p",
+            "trained_at": (NOW - timedelta(days=2)).isoformat(), "metrics": {}}
+    kw = {"code_version": "1", "params_hash": "p"}
+    assert incremental.choose_mode("auto", meta, 150, NOW, **kw)[0] == "incremental"
+    assert incremental.choose_mode("auto", meta, 5000, NOW, **kw)[0] == "full"
+    assert incremental.choose_mode("incremental", meta, 5000, NOW, **kw)[0] == "incremental"
+    assert incremental.choose_mode("full", meta, 1, NOW, **kw)[0] == "full"
+    assert incremental.choose_mode("auto", None, 1, NOW, **kw) == ("full", "no current model")
+    assert incremental.choose_mode("auto", meta | {"kind": "hourly_fallback"}, 1, NOW,
+                                   **kw)[0] == "full"
+    assert incremental.choose_mode("auto", meta, 1, NOW, code_version="2",
+                                   params_hash="p")[0] == "full"
+    # a chain of updates keeps the last FULL retrain time: after 7 days, full again
+    upd = meta | {"metrics": {"training_mode": "incremental",
+                              "last_full_retrain_at": (NOW - timedelta(days=8)).isoformat()},
+                  "trained_at": NOW.isoformat()}
+    mode, why = incremental.choose_mode("auto", upd, 1, NOW, **kw)
+    assert mode == "full" and "older than 7 days" in why
+    with pytest.raises(ValueError):
+        incremental.choose_mode("sometimes", meta, 1, NOW, **kw)
+
+
+def test_train_batch_auto_plans_incremental_and_records_mode(base_version, tmp_path) -> None:
+    root, frame = base_version
+    import shutil
+    work = tmp_path / "m"
+    shutil.copytree(root, work)
+    result = train_batch.train_batch(frame, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
+                                     mode="auto", now=NOW + timedelta(days=1))
+    assert result.modes == {"MK1": "incremental"}
+    assert not result.failures
+    meta = registry.read_meta(work, "MK1", result.outcomes[0].version)
+    assert meta["metrics"]["training_mode"] == "incremental"
+    assert meta["trained_at"] == (NOW + timedelta(days=1)).isoformat()
+    # full mode: a from-scratch version recording its own full-retrain time
+    full = train_batch.train_batch(frame, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
+                                   mode="full", now=NOW + timedelta(days=2))
+    meta = registry.read_meta(work, "MK1", full.outcomes[0].version)
+    assert full.modes == {"MK1": "full"}
+    assert meta["metrics"]["training_mode"] == "full"
+    assert meta["metrics"]["last_full_retrain_at"] == (NOW + timedelta(days=2)).isoformat()

@@ -1,0 +1,99 @@
+"""Slots of park days: open..close inclusive, local labels, across midnight and DST, donor hours."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+import pytest
+
+from bambam_assets.lib import calendar, park_hours_donor, schema
+from bambam_assets.lib.slots import park_slots
+
+NY = ZoneInfo("America/New_York")
+
+
+def _row(park: str, day: date, open_local: datetime, close_local: datetime) -> dict:
+    o, c = pd.Timestamp(open_local).tz_convert("UTC"), pd.Timestamp(close_local).tz_convert("UTC")
+    return {"park_code": park, "park_date": pd.Timestamp(day), "opening_time": o,
+            "closing_time": c, "opening_time_with_emh": o, "closing_time_with_emh": c,
+            "emh_morning": False, "emh_evening": False, "source": "official", "confidence": 1.0}
+
+
+@pytest.fixture
+def conn() -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+def _load(conn, rows: list[dict]) -> None:
+    schema.replace_dimension(conn, "dim_park_hours", pd.DataFrame(rows))
+
+
+def test_regular_day_has_157_slots_from_open_to_close(conn) -> None:
+    day = date(2024, 6, 3)
+    _load(conn, [_row("MK", day, datetime(2024, 6, 3, 9, tzinfo=NY),
+                      datetime(2024, 6, 3, 22, tzinfo=NY))])
+    s = park_slots(conn, ["MK"], day, day)
+    assert len(s) == 157
+    assert (s["slot"].iloc[0], s["slot"].iloc[-1]) == ("09:00", "22:00")
+    assert s["slot_start"].iloc[0] == pd.Timestamp("2024-06-03 13:00", tz="UTC")
+    assert list(s.columns) == ["park_code", "park_date", "slot", "slot_start"]
+
+
+def test_day_open_across_midnight_keeps_its_park_date(conn) -> None:
+    day = date(2024, 6, 1)
+    _load(conn, [_row("MK", day, datetime(2024, 6, 1, 18, tzinfo=NY),
+                      datetime(2024, 6, 2, 2, tzinfo=NY))])
+    s = park_slots(conn, ["MK"], day, day)
+    assert len(s) == 8 * 12 + 1
+    assert set(s["park_date"].dt.date) == {day}
+    labels = s["slot"].tolist()
+    assert labels[labels.index("23:55") + 1] == "00:00"
+    assert labels[-1] == "02:00"
+
+
+def test_spring_forward_day_has_one_hour_fewer(conn) -> None:
+    # 20:00 EST on 9 March 2024 to 04:00 EDT on 10 March: 7 real hours, 02:xx never exists
+    normal, dst = date(2024, 3, 2), date(2024, 3, 9)
+    _load(conn, [
+        _row("MK", normal, datetime(2024, 3, 2, 20, tzinfo=NY), datetime(2024, 3, 3, 4, tzinfo=NY)),
+        _row("MK", dst, datetime(2024, 3, 9, 20, tzinfo=NY), datetime(2024, 3, 10, 4, tzinfo=NY)),
+    ])
+    s = park_slots(conn, ["MK"], normal, dst)
+    per_day = s.groupby(s["park_date"].dt.date).size()
+    assert per_day[normal] == 8 * 12 + 1
+    assert per_day[dst] == 7 * 12 + 1
+    labels = s.loc[s["park_date"].dt.date == dst, "slot"].tolist()
+    assert labels[labels.index("01:55") + 1] == "03:00"
+    assert not any(lab.startswith("02:") for lab in labels)
+
+
+def test_each_park_uses_its_own_time_zone_and_bad_hours_give_no_slots(conn) -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    day = date(2024, 6, 3)
+    bad = _row("MK", day, datetime(2024, 6, 3, 9, tzinfo=NY), datetime(2024, 6, 3, 9, tzinfo=NY))
+    _load(conn, [_row("TDL", day, datetime(2024, 6, 3, 9, tzinfo=tokyo),
+                      datetime(2024, 6, 3, 9, 10, tzinfo=tokyo)), bad])
+    s = park_slots(conn, ["TDL", "MK"], day, day)
+    assert s["slot"].tolist() == ["09:00", "09:05", "09:10"]
+    assert s["slot_start"].iloc[0] == pd.Timestamp("2024-06-03 00:00", tz="UTC")
+
+
+def test_future_days_without_official_hours_use_donor_hours(conn) -> None:
+    as_of = date(2024, 6, 30)
+    past = [as_of - timedelta(days=i) for i in range(28)]
+    official = pd.DataFrame([_row("MK", d, datetime(d.year, d.month, d.day, 10, tzinfo=NY),
+                                  datetime(d.year, d.month, d.day, 20, tzinfo=NY)) for d in past])
+    cal = calendar.build_calendar(as_of, 10)
+    hours = park_hours_donor.assemble_park_hours(official, pd.DataFrame(), cal, as_of, 10)
+    _load(conn, hours.to_dict("records"))
+    s = park_slots(conn, ["MK"], as_of + timedelta(days=1), as_of + timedelta(days=10))
+    per_day = s.groupby(s["park_date"].dt.date)["slot"].agg(["size", "first", "last"])
+    assert len(per_day) == 10
+    assert (per_day["size"] == 10 * 12 + 1).all()
+    assert set(per_day["first"]) == {"10:00"} and set(per_day["last"]) == {"20:00"}
+    sources = conn.execute("SELECT DISTINCT source FROM dim_park_hours WHERE park_date > ?",
+                           [as_of]).fetchall()
+    assert sources == [("donor",)]
