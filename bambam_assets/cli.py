@@ -164,8 +164,10 @@ def models_rollback(entity: str, version: int | None) -> None:
 def _register_commands() -> None:
     # Commands that live beside their feature; imported lazily by click at call time.
     from bambam_assets.cli_backtest import backtest
+    from bambam_assets.cli_live import live
 
     main.add_command(backtest)
+    main.add_command(live)
 
 
 _register_commands()

@@ -7,14 +7,16 @@ from bambam_assets.defs.dimensions.checks import dimension_checks
 from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
 from bambam_assets.defs.ingest.assets import ingest_wait_times
 from bambam_assets.defs.ingest.sensors import ingest_job, raw_files_sensor
+from bambam_assets.defs.live.sensors import fetch_status_specs, queue_times_poll
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[ingest_wait_times, *dimension_assets, entity_model, *forecast_assets, *wti_assets],
+    assets=[ingest_wait_times, *dimension_assets, entity_model, *forecast_assets, *wti_assets,
+            *fetch_status_specs],
     asset_checks=dimension_checks,
     jobs=[ingest_job],
-    sensors=[raw_files_sensor],
+    sensors=[raw_files_sensor, queue_times_poll],
     resources=default_resources(),
     # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster than spawn.
     executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),

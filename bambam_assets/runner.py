@@ -28,7 +28,7 @@ class RunSummary:
 
 def _all_assets() -> list[dg.AssetsDefinition]:
     graph = defs.resolve_asset_graph()
-    return [a for a in graph.assets_defs if a.keys]
+    return [a for a in graph.assets_defs if a.keys and a.is_executable]
 
 
 def _asset_job() -> dg.JobDefinition:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,7 +76,6 @@ def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
     assert set(upd.models) == {"without_posted", "with_posted"}
     # through the registry guard, judged against the incumbent's MAE on the same days
     work = tmp_path / "m"
-    import shutil
     shutil.copytree(root, work)
     out = registry.save_version(work, upd, code_version=train_batch.TRAINING_CODE_VERSION,
                                 params_hash=train_batch.params_hash(), target_count=len(frame),
@@ -119,7 +119,6 @@ def test_choose_mode_rules() -> None:
 
 def test_train_batch_auto_plans_incremental_and_records_mode(base_version, tmp_path) -> None:
     root, frame = base_version
-    import shutil
     work = tmp_path / "m"
     shutil.copytree(root, work)
     result = train_batch.train_batch(frame, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
