@@ -76,14 +76,22 @@ def demo_data(parks: str, entities_per_park: int, start: date, end: date, seed: 
 @main.command("run")
 @click.option("--select", "select", multiple=True,
               help="Asset key to materialize (repeatable); default: all.")
-def run(select: tuple[str, ...]) -> None:
-    """Materialize the selected (or all) assets once, in-process, on the local instance."""
+@click.option("--retrain-all", is_flag=True,
+              help="Retrain every entity, not only those the staleness rule finds due.")
+def run(select: tuple[str, ...], retrain_all: bool) -> None:
+    """Materialize the selected (or all) assets once, in-process, on the local instance.
+
+    Entity models are retrained only where due (no model, 100+ new targets, older than the
+    tier's maximum age, or new training code); forecasts and the WTI are rebuilt.
+    """
     from bambam_assets.instance import local_instance
     from bambam_assets.runner import run_pipeline
     from bambam_assets.summary import print_summary
 
     instance = local_instance()
-    summary = run_pipeline(instance, list(select) or None, log=click.echo)
+    config = {"ops": {"entity_model": {"config": {"mode": "full"}}}} if retrain_all else None
+    summary = run_pipeline(instance, list(select) or None, log=click.echo,
+                           entity_run_config=config)
     print_summary(summary, echo=click.echo)
     if not summary.success:
         sys.exit(1)
@@ -165,8 +173,10 @@ def _register_commands() -> None:
     # Commands that live beside their feature; imported lazily by click at call time.
     from bambam_assets.cli_backtest import backtest
     from bambam_assets.cli_live import live
+    from bambam_assets.cli_models_status import status
 
     main.add_command(backtest)
+    models.add_command(status)
     main.add_command(live)
 
 

@@ -2,6 +2,12 @@
 
 import dagster as dg
 
+from bambam_assets.defs.automation.schedules import (
+    daily_pipeline_job,
+    daily_pipeline_schedule,
+    weekly_full_retrain_schedule,
+)
+from bambam_assets.defs.automation.sensors import automation_sensor, retrain_sensor
 from bambam_assets.defs.dimensions.assets import dimension_assets
 from bambam_assets.defs.dimensions.checks import dimension_checks
 from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
@@ -15,8 +21,9 @@ defs = dg.Definitions(
     assets=[ingest_wait_times, *dimension_assets, entity_model, *forecast_assets, *wti_assets,
             *fetch_status_specs],
     asset_checks=dimension_checks,
-    jobs=[ingest_job],
-    sensors=[raw_files_sensor, queue_times_poll],
+    jobs=[ingest_job, daily_pipeline_job],
+    sensors=[raw_files_sensor, retrain_sensor, automation_sensor, queue_times_poll],
+    schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
     resources=default_resources(),
     # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster than spawn.
     executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),

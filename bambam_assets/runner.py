@@ -8,12 +8,15 @@ one run per asset (their BackfillPolicy is single_run), so 1,700 entities cost o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import dagster as dg
 
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.definitions import defs
+from bambam_assets.lib import staleness
 from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash
 from bambam_assets import settings
 
 
@@ -89,13 +92,37 @@ def run_pipeline(
         # materializations, not an output, so a downstream step in the same run would be skipped.
         order = [k for k in graph.toposorted_asset_keys if k in set(parted_keys)]
         for key in order:
+            config = None
+            if key.to_user_string() == "entity_model":
+                config = entity_run_config or _due_config(log)
+                if config is None:
+                    continue
             log(f"over {len(keys)} entity partitions:")
-            config = entity_run_config if key.to_user_string() == "entity_model" else None
             if not _execute(instance, [key], tags, config, summary, log):
                 return summary
     if after:
         _execute(instance, after, {}, None, summary, log)
     return summary
+
+
+def _due_config(log) -> dict | None:
+    """Run config training exactly the stale entities (the smart-retraining rule); None if none."""
+    now = datetime.now(UTC)
+    with wh.reader(settings.home()) as conn:
+        evaluation = staleness.evaluate_warehouse(
+            conn, now=now, as_of=settings.as_of(), code_version=TRAINING_CODE_VERSION,
+            params_hash=params_hash(),
+        )
+    due = staleness.due_entities(evaluation)
+    if not due:
+        log("no entity is due for retraining")
+        return None
+    log(f"{len(due)} of {len(evaluation)} entities due for retraining")
+    reasons = dict(zip(evaluation["entity_code"], evaluation["summary"], strict=True))
+    return {"ops": {"entity_model": {"config": {
+        "only": due, "mode": "full", "evaluated_at": now.isoformat(),
+        "reasons": {code: reasons[code] for code in due},
+    }}}}
 
 
 def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,

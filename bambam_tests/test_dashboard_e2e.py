@@ -221,7 +221,7 @@ def _until(check, what: str, timeout_s: float = 5.0) -> None:
 def _main_curve(page) -> str:
     return page.evaluate("""() => JSON.stringify(
         document.querySelector('#curve-main .js-plotly-plot')._fullData.map(
-            t => [t.name, Array.from(t.y || [])]))""")
+            t => [t.name, Array.from(t.x || []), Array.from(t.y || [])]))""")
 
 
 PAGES = {
@@ -263,7 +263,7 @@ def test_every_page_renders_its_charts_with_data_quickly(page, server: str) -> N
 def test_date_picker_and_day_buttons_change_the_curve(page, server: str) -> None:
     _load(page, server + "/curves?entity=MK2&date=2024-04-29", ["curve-main"])
     before = _main_curve(page)
-    assert "forecast ACTUAL" in before and "observed POSTED" in before
+    assert "observed POSTED" in before and "backfilled ACTUAL" in before  # a past day
     page.fill("#curve-date", "2024-05-06")  # a future day: forecast only
     page.press("#curve-date", "Enter")
     page.wait_for_function("() => document.querySelector('#curve-main .gtitle')"

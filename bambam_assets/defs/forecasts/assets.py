@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
+
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib import backfill, forecast, wti
@@ -169,6 +171,7 @@ _WTI_DEPS = ["entity_forecast", "entity_backfill", "dim_entity"]
     specs=[
         dg.AssetSpec("park_wti", group_name=WTI_GROUP, deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
+                     freshness_policy=WTI_FRESHNESS,
                      description="One row per (park, slot): mean ACTUAL over the park's open "
                      "STANDBY entities (backfill, else forecast), n_entities, min, max."),
         dg.AssetSpec("park_wti_daily", group_name=WTI_GROUP, deps=_WTI_DEPS,
