@@ -98,13 +98,21 @@ def run(select: tuple[str, ...], retrain_all: bool) -> None:
 
 
 @main.command("ui")
-@click.option("--port", default=3000, show_default=True, type=int)
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--dash-port", default=8050, show_default=True, type=int, help="Dashboard port.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-def ui(port: int, host: str) -> None:
-    """Start `dagster dev` (webserver, daemon: sensors, schedules, automation) on localhost."""
+def ui(port: int, dash_port: int, host: str) -> None:
+    """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the dashboard."""
+    from bambam_assets import settings
+    from bambam_assets.dashboard import start_in_thread
     from bambam_assets.instance import ensure_dagster_home
 
     ensure_dagster_home()
+    try:
+        dash_server = start_in_thread(settings.home(), host, dash_port)
+    except ValueError as exc:  # non-loopback host without Basic Auth credentials
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"dashboard: {dash_server.url}   Dagster UI: http://{host}:{port}")
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
     cmd = [dagster, "dev", "-h", host, "-p", str(port)]
@@ -114,6 +122,11 @@ def ui(port: int, host: str) -> None:
         cmd += ["-m", "bambam_assets.definitions"]
     # Own process group: dagster dev leaves children behind on SIGINT, so we kill the group.
     proc = subprocess.Popen(cmd, start_new_session=True, env=os.environ.copy())
+
+    def _stop(_signum, _frame):  # a SIGTERM (service manager, kill) stops the group like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         proc.wait()
     except KeyboardInterrupt:
@@ -122,6 +135,8 @@ def ui(port: int, host: str) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        dash_server.stop()
 
 
 @main.group("models")
@@ -172,10 +187,12 @@ def models_rollback(entity: str, version: int | None) -> None:
 def _register_commands() -> None:
     # Commands that live beside their feature; imported lazily by click at call time.
     from bambam_assets.cli_backtest import backtest
+    from bambam_assets.cli_dashboard import dashboard
     from bambam_assets.cli_live import live
     from bambam_assets.cli_models_status import status
 
     main.add_command(backtest)
+    main.add_command(dashboard)
     models.add_command(status)
     main.add_command(live)
 

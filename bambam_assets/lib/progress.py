@@ -27,16 +27,19 @@ def write_progress(
 ) -> None:
     """Record that `step` of `run_id` has finished `done` of `total` items (atomic replace).
 
-    Keeps the per-step history of the run ({step: {...}}) so a reader sees every step's last state.
+    Keeps every step's last state ({step: {..., run_id}}) across runs: `bambam run` uses one
+    run per layer, and a reader still sees training's result while the forecast runs.
     """
     path = progress_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    current = read_progress(home) or {}
-    if current.get("run_id") != run_id:
-        current = {"run_id": run_id, "steps": {}}
+    current = read_progress(home) or {"steps": {}}
+    current["run_id"] = run_id
     now = datetime.now(UTC)
     previous = current["steps"].get(step, {})
+    if previous.get("run_id") != run_id:
+        previous = {}
     current["steps"][step] = {
+        "run_id": run_id,
         "done": done, "total": total, "entity": entity, "failed": failed, "state": state,
         "started_at": (started_at or _parse(previous.get("started_at")) or now).isoformat(),
         "updated_at": now.isoformat(),
