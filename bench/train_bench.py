@@ -1,6 +1,6 @@
 """Training benchmark of issue 4: the legacy way against Bambam, same workload, same machine.
 
-    python -m bench.train_bench                      # --preset default (~10 min on two cores)
+    python -m bench.train_bench                      # --preset default (4-10 min on two cores)
     python -m bench.train_bench --parks MK,EP --entities-per-park 4 --start 2024-01-01 \\
         --end 2024-12-31 --repeat 3
     python -m bench.train_bench --preset legacy-full --legacy-sample 20   # hours: see README
