@@ -49,38 +49,12 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _materialize_forecast_layer(instance, log: Callable[[str], None]) -> None:
-    """Run the forecast assets the code location lacks, then (always) the WTI tables.
-
-    The WTI must follow the partitioned forecasts; run_pipeline runs unpartitioned assets first,
-    so the WTI is refreshed here once the curves exist.
-    """
-    import dagster as dg
-
-    from bambam_assets.definitions import defs
-    from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
-    from bambam_assets.defs.models.partitions import entity_partitions
-    from bambam_assets.defs.resources import default_resources
-
-    registered = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    resources = default_resources()
-    posted, forecast, backfill = forecast_assets
-    if "entity_forecast" not in registered:
-        log("forecast assets are not in the code location yet: materializing them directly")
-        dg.materialize([posted], instance=instance, resources=resources)
-        keys = instance.get_dynamic_partitions(entity_partitions.name)
-        if keys:
-            dg.materialize([forecast, backfill], instance=instance, resources=resources,
-                           tags={"dagster/asset_partition_range_start": keys[0],
-                                 "dagster/asset_partition_range_end": keys[-1]})
-    dg.materialize(wti_assets, instance=instance, resources=resources)
-
-
 def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
                  backfill_days: int = 30, keep_scratch: bool = True,
                  log: Callable[[str], None] = print) -> BacktestResult:
     """Run the pipeline as of `as_of` in `out_dir/home`, score the next `days` days, write
     `out_dir/report.md` and the plot; returns the scores."""
+    from bambam_assets.cli_progress import ProgressBars
     from bambam_assets.instance import local_instance
     from bambam_assets.lib import backtest, backtest_report
     from bambam_assets.lib import warehouse as wh
@@ -101,10 +75,10 @@ def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
     with _env(env):
         instance = local_instance(scratch)
         try:
-            summary = run_pipeline(instance, log=log)
+            with ProgressBars(scratch):
+                summary = run_pipeline(instance, log=log)
             if not summary.success:
                 raise click.ClickException("the scratch pipeline run failed (see the log)")
-            _materialize_forecast_layer(instance, log)
         finally:
             instance.dispose()
         with wh.reader(scratch) as conn:

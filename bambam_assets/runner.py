@@ -7,17 +7,18 @@ one run per asset (their BackfillPolicy is single_run), so 1,700 entities cost o
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets import settings
 from bambam_assets.definitions import defs
+from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.lib import staleness
 from bambam_assets.lib import warehouse as wh
 from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash
-from bambam_assets import settings
 
 
 @dataclass
@@ -128,9 +129,14 @@ def _due_config(log) -> dict | None:
 def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
              run_config: dict | None, summary: RunSummary, log) -> bool:
     log(f"materializing {len(keys)} assets: {', '.join(k.to_user_string() for k in keys)}")
+    # Dagster's console logger prints every event at DEBUG; the CLI shows progress bars and a
+    # summary instead, and the full event log stays in the instance (UI). BAMBAM_LOG_LEVEL=DEBUG
+    # brings the stream back.
+    level = os.environ.get("BAMBAM_LOG_LEVEL", "WARNING").upper()
+    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": level}}}}
     result = _asset_job().execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False,
-        tags={**tags, "bambam/trigger": "cli"}, run_config=run_config,
+        tags={**tags, "bambam/trigger": "cli"}, run_config=config,
     )
     _collect(result, summary)
     if not result.success:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pandas as pd
 import pytest
@@ -117,9 +117,9 @@ def test_metatable_hours_park_day_clock_and_dst() -> None:
                                                           utc("2024-07-04 12:00"))
 
 
-T1 = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
-T2 = datetime(2024, 3, 2, 12, tzinfo=timezone.utc)
-T3 = datetime(2024, 3, 3, 12, tzinfo=timezone.utc)
+T1 = datetime(2024, 3, 1, 12, tzinfo=UTC)
+T2 = datetime(2024, 3, 2, 12, tzinfo=UTC)
+T3 = datetime(2024, 3, 3, 12, tzinfo=UTC)
 
 
 def _two_days(close_day2: str, emh_evening_day2: str = "") -> pd.DataFrame:
@@ -149,17 +149,17 @@ def test_versions_only_on_change_and_recovery_as_of() -> None:
     assert pd.isna(day2["valid_until"].tolist()[1])
     assert day2["source_file"].tolist() == ["a.csv", "c.csv"]
 
-    before = hours_as_of(third, datetime(2024, 3, 2, 18, tzinfo=timezone.utc))
-    after = hours_as_of(third, datetime(2024, 3, 4, tzinfo=timezone.utc))
+    before = hours_as_of(third, datetime(2024, 3, 2, 18, tzinfo=UTC))
+    after = hours_as_of(third, datetime(2024, 3, 4, tzinfo=UTC))
     assert len(before) == 2 and len(after) == 2
     pick = lambda f: f.set_index("park_date").loc["2024-03-21", "closing_time"]  # noqa: E731
     assert pick(before) == utc("2024-03-22 02:00")
     assert pick(after) == utc("2024-03-22 03:00")
-    assert hours_as_of(third, datetime(2024, 2, 1, tzinfo=timezone.utc)).empty
+    assert hours_as_of(third, datetime(2024, 2, 1, tzinfo=UTC)).empty
 
     # An EMH flag change is a change; a key missing from the export keeps its open version.
     fourth = merge_versions(third, _two_days("2024-03-21T23:00:00-04:00", "1").iloc[1:],
-                            datetime(2024, 3, 5, tzinfo=timezone.utc), "d.csv")
+                            datetime(2024, 3, 5, tzinfo=UTC), "d.csv")
     assert len(fourth) == 4
     open_now = fourth[fourth["valid_until"].isna()].set_index("park_date")
     assert open_now.loc["2024-03-20", "source_file"] == "a.csv"

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from botocore.exceptions import ClientError, ResponseStreamingError
 
 from bambam_assets.lib import raw_source
@@ -21,6 +20,7 @@ from bambam_assets.lib.raw_source import (
     S3RawSource,
     open_raw_source,
 )
+
 # Fixtures s3_endpoint, s3_bucket, aws_test_env come from conftest.py (pytest_plugins).
 from bambam_tests.s3_server import create_bucket, s3_client
 

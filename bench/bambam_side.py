@@ -29,10 +29,21 @@ class BambamResult:
 
 
 def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
-               log=print) -> BambamResult:
-    """One fresh `bambam run` on `raw` with BAMBAM_HOME=`home` (must not exist yet)."""
-    home.mkdir(parents=True)
-    result_path = home / "bench_result.json"
+               log=print, selection: str = "training", fresh: bool = True,
+               name: str = "run") -> BambamResult:
+    """One `bambam run` in a fresh process on `raw` with BAMBAM_HOME=`home`.
+
+    `fresh`: `home` must not exist yet (a first run); otherwise it must exist (a daily run on the
+    state an earlier run left). `selection`: "training" (entity_model and everything upstream)
+    or "all" (every asset, what `bambam run` materializes). `name` names the log and result
+    files under `home`, so that several runs on one home keep theirs.
+    """
+    if fresh:
+        home.mkdir(parents=True)
+    elif not home.is_dir():
+        raise FileNotFoundError(f"no Bambam home at {home}")
+    result_path = home / f"bench_result_{name}.json"
+    log_path = home / f"bambam_{name}.log"
     env = os.environ | {"BAMBAM_HOME": str(home), "BAMBAM_RAW": str(raw),
                         "BAMBAM_AS_OF": as_of.isoformat(), "DAGSTER_HOME": str(home / "dagster")}
     cmd = [sys.executable]
@@ -41,15 +52,15 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
         cmd += [str(Path(__file__))]
     else:
         cmd += ["-m", "bench.bambam_side"]
-    cmd.append(str(result_path))
-    log(f"bambam: {' '.join(cmd[1:])}  (log: {home / 'bambam_run.log'})")
+    cmd += [str(result_path), selection]
+    log(f"bambam: {' '.join(cmd[1:])}  as of {as_of} (log: {log_path})")
     spawned = time.time()
     started = time.perf_counter()
-    with open(home / "bambam_run.log", "w") as out:
+    with open(log_path, "w") as out:
         proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     to_exit = time.perf_counter() - started
     if proc.returncode != 0 or not result_path.exists():
-        raise RuntimeError(f"bambam run failed (exit {proc.returncode}); see {home / 'bambam_run.log'}")
+        raise RuntimeError(f"bambam run failed (exit {proc.returncode}); see {log_path}")
     child = json.loads(result_path.read_text())
     child["seconds_interpreter_start"] = child["entered_at"] - spawned
     child["seconds_before_run_pipeline"] = child["run_pipeline_start"] - spawned
@@ -137,7 +148,48 @@ def training_selection() -> list[str]:
     return sorted(k.to_user_string() for k in keys)
 
 
-def child_main(result_path: Path) -> None:
+def _evaluations(home: Path, run_ids: list[str]) -> dict:
+    """Per entity: the staleness evaluation recorded by an entity_model run among `run_ids`
+    (tier, stale, why, what the run did); empty when none of them trained (nothing was due)."""
+    import duckdb
+
+    sources = [f"entity_model run {r[:8]}" for r in run_ids]
+    conn = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        tables = {t for (t,) in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "retrain_evaluations" not in tables:
+            return {}
+        rows = conn.execute(
+            "SELECT entity_code, tier, stale, summary, action, new_targets, age_hours, "
+            "target_count FROM retrain_evaluations WHERE source IN (SELECT unnest(?)) "
+            "ORDER BY entity_code", [sources]).fetchall()
+    finally:
+        conn.close()
+    keys = ("tier", "stale", "summary", "action", "new_targets", "age_hours", "target_count")
+    return {code: dict(zip(keys, rest, strict=True)) for code, *rest in rows}
+
+
+def _plain_metadata(instance, run_ids: list[str]) -> dict:
+    """Numeric metadata of the unpartitioned materializations (e.g. the ingest's files_read,
+    rows_added), per asset, summed over the runs."""
+    out: dict[str, dict] = {}
+    for run_id in run_ids:
+        for e in instance.all_logs(run_id):
+            ev = e.dagster_event
+            if ev is None or ev.event_type_value != "ASSET_MATERIALIZATION":
+                continue
+            mat = ev.event_specific_data.materialization
+            if mat.partition is not None:
+                continue
+            md = out.setdefault(mat.asset_key.to_user_string(), {})
+            for key, value in mat.metadata.items():
+                raw = getattr(value, "value", value)
+                if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+                    md[key] = md.get(key, 0) + raw
+    return out
+
+
+def child_main(result_path: Path, selection_name: str = "training") -> None:
     """The timed `bambam run`, then the (untimed) event-log and registry read-out."""
     entered = time.time()
     from bambam_assets import settings
@@ -146,12 +198,13 @@ def child_main(result_path: Path) -> None:
 
     imported = time.time()
     instance = local_instance()
-    selection = training_selection()
+    selection = training_selection() if selection_name == "training" else None
     t0 = time.time()
     summary = run_pipeline(instance, selection, log=print)
     t1 = time.time()
     result = {
         "success": summary.success, "run_ids": summary.run_ids, "selection": selection,
+        "selection_name": selection_name,
         "seconds_imports": imported - entered,
         "seconds_instance": t0 - imported,
         "seconds_run_pipeline": t1 - t0,
@@ -159,10 +212,12 @@ def child_main(result_path: Path) -> None:
     }
     result |= _step_times(instance, summary.run_ids)
     result["models"] = _models(settings.home())
-    result_path.write_text(json.dumps(result, indent=1))
+    result["evaluations"] = _evaluations(settings.home(), summary.run_ids)
+    result["asset_metadata"] = _plain_metadata(instance, summary.run_ids)
+    result_path.write_text(json.dumps(result, indent=1, default=str))
 
 
 if __name__ == "__main__":
     if str(REPO) not in sys.path:  # run as a script under cProfile
         sys.path.insert(0, str(REPO))
-    child_main(Path(sys.argv[1]))
+    child_main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "training")

@@ -4,6 +4,7 @@
     python -m bench.train_bench --parks MK,EP --entities-per-park 4 --start 2024-01-01 \\
         --end 2024-12-31 --repeat 3
     python -m bench.train_bench --preset legacy-full --legacy-sample 20   # hours: see README
+    python -m bench.train_bench --mode daily          # the daily-run benchmark (bench.daily_bench)
 
 One run: generate the workload (demo_data.generate), then (a) the legacy way, one fresh
 `python -m bench.legacy_train` process per entity, sequentially, and (b) Bambam, a fresh
@@ -144,19 +145,35 @@ def one_repetition(raw: Path, work: Path, w: Workload, entities: list[str], lega
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from bench.daily_bench import DAILY_PRESETS
+
     ap = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    ap.add_argument("--mode", choices=("train", "daily"), default="train",
+                    help="train: full training, legacy vs Bambam (issue 4); daily: one new day, "
+                    "the legacy daily run vs Bambam's smart daily run (issue 5)")
+    ap.add_argument("--preset", choices=sorted(set(PRESETS) | set(DAILY_PRESETS)),
+                    default="default", help="train mode: default, legacy-full; daily mode: "
+                    "default (mixed tiers), critical, legacy-full")
+    ap.add_argument("--selection", choices=("training", "all"), default="training",
+                    help="daily mode: Bambam's assets: training = ingest, dimensions and "
+                    "entity_model (the daily schedule + retrain sensor); all = also forecasts, "
+                    "backfill and WTI")
+    ap.add_argument("--backdate-hours", type=float, default=None,
+                    help="daily mode: how far back the setup run's models are moved (the setup "
+                    "run 'happened yesterday'; see README)")
     ap.add_argument("--parks", help="comma-separated park codes (overrides the preset)")
     ap.add_argument("--entities-per-park", type=int)
     ap.add_argument("--start", type=date.fromisoformat)
-    ap.add_argument("--end", type=date.fromisoformat, help="also the as-of date of both sides")
+    ap.add_argument("--end", type=date.fromisoformat, help="also the as-of date of both sides "
+                    "(daily mode: the new day D; the history ends on D-1)")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--repeat", type=int, default=1, help="repetitions (medians reported)")
     ap.add_argument("--legacy-sample", type=int, default=-1,
                     help="run the legacy on N entities spread over the workload and extrapolate "
                     "its wall time (default: the preset's; 0 = every entity)")
     ap.add_argument("--skip-legacy", action="store_true", help="Bambam side only")
-    ap.add_argument("--raw", type=Path, help="reuse an existing workload folder (no generation)")
+    ap.add_argument("--raw", type=Path, help="reuse an existing workload folder (no generation; "
+                    "daily mode: a workload generated over [start, D], cut here into history + day D)")
     ap.add_argument("--workdir", type=Path, help="scratch folder (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--profile-bambam", action="store_true",
@@ -166,6 +183,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = _parse_args(argv)
+    if args.mode == "daily":
+        return _main_daily(args)
+    if args.preset not in PRESETS:
+        raise SystemExit(f"preset {args.preset!r} is a daily-mode preset (add --mode daily)")
     w, preset_sample = PRESETS[args.preset]
     overrides = {k: v for k, v in {
         "parks": tuple(p.strip().upper() for p in args.parks.split(",")) if args.parks else None,
@@ -203,6 +224,35 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in {
+        "parks": tuple(p.strip().upper() for p in args.parks.split(",")) if args.parks else None,
+        "entities_per_park": args.entities_per_park, "start": args.start, "end": args.end,
+        "seed": args.seed}.items() if v is not None}
+
+
+def _main_daily(args: argparse.Namespace) -> dict:
+    """--mode daily: bench.daily_bench.run_daily with the preset and overrides."""
+    from bench.daily_bench import BACKDATE_HOURS, DAILY_PRESETS, run_daily
+
+    if args.preset not in DAILY_PRESETS:
+        raise SystemExit(f"preset {args.preset!r} is not a daily-mode preset")
+    w, preset_sample = DAILY_PRESETS[args.preset]
+    w = replace(w, **_overrides(args))
+    legacy_sample = preset_sample if args.legacy_sample < 0 else (args.legacy_sample or None)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bambam_daily_"))
+    work.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    try:
+        return run_daily(w, args.preset, work, legacy_sample, args.repeat, args.skip_legacy,
+                         args.selection, stamp, full=args.raw,
+                         backdate_hours=BACKDATE_HOURS if args.backdate_hours is None
+                         else args.backdate_hours)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ from filelock import FileLock, Timeout
 
 from bambam_assets.lib import warehouse
 from bambam_assets.lib.poller import (
-    FetchResult, empty_hours, poll, read_mapping, read_park_hours,
+    FetchResult,
+    empty_hours,
+    poll,
+    read_mapping,
+    read_park_hours,
 )
 from bambam_assets.lib.queue_times_client import QueueTimesClient
 from bambam_assets.lib.raw_source import RawSource

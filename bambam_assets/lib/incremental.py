@@ -24,7 +24,12 @@ import pandas as pd
 import xgboost as xgb
 
 from bambam_assets.lib import training
-from bambam_assets.lib.training_metrics import TEST, chronological_split, model_metrics, split_bounds
+from bambam_assets.lib.training_metrics import (
+    TEST,
+    chronological_split,
+    model_metrics,
+    split_bounds,
+)
 
 FULL, INCREMENTAL, AUTO = "full", "incremental", "auto"
 MODES = (AUTO, FULL, INCREMENTAL)
@@ -141,7 +146,6 @@ def continue_training(
     if len(new) < policy.min_new_rows:
         return None
     split = chronological_split(new)
-    fit = split != TEST  # train + val parts: no early stopping here, the round count is fixed
     metrics: dict[str, Any] = {"rows": int(len(new)), "split": split_bounds(new, split)}
     models: dict[str, bytes] = {}
     features: dict[str, list[str]] = {}

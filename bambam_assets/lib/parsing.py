@@ -24,7 +24,10 @@ from bambam_assets.lib.formats import WAIT_TIME_FORMATS, RawFormat
 from bambam_assets.lib.parsing_common import OK, PARK_ARRAY, REASONS, Parsed, park_dates
 from bambam_assets.lib.parsing_queue_times import parse_snapshots
 from bambam_assets.lib.parsing_touringplans import (
-    parse_fastpass_new, parse_fastpass_old, parse_public, parse_standby,
+    parse_fastpass_new,
+    parse_fastpass_old,
+    parse_public,
+    parse_standby,
 )
 from bambam_assets.lib.schema import FACT_COLUMNS, FACT_KEY, REJECTED_COLUMNS
 

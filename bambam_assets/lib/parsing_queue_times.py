@@ -17,7 +17,14 @@ import pandas as pd
 import pyarrow as pa
 
 from bambam_assets.lib.parsing_common import (
-    BAD_ROW, BAD_TIME, MISSING, OUT_OF_RANGE, UNMAPPED, Parsed, entity_parks, first_reason,
+    BAD_ROW,
+    BAD_TIME,
+    MISSING,
+    OUT_OF_RANGE,
+    UNMAPPED,
+    Parsed,
+    entity_parks,
+    first_reason,
     round_in_range,
 )
 from bambam_assets.lib.parsing_text import UnreadableFile

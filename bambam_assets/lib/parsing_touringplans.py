@@ -20,11 +20,24 @@ import numpy as np
 import pyarrow as pa
 
 from bambam_assets.lib.parsing_common import (
-    BAD_ROW, BAD_TIME, MISSING, OUT_OF_RANGE, Parsed, entity_parks, first_reason, localise,
-    parse_instants, parse_numbers, round_in_range, stack_candidates,
+    BAD_ROW,
+    BAD_TIME,
+    MISSING,
+    OUT_OF_RANGE,
+    Parsed,
+    entity_parks,
+    first_reason,
+    localise,
+    parse_instants,
+    parse_numbers,
+    round_in_range,
+    stack_candidates,
 )
 from bambam_assets.lib.parsing_text import (
-    LineBlock, header_resolver, positional_resolver, read_block,
+    LineBlock,
+    header_resolver,
+    positional_resolver,
+    read_block,
 )
 from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
 

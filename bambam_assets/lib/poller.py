@@ -26,7 +26,10 @@ import duckdb
 import pandas as pd
 
 from bambam_assets.lib.parks import (
-    PARK_DAY_START_HOUR, PROPERTY_OF_PARK, QUEUE_TIMES_PARK_ID, tz_of_park,
+    PARK_DAY_START_HOUR,
+    PROPERTY_OF_PARK,
+    QUEUE_TIMES_PARK_ID,
+    tz_of_park,
 )
 from bambam_assets.lib.parsing import read_qt_mapping
 from bambam_assets.lib.queue_times_client import QueueTimesClient, QueueTimesError, Snapshot

@@ -7,7 +7,6 @@ half-written files of a writer never reach the ingest. Keys are posix paths rela
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import tempfile
@@ -19,8 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError
-from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 S3_SCHEME = "s3://"
 FETCH_ATTEMPTS = 3  # legacy §1.7: each file read gets 3 tries, 2**attempt s apart

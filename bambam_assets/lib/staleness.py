@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bambam_assets.lib.features import target_counts
-from bambam_assets.lib.parks import TIER_RANK, TIER_OF_PARK
+from bambam_assets.lib.parks import TIER_OF_PARK, TIER_RANK
 from bambam_assets.lib.warehouse import table_exists
 
 DEFAULT_MAX_AGE_HOURS: dict[str, float] = {

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
-
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib import backfill, forecast, wti

@@ -8,7 +8,8 @@ import dagster as dg
 from bambam_assets.defs.automation.freshness import MODEL_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import incremental, registry, staleness, train_batch as tb
+from bambam_assets.lib import incremental, registry, staleness
+from bambam_assets.lib import train_batch as tb
 from bambam_assets.lib.features import build_training_frame
 from bambam_assets.lib.progress import write_progress
 from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash, train_batch
