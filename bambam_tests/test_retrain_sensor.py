@@ -51,7 +51,7 @@ def test_one_range_run_with_due_entities_in_tier_order(world) -> None:
     assert cfg["mode"] == "full"
     assert cfg["evaluated_at"] == NOW.isoformat()
     assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
-    assert cfg["reasons"]["DL2"] == "age 80.0h > 72h (high tier)"
+    assert cfg["reasons"]["DL2"] == "age 80.0h >= 72h (high tier, 2h grace)"
     assert req.asset_selection == [dg.AssetKey("entity_model")]
     # same state in the same window: the same key (not requested twice); next window: new key
     assert _tick(home, instance, NOW + timedelta(minutes=30)).run_requests[0].run_key == \
@@ -75,7 +75,7 @@ def test_skip_reason_lists_why_not_when_nothing_due(tmp_path: Path, monkeypatch)
     data = _tick(home, instance, NOW)
     assert data.run_requests == []
     assert data.skip_message.startswith("nothing due among 3 entities (as of 2024-06-01): ")
-    assert "DL1: fresh: 0 new targets (< 100), age 50.0h <= 72h" in data.skip_message
+    assert "DL1: fresh: 0 new targets (< 100), age 50.0h < 72h" in data.skip_message
     assert "MK4: no target observations" in data.skip_message
 
 

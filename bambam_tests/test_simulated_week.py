@@ -84,7 +84,7 @@ def test_simulated_week(bambam_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # tier order (MK critical first), then target count descending
     assert config["only"] == ["MK2", "MK3", "MK1", "DL1"]
     assert config["reasons"]["DL1"] == "150 new targets (>= 100)"
-    assert config["reasons"]["MK3"].startswith("age 25.0h > 24h (critical tier)")
+    assert config["reasons"]["MK3"].startswith("age 25.0h >= 24h (critical tier, 2h grace)")
     assert request.tags[sensors.RANGE_START] == "DL1"  # the whole key range: one run
     assert request.tags[sensors.RANGE_END] == "MK3"
     _execute(instance, request)

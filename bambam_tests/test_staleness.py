@@ -81,13 +81,13 @@ def world_home(tmp_path: Path) -> Path:
 def test_each_reason_on_exact_entities(world_home: Path) -> None:
     ev = _evaluate(world_home).set_index("entity_code")
     assert sorted(ev.index[ev["stale"]]) == ["DL2", "EP1", "EP2", "MK1", "MK2", "MK3", "TDL1"]
-    assert ev.loc["MK1", "reasons"] == ["age 30.0h > 24h (critical tier)"]
+    assert ev.loc["MK1", "reasons"] == ["age 30.0h >= 24h (critical tier, 2h grace)"]
     assert ev.loc["MK2", "reasons"] == ["120 new targets (>= 100)"]
     assert ev.loc["MK3", "reasons"] == ["no current model"]
     assert ev.loc["EP1", "reasons"] == ["code version 6 -> 7"]
     assert ev.loc["EP2", "reasons"] == ["params old -> abc123"]
-    assert ev.loc["DL2", "reasons"] == ["age 80.0h > 72h (high tier)"]
-    assert ev.loc["TDL1", "reasons"] == ["age 170.0h > 168h (low tier)"]
+    assert ev.loc["DL2", "reasons"] == ["age 80.0h >= 72h (high tier, 2h grace)"]
+    assert ev.loc["TDL1", "reasons"] == ["age 170.0h >= 168h (low tier, 2h grace)"]
     # PRIORITY counts exclude 8888, as training does
     assert ev.loc["MK3", "target_count"] == 300
     assert (ev.loc["MK5", "target_count"], ev.loc["MK5", "new_targets"]) == (150, 50)
@@ -95,7 +95,7 @@ def test_each_reason_on_exact_entities(world_home: Path) -> None:
     # zero targets: listed, never stale
     assert not ev.loc["MK4", "stale"]
     assert ev.loc["MK4", "reasons"] == [staleness.NO_TARGETS]
-    assert ev.loc["UF1", "summary"] == "fresh: 90 new targets (< 100), age 100.0h <= 168h"
+    assert ev.loc["UF1", "summary"] == "fresh: 90 new targets (< 100), age 100.0h < 168h"
     assert ev.loc["DL1", "tier"] == "high" and ev.loc["DL1", "max_age_hours"] == 72.0
 
 
@@ -104,8 +104,9 @@ def test_training_order_is_tier_then_count(world_home: Path) -> None:
     assert staleness.due_entities(ev) == ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
 
 
+# Boundaries sit at the tier maximum less the 2 h grace (a daily run lands either side of 24 h).
 @pytest.mark.parametrize(("code", "below", "above"), [
-    ("MK1", 23.9, 24.1), ("DL1", 71.9, 72.1), ("UF1", 167.9, 168.1), ("TDL1", 167.9, 168.1),
+    ("MK1", 21.9, 22.1), ("DL1", 69.9, 70.1), ("UF1", 165.9, 166.1), ("TDL1", 165.9, 166.1),
 ])
 def test_tier_max_age_boundaries(tmp_path: Path, code: str, below: float, above: float) -> None:
     home = tmp_path / "h"

@@ -1,10 +1,12 @@
 """Bambam's side of the benchmark: `bambam run` in a fresh process, then what its event log says.
 
-`run_bambam` starts `python -m bench.bambam_side RESULT.json` with a fresh BAMBAM_HOME (the same
-work as `bambam run`: interpreter start, imports, ingest, dimensions, entity_model in one range
-run on the worker pool) and times it from the outside. The child, AFTER its timed part, reads
-the Dagster event log of its runs (step durations, the entity_model log lines) and the models it
-stored (test MAE per entity) and writes them to RESULT.json.
+`run_bambam` starts `python -m bench.bambam_side RESULT.json SELECTION` with a fresh BAMBAM_HOME
+(or, for the daily benchmark, an existing one) doing the work of `bambam run` (interpreter start,
+imports, ingest, dimensions, entity_model in one range run on the worker pool; SELECTION "all"
+adds the forecast, backfill and WTI assets) and times it from the outside. The child, AFTER its
+timed part, reads the Dagster event log of its runs (step durations, the entity_model log lines)
+and the models it stored (test MAE per entity), the staleness evaluations its entity_model run recorded and the
+numeric metadata of the unpartitioned materializations, and writes them to RESULT.json.
 """
 
 from __future__ import annotations

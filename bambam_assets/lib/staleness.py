@@ -58,6 +58,9 @@ class StalenessConfig:
 
     min_new_targets: int = 100
     max_age_hours: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MAX_AGE_HOURS))
+    # A daily run starts a few minutes either side of 24 h after the last training finished:
+    # without slack a critical model 23.9 h old would wait a whole extra day.
+    age_grace_hours: float = 2.0
 
     def max_age_of(self, tier: str) -> float:
         return float(self.max_age_hours.get(tier, self.max_age_hours.get("other", 168.0)))
@@ -157,9 +160,11 @@ def evaluate(
         "no_model": (has_targets & ~has_model, "no current model"),
         "new_targets": (has_targets & tried & (df["new_targets"] >= cfg.min_new_targets),
                         df["new_targets"].astype(str) + f" new targets (>= {cfg.min_new_targets})"),
-        "age": (has_targets & tried & (df["age_hours"] > df["max_age_hours"]),
-                "age " + df["age_hours"].round(1).astype(str) + "h > "
-                + df["max_age_hours"].map("{:g}".format) + "h (" + df["tier"] + " tier)"),
+        "age": (has_targets & tried
+                & (df["age_hours"] >= df["max_age_hours"] - cfg.age_grace_hours),
+                "age " + df["age_hours"].round(1).astype(str) + "h >= "
+                + df["max_age_hours"].map("{:g}".format) + "h (" + df["tier"] + " tier, "
+                + f"{cfg.age_grace_hours:g}h grace)"),
         "code": (has_targets & tried & (df["code_version"] != code_version),
                  "code version " + df["code_version"].astype(str) + f" -> {code_version}"),
         "params": (has_targets & tried & (df["params_hash"] != params_hash),
@@ -179,7 +184,7 @@ def evaluate(
     df["stale"] = df["reasons"].str.len() > 0
     fresh_text = ("fresh: " + df["new_targets"].fillna(0).astype(str) + f" new targets "
                   f"(< {cfg.min_new_targets}), age " + df["age_hours"].round(1).astype(str)
-                  + "h <= " + df["max_age_hours"].map("{:g}".format) + "h")
+                  + "h < " + df["max_age_hours"].map("{:g}".format) + "h")
     df["summary"] = np.where(df["stale"], df["reasons"].str.join("; "), fresh_text)
     df.loc[~has_targets, "summary"] = NO_TARGETS
     df["reasons"] = df["reasons"].where(has_targets, pd.Series([[NO_TARGETS]] * len(df)))
