@@ -9,7 +9,7 @@ BAMBAM_AS_OF ?= 2025-12-31
 RUN_ENV := BAMBAM_HOME=$(BAMBAM_HOME) BAMBAM_AS_OF=$(BAMBAM_AS_OF)
 DEMO_ARGS ?= --parks MK,EP,HS,AK --entities-per-park 4 --start 2024-01-01 --end 2025-12-31 --seed 42
 
-.PHONY: run test venv clean ui
+.PHONY: run test venv clean ui screenshots
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -q
+
+# Small PNGs of every dashboard page, from the home `make run` built (needs /usr/bin/chromium).
+screenshots: run
+	$(RUN_ENV) $(PY) scripts/screenshots.py
 
 ui: venv
 	$(RUN_ENV) $(BAMBAM) ui
