@@ -167,12 +167,9 @@ def fold_status(conn: duckdb.DuckDBPyConnection, home: Path) -> tuple[int, int]:
     ensure_tables(conn)
     if status.empty:
         return 0, 0
-    conn.register("_fs_status", status)
-    conn.register("_fs_unmapped", unmapped)
     cols = ", ".join(STATUS_COLUMNS)  # constant names
     ucols = ", ".join(UNMAPPED_COLUMNS)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with warehouse.staged(conn, _fs_status=status, _fs_unmapped=unmapped):
         conn.execute("DELETE FROM fetch_status WHERE park_code IN "
                      "(SELECT park_code FROM _fs_status)")
         conn.execute(f"INSERT INTO fetch_status ({cols}, updated_at) "
@@ -180,13 +177,6 @@ def fold_status(conn: duckdb.DuckDBPyConnection, home: Path) -> tuple[int, int]:
         conn.execute("DELETE FROM queue_times_unmapped WHERE park_code IN "
                      "(SELECT park_code FROM _fs_status)")
         conn.execute(f"INSERT INTO queue_times_unmapped ({ucols}) SELECT {ucols} FROM _fs_unmapped")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister("_fs_status")
-        conn.unregister("_fs_unmapped")
     return len(status), len(unmapped)
 
 

@@ -41,6 +41,8 @@ import pandas as pd
 import xgboost as xgb
 from filelock import FileLock
 
+from bambam_assets.lib.warehouse import staged
+
 CURRENT_FILE = "CURRENT"
 META_FILE = "meta.json"
 MODEL_SUFFIX = ".ubj"
@@ -432,10 +434,8 @@ def write_registry(
     """
     ensure_registry_tables(conn)
     cols = ", ".join(f'"{c}"' for c in REGISTRY_COLUMNS)  # constant names, no data in SQL text
-    conn.register("_bambam_reg_rows", rows.loc[:, list(REGISTRY_COLUMNS)])
-    conn.register("_bambam_reg_fail", failures.loc[:, list(FAILURE_COLUMNS)])
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with staged(conn, _bambam_reg_rows=rows.loc[:, list(REGISTRY_COLUMNS)],
+                _bambam_reg_fail=failures.loc[:, list(FAILURE_COLUMNS)]):
         conn.execute("""
             DELETE FROM model_registry USING _bambam_reg_rows r
             WHERE model_registry.entity_code = r.entity_code AND model_registry.version = r.version
@@ -451,13 +451,6 @@ def write_registry(
             INSERT INTO model_failures (entity_code, failed_at, error, run_id)
             SELECT entity_code, failed_at, error, run_id FROM _bambam_reg_fail
         """)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister("_bambam_reg_rows")
-        conn.unregister("_bambam_reg_fail")
 
 
 def sync_current_flags(

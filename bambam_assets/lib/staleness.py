@@ -27,7 +27,7 @@ import pandas as pd
 
 from bambam_assets.lib.features import target_counts
 from bambam_assets.lib.parks import TIER_OF_PARK, TIER_RANK
-from bambam_assets.lib.warehouse import table_exists
+from bambam_assets.lib.warehouse import staged, table_exists
 
 DEFAULT_MAX_AGE_HOURS: dict[str, float] = {
     "critical": 24.0, "high": 72.0, "medium": 168.0, "low": 168.0, "other": 168.0,
@@ -217,18 +217,10 @@ def write_evaluations(conn: duckdb.DuckDBPyConnection, evaluation: pd.DataFrame)
     conn.execute(EVALUATIONS_DDL)
     rows = evaluation.loc[:, list(EVALUATION_COLUMNS)].copy()
     rows["reasons"] = rows["reasons"].map(list)
-    conn.register("_bambam_evals", rows)
-    try:
-        conn.execute("BEGIN TRANSACTION")
+    with staged(conn, _bambam_evals=rows):
         conn.execute("DELETE FROM retrain_evaluations WHERE entity_code IN "
                      "(SELECT entity_code FROM _bambam_evals)")
         conn.execute("INSERT INTO retrain_evaluations BY NAME SELECT * FROM _bambam_evals")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister("_bambam_evals")
     return len(rows)
 
 

@@ -68,3 +68,25 @@ def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
         ).fetchall()[0][0]
     )
+
+
+@contextmanager
+def staged(conn: duckdb.DuckDBPyConnection, **frames) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Register DataFrames as views by name and run the block as one transaction.
+
+    Commits when the block ends, rolls back on any error, unregisters the views in all cases:
+    the one shape of every "replace these rows from a DataFrame" write in the warehouse.
+    """
+    for name, frame in frames.items():
+        conn.register(name, frame)
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        for name in frames:
+            conn.unregister(name)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from bambam_assets.lib import curve_files
 from bambam_assets.lib.backfill import CLOSED_SOURCE
+from bambam_assets.lib.warehouse import staged
 
 SLOT_TABLE, DAILY_TABLE = "park_wti", "park_wti_daily"
 
@@ -126,16 +127,6 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = ()
 
 def write_wti(conn: duckdb.DuckDBPyConnection, slots: pd.DataFrame, daily: pd.DataFrame) -> None:
     """Replace tables park_wti and park_wti_daily (one transaction)."""
-    conn.register("_wti_slots", slots)
-    conn.register("_wti_daily", daily)
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with staged(conn, _wti_slots=slots, _wti_daily=daily):
         conn.execute(f"CREATE OR REPLACE TABLE {SLOT_TABLE} AS SELECT * FROM _wti_slots")
         conn.execute(f"CREATE OR REPLACE TABLE {DAILY_TABLE} AS SELECT * FROM _wti_daily")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.unregister("_wti_slots")
-        conn.unregister("_wti_daily")
