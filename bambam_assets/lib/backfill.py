@@ -36,6 +36,7 @@ from bambam_assets.lib.features import (
     FEATURES_WITHOUT_POSTED,
     feature_ctes_sql,
     park_params,
+    posted_means_cte_sql,
 )
 from bambam_assets.lib.forecast import Reader
 from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
@@ -95,16 +96,8 @@ matched AS (
     ASOF LEFT JOIN closed c ON s.entity_code = c.entity_code AND s.window_end >= c.observed_at
     ASOF LEFT JOIN posted pl ON s.entity_code = pl.entity_code AND s.window_end >= pl.observed_at
 ),
-rolling AS (
-    SELECT entity_code, observed_at,
-        avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
-            RANGE BETWEEN INTERVAL 30 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_30,
-        avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
-            RANGE BETWEEN INTERVAL 60 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_60,
-        is_slot
-    FROM (SELECT entity_code, observed_at, posted, false AS is_slot FROM posted
-          UNION ALL SELECT DISTINCT entity_code, slot_start, NULL, true FROM eslots)
-),
+slot_points AS (SELECT DISTINCT entity_code, slot_start AS observed_at FROM eslots),
+{posted_means_cte_sql("posted", "slot_points")},
 base AS (
     SELECT m.entity_code, m.park_code, m.park_date, m.slot, m.slot_start,
            m.slot_start AS observed_at,
@@ -123,7 +116,7 @@ SELECT f.entity_code, f.park_date, f.slot, f.slot_start,
                   for c in FEATURES_WITHOUT_POSTED)},
        CAST(f.posted_matched AS DOUBLE) AS posted_matched, r.posted_mean_30, r.posted_mean_60
 FROM featured f
-LEFT JOIN (SELECT * FROM rolling WHERE is_slot) r
+LEFT JOIN (SELECT * FROM rolling WHERE is_point) r
     ON r.entity_code = f.entity_code AND r.observed_at = f.slot_start
 ORDER BY f.entity_code, f.slot_start
 """

@@ -117,6 +117,30 @@ def feature_ctes_sql(base: str) -> str:
     )"""
 
 
+def posted_means_cte_sql(posted: str, points: str) -> str:
+    """CTE `rolling`: mean POSTED over [t - 30 min, t] and [t - 60 min, t] at every instant t.
+
+    `posted` is a relation (entity_code, observed_at, posted), `points` one of (entity_code,
+    observed_at) instants to evaluate; grain of `rolling` rows WHERE is_point: one per point.
+    RANGE windows run over POSTED and points together (points carry NULL, which avg ignores).
+    Shared by training (target instants) and backfill (slot starts), so both see one formula.
+    """
+    return f"""
+    rolling AS (
+        SELECT entity_code, observed_at,
+            avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
+                RANGE BETWEEN INTERVAL 30 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_30,
+            avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
+                RANGE BETWEEN INTERVAL 60 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_60,
+            is_point
+        FROM (
+            SELECT entity_code, observed_at, posted, false AS is_point FROM {posted}
+            UNION ALL
+            SELECT entity_code, observed_at, NULL, true FROM {points}
+        )
+    )"""
+
+
 # POSTED features of each distinct target instant. POSTED values sharing an instant are averaged
 # first, so that the ASOF joins are deterministic.
 _POSTED_SQL = """
@@ -145,21 +169,7 @@ _POSTED_SQL = """
                  WHEN f_secs <= $match_secs THEN f_val END AS posted_matched
         FROM nearest
     ),
-    -- means over [t - 30 min, t] and [t - 60 min, t]: RANGE windows over POSTED and target
-    -- instants together (targets carry NULL, which avg ignores)
-    rolling AS (
-        SELECT entity_code, observed_at,
-            avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
-                RANGE BETWEEN INTERVAL 30 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_30,
-            avg(posted) OVER (PARTITION BY entity_code ORDER BY observed_at
-                RANGE BETWEEN INTERVAL 60 MINUTES PRECEDING AND CURRENT ROW) AS posted_mean_60,
-            is_target
-        FROM (
-            SELECT entity_code, observed_at, posted, false AS is_target FROM posted
-            UNION ALL
-            SELECT entity_code, observed_at, NULL, true FROM instants
-        )
-    )"""
+    """ + posted_means_cte_sql("posted", "instants")
 
 
 def _feature_select_list() -> list[str]:
@@ -191,7 +201,7 @@ def build_training_frame(
            power(0.5, date_diff('day', t.park_date, $as_of::DATE) / $half_life) AS weight
     FROM featured t
     LEFT JOIN matched m USING (entity_code, observed_at)
-    LEFT JOIN (SELECT * FROM rolling WHERE is_target) r USING (entity_code, observed_at)
+    LEFT JOIN (SELECT * FROM rolling WHERE is_point) r USING (entity_code, observed_at)
     ORDER BY t.entity_code, t.observed_at, t.y
     """
     params = {
