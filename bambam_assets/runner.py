@@ -112,7 +112,7 @@ def _due_config(log) -> dict | None:
     with wh.reader(settings.home()) as conn:
         evaluation = staleness.evaluate_warehouse(
             conn, now=now, as_of=settings.as_of(), code_version=TRAINING_CODE_VERSION,
-            params_hash=params_hash(),
+            params_hash=params_hash(), config=staleness.StalenessConfig.from_env(),
         )
     due = staleness.due_entities(evaluation)
     if not due:
