@@ -29,19 +29,14 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
 import numpy as np
-import pandas as pd
 import xgboost as xgb
 from filelock import FileLock
-
-from bambam_assets.lib.warehouse import staged
 
 CURRENT_FILE = "CURRENT"
 META_FILE = "meta.json"
@@ -341,134 +336,18 @@ def rollback(models_root: Path, entity: str, version: int | None = None) -> int:
     return version
 
 
-# ---- warehouse mirror -------------------------------------------------------------------------
-
-REGISTRY_DDL = """
-    CREATE TABLE IF NOT EXISTS model_registry (   -- one row per (entity, version) ever saved
-        entity_code VARCHAR NOT NULL, version INTEGER NOT NULL, kind VARCHAR, queue_type VARCHAR,
-        trained_at TIMESTAMPTZ, promoted BOOLEAN, is_current BOOLEAN, holdout_mae DOUBLE,
-        mae DOUBLE, rmse DOUBLE, mape DOUBLE, r2 DOUBLE, naive_mae DOUBLE, best_iteration INTEGER,
-        "rows" BIGINT, seconds DOUBLE, target_count BIGINT, code_version VARCHAR,
-        params_hash VARCHAR, path VARCHAR, decision VARCHAR, error VARCHAR,
-        PRIMARY KEY (entity_code, version)
-    )"""
-FAILURES_DDL = """
-    CREATE TABLE IF NOT EXISTS model_failures (   -- one row per failed training attempt
-        entity_code VARCHAR NOT NULL, failed_at TIMESTAMPTZ NOT NULL, error VARCHAR, run_id VARCHAR
-    )"""
-REGISTRY_COLUMNS = (
-    "entity_code", "version", "kind", "queue_type", "trained_at", "promoted", "is_current",
-    "holdout_mae", "mae", "rmse", "mape", "r2", "naive_mae", "best_iteration", "rows", "seconds",
-    "target_count", "code_version", "params_hash", "path", "decision", "error",
+# The warehouse side lives in registry_table; re-exported (`X as X`) so callers keep one entry
+# point. Imported last: registry_table imports the file-side names defined above.
+from bambam_assets.lib.registry_table import FAILURE_COLUMNS as FAILURE_COLUMNS  # noqa: E402
+from bambam_assets.lib.registry_table import FAILURES_DDL as FAILURES_DDL  # noqa: E402
+from bambam_assets.lib.registry_table import REGISTRY_COLUMNS as REGISTRY_COLUMNS  # noqa: E402
+from bambam_assets.lib.registry_table import REGISTRY_DDL as REGISTRY_DDL  # noqa: E402
+from bambam_assets.lib.registry_table import (  # noqa: E402
+    ensure_registry_tables as ensure_registry_tables,
 )
-FAILURE_COLUMNS = ("entity_code", "failed_at", "error", "run_id")
-_METRIC_ALIASES = {  # column -> metric keys accepted from the trainer, first found wins
-    "mae": ("mae",), "rmse": ("rmse",), "mape": ("mape",), "r2": ("r2",),
-    "naive_mae": ("naive_mae",), "best_iteration": ("best_iteration",),
-    "rows": ("rows", "n_rows", "train_rows"), "seconds": ("seconds", "train_seconds"),
-}
-
-
-def _headline_metrics(metrics: dict) -> dict:
-    """The forecast model's metrics: flat, or under "without_posted" (top level fills gaps)."""
-    nested = metrics.get("without_posted")
-    return {**metrics, **nested} if isinstance(nested, dict) else metrics
-
-
-def registry_rows(models_root: Path, outcomes: Iterable[SaveOutcome]) -> pd.DataFrame:
-    """Rows for `model_registry`, read back from each saved version's meta.json.
-
-    Grain: one row per (entity_code, version) in `outcomes`. `is_current` reflects CURRENT now.
-    """
-    records = []
-    for o in outcomes:  # one meta.json per entity trained in this batch
-        meta = read_meta(models_root, o.entity_code, o.version)
-        head = _headline_metrics(meta.get("metrics") or {})
-        row = {col: next((head[k] for k in keys if head.get(k) is not None), None)
-               for col, keys in _METRIC_ALIASES.items()}
-        row.update(
-            entity_code=o.entity_code, version=o.version, kind=meta["kind"],
-            queue_type=meta["queue_type"], trained_at=meta["trained_at"],
-            promoted=bool(meta.get("promoted")),
-            is_current=current_version(models_root, o.entity_code) == o.version,
-            holdout_mae=meta.get("holdout_mae"), target_count=meta.get("target_count"),
-            code_version=meta.get("code_version"), params_hash=meta.get("params_hash"),
-            path=str(version_dir(models_root, o.entity_code, o.version)),
-            decision=meta.get("decision"), error=meta.get("error"),
-        )
-        records.append(row)
-    df = pd.DataFrame.from_records(records, columns=list(REGISTRY_COLUMNS))
-    df["trained_at"] = pd.to_datetime(df["trained_at"], utc=True)
-    for col in ("version", "best_iteration", "rows", "target_count"):
-        df[col] = df[col].astype("Int64")
-    for col in ("holdout_mae", "mae", "rmse", "mape", "r2", "naive_mae", "seconds"):
-        df[col] = df[col].astype("float64")
-    return df.astype({"promoted": bool, "is_current": bool})
-
-
-def failure_rows(
-    failures: Mapping[str, BaseException | str], run_id: str | None, now: datetime | None = None
-) -> pd.DataFrame:
-    """Rows for `model_failures`. Grain: one row per failed entity of this run."""
-    failed_at = (now or datetime.now(UTC)).astimezone(UTC)
-    return pd.DataFrame({
-        "entity_code": pd.Series(list(failures), dtype="string"),
-        "failed_at": pd.Series([failed_at] * len(failures), dtype="datetime64[ns, UTC]"),
-        "error": pd.Series([e if isinstance(e, str) else f"{type(e).__name__}: {e}"
-                            for e in failures.values()], dtype="string"),
-        "run_id": pd.Series([run_id] * len(failures), dtype="string"),
-    })
-
-
-def ensure_registry_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(REGISTRY_DDL)
-    conn.execute(FAILURES_DDL)
-
-
-def write_registry(
-    conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame, failures: pd.DataFrame
-) -> None:
-    """Upsert `rows` by (entity_code, version), append `failures`, in one transaction.
-
-    For each entity whose row is current, every other version of it is marked not current.
-    """
-    ensure_registry_tables(conn)
-    cols = ", ".join(f'"{c}"' for c in REGISTRY_COLUMNS)  # constant names, no data in SQL text
-    with staged(conn, _bambam_reg_rows=rows.loc[:, list(REGISTRY_COLUMNS)],
-                _bambam_reg_fail=failures.loc[:, list(FAILURE_COLUMNS)]):
-        conn.execute("""
-            DELETE FROM model_registry USING _bambam_reg_rows r
-            WHERE model_registry.entity_code = r.entity_code AND model_registry.version = r.version
-        """)
-        conn.execute(f"INSERT INTO model_registry ({cols}) SELECT {cols} FROM _bambam_reg_rows")
-        conn.execute("""
-            UPDATE model_registry SET is_current = (model_registry.version = c.version)
-            FROM (SELECT entity_code, max(version) AS version FROM _bambam_reg_rows
-                  WHERE is_current GROUP BY entity_code) c
-            WHERE model_registry.entity_code = c.entity_code
-        """)
-        conn.execute("""
-            INSERT INTO model_failures (entity_code, failed_at, error, run_id)
-            SELECT entity_code, failed_at, error, run_id FROM _bambam_reg_fail
-        """)
-
-
-def sync_current_flags(
-    conn: duckdb.DuckDBPyConnection, models_root: Path, entities: Iterable[str]
-) -> None:
-    """Set `is_current` of the entities' rows from their CURRENT files (after a rollback)."""
-    ensure_registry_tables(conn)
-    entities = list(entities)
-    current = pd.DataFrame({
-        "entity_code": pd.Series(entities, dtype="string"),
-        "version": pd.Series([current_version(models_root, e) for e in entities], dtype="Int64"),
-    })
-    conn.register("_bambam_cur", current)
-    try:
-        conn.execute("""
-            UPDATE model_registry
-            SET is_current = coalesce(model_registry.version = c.version, false)
-            FROM _bambam_cur c WHERE model_registry.entity_code = c.entity_code
-        """)
-    finally:
-        conn.unregister("_bambam_cur")
+from bambam_assets.lib.registry_table import failure_rows as failure_rows  # noqa: E402
+from bambam_assets.lib.registry_table import registry_rows as registry_rows  # noqa: E402
+from bambam_assets.lib.registry_table import (  # noqa: E402
+    sync_current_flags as sync_current_flags,
+)
+from bambam_assets.lib.registry_table import write_registry as write_registry  # noqa: E402
