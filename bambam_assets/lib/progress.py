@@ -62,3 +62,31 @@ def read_progress(home: Path) -> dict | None:
 
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class StepProgress:
+    """Counts the items of one step as they finish and writes progress.json for each.
+
+    The one shape of every per-entity step (training, forecast, backfill): start at 0 of n,
+    advance per entity, state "done" when the last one lands.
+    """
+
+    def __init__(self, home: Path, run_id: str, step: str, total: int) -> None:
+        self.home, self.run_id, self.step, self.total = home, run_id, step, total
+        self.done = self.failed = 0
+        self.started_at = datetime.now(UTC)
+        self._write(entity=None)
+
+    def advance(self, entity: str, failed: bool = False, total: int | None = None) -> None:
+        """One more item finished (`total` corrects the count when some items were dropped)."""
+        self.done += 1
+        self.failed += bool(failed)
+        if total is not None:
+            self.total = total
+        self._write(entity=entity)
+
+    def _write(self, entity: str | None) -> None:
+        write_progress(self.home, run_id=self.run_id, step=self.step, done=self.done,
+                       total=self.total, entity=entity, started_at=self.started_at,
+                       failed=self.failed,
+                       state="running" if self.done < self.total else "done")

@@ -4,7 +4,6 @@ lib.backfill and lib.wti (they read, call, write and report)."""
 
 import os
 import time
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -13,7 +12,7 @@ from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib import backfill, forecast, wti
 from bambam_assets.lib import posted_aggregates as pa
-from bambam_assets.lib.progress import write_progress
+from bambam_assets.lib.progress import StepProgress
 
 FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
@@ -85,16 +84,11 @@ def entity_forecast(
     horizon = (config.horizon_days or _env_days(FORECAST_DAYS_ENV)
                or forecast.DEFAULT_HORIZON_DAYS)
     home = warehouse.home_path()
-    started, done = datetime.now(UTC), [0]
-    write_progress(home, run_id=context.run_id, step="entity_forecast", done=0, total=len(keys),
-                   started_at=started)
+    progress = StepProgress(home, context.run_id, "entity_forecast", len(keys))
 
     def on_done(res: forecast.EntityResult) -> None:
-        done[0] += 1
-        write_progress(home, run_id=context.run_id, step="entity_forecast", done=done[0],
-                       total=len(keys), entity=res.entity_code, started_at=started,
-                       state="running" if done[0] < len(keys) else "done")
-        context.log.info(f"forecast {done[0]} of {len(keys)}: {res.entity_code} {res.mode} "
+        progress.advance(res.entity_code, failed=res.mode == forecast.FAILED)
+        context.log.info(f"forecast {progress.done} of {len(keys)}: {res.entity_code} {res.mode} "
                          f"{res.rows:,} rows in {res.seconds:.2f}s")
 
     t0 = time.perf_counter()
@@ -140,13 +134,10 @@ def entity_backfill(
     as_of = run_settings.as_of_date()
     window = config.window_days or _env_days(BACKFILL_DAYS_ENV) or None
     home = warehouse.home_path()
-    started, done = datetime.now(UTC), [0]
+    progress = StepProgress(home, context.run_id, "entity_backfill", len(keys))
 
     def on_done(res: backfill.BackfillResult) -> None:
-        done[0] += 1
-        write_progress(home, run_id=context.run_id, step="entity_backfill", done=done[0],
-                       total=len(keys), entity=res.entity_code, started_at=started,
-                       state="running" if done[0] < len(keys) else "done")
+        progress.advance(res.entity_code, failed=bool(res.error))
 
     results = backfill.run_backfill(warehouse.reader, home, keys, as_of, window, on_done)
     for r in results:

@@ -11,7 +11,7 @@ from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib import incremental, registry, staleness
 from bambam_assets.lib import train_batch as tb
 from bambam_assets.lib.features import build_training_frame
-from bambam_assets.lib.progress import write_progress
+from bambam_assets.lib.progress import StepProgress
 from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash, train_batch
 
 MODEL_GROUP = "models"
@@ -69,17 +69,10 @@ def entity_model(
             [keys]).fetchall())
     context.log.info(f"training {len(keys)} entities from {len(frame):,} target rows (as of {as_of})")
 
-    started = datetime.now(UTC)
-    home = warehouse.home_path()
-    failed = [0]
-    write_progress(home, run_id=context.run_id, step="entity_model", done=0, total=len(keys),
-                   started_at=started)
+    progress = StepProgress(warehouse.home_path(), context.run_id, "entity_model", len(keys))
 
     def on_done(k: int, n: int, code: str, error: str | None) -> None:
-        failed[0] += bool(error)
-        write_progress(home, run_id=context.run_id, step="entity_model", done=k, total=n,
-                       entity=code, started_at=started, failed=failed[0],
-                       state="running" if k < n else "done")
+        progress.advance(code, failed=bool(error), total=n)
         if error:
             context.log.error(f"entity {k} of {n}: {code} failed: {error}")
         else:
