@@ -80,8 +80,12 @@ def split_history(full: Path, raw: Path, day: date) -> NewDay:
         lines = src.read_text().splitlines()
         header, body = lines[:1], pd.Series(lines[1:], dtype="object")
         dates, codes = _line_dates(body, kind)
-        # unparseable dates (deliberately bad rows) stay in the history: they are old junk
-        new = dates.str.match(_DATE) & (dates >= cutoff)
+        # unparseable or impossible dates (deliberately bad rows such as month 13) stay in the
+        # history: they are old junk. Compared as dates, not strings: "2025-13-16" >= "2025-12-31"
+        # as text, which used to mark 51 untouched monthly files as changed on day D.
+        parsed = pd.to_datetime(dates.where(dates.str.match(_DATE)), format="%Y-%m-%d",
+                                errors="coerce")
+        new = parsed.notna() & (parsed >= pd.Timestamp(cutoff))
         if not new.any():
             _link_or_copy(src, dst)
             out.history_files += 1
