@@ -12,6 +12,7 @@ from bambam_assets.defs.resources import (
     WarehouseResource,
 )
 from bambam_assets.lib import calendar, entities, events, park_hours, park_hours_donor, season
+from bambam_assets.lib import dimension_inputs as inputs
 from bambam_assets.lib.exports import read_exports
 from bambam_assets.lib.formats import RawFormat
 from bambam_assets.lib.schema import DIM_DDL, replace_dimension
@@ -20,6 +21,26 @@ DIM_GROUP = "dimensions"
 CALENDAR_START = date(2005, 1, 1)
 HORIZON_DAYS = 730
 INGEST_DEPS = ["fct_wait_times"]
+
+
+def _unchanged(conn, fp: str, since: str, table: str, **metadata) -> dg.MaterializeResult:
+    """Report an existing dimension table without rebuilding it: its inputs are unchanged.
+
+    Still a materialization, so lineage, freshness and the asset checks see the run; the data
+    version is the inputs' fingerprint, equal to the one of the build that wrote the table.
+    """
+    return dg.MaterializeResult(
+        asset_key=table,  # every dimension table is named like its asset
+        metadata={**metadata, "rebuilt": False, "unchanged_since": since,
+                  "dagster/row_count": inputs.row_count(conn, table)},
+        data_version=dg.DataVersion(fp),
+    )
+
+
+def _built(fp: str, metadata: dict, asset_key: str | None = None) -> dg.MaterializeResult:
+    """Report a dimension just rebuilt from inputs with fingerprint `fp`."""
+    return dg.MaterializeResult(asset_key=asset_key, metadata={**metadata, "rebuilt": True},
+                                data_version=dg.DataVersion(fp))
 
 
 def _missing(metadata: dict, context: dg.AssetExecutionContext, what: str) -> None:
@@ -35,23 +56,34 @@ def dim_calendar(
 ) -> dg.MaterializeResult:
     """One row per date, 2005-01-01 to as-of + 730 days: calendar columns, holidays, date_group_id."""
     as_of = run_settings.as_of_date()
-    frame = calendar.build_calendar(as_of, HORIZON_DAYS, CALENDAR_START)
+    fp = inputs.fingerprint(as_of, HORIZON_DAYS, CALENDAR_START)
     with warehouse.writer() as conn:
+        since = inputs.is_current(conn, "dim_calendar", fp, ["dim_calendar"])
+        if since:
+            return _unchanged(conn, fp, since, "dim_calendar", as_of=str(as_of))
+        frame = calendar.build_calendar(as_of, HORIZON_DAYS, CALENDAR_START)
         n = replace_dimension(conn, "dim_calendar", frame)
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "as_of": str(as_of)})
+        inputs.record_build(conn, "dim_calendar", fp)
+    return _built(fp, {"dagster/row_count": n, "as_of": str(as_of)})
 
 
 @dg.asset(group_name=DIM_GROUP, pool="warehouse", deps=[dim_calendar])
 def dim_season(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per date: season and season_year from the legacy holiday-window rules."""
     with warehouse.writer() as conn:
+        # dim_season is a function of dim_calendar alone: its logged fingerprint stands for it.
+        fp = inputs.fingerprint(inputs.upstream_fingerprint(conn, "dim_calendar"))
+        since = inputs.is_current(conn, "dim_season", fp, ["dim_season"])
+        if since:
+            return _unchanged(conn, fp, since, "dim_season")
         cal = conn.execute("SELECT * FROM dim_calendar ORDER BY park_date").df()
         n = replace_dimension(conn, "dim_season", season.build_season(cal))
         counts = conn.execute(
             "SELECT season, count(*) FROM dim_season GROUP BY 1 ORDER BY 2 DESC"
         ).fetchall()
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": n, "days_per_season": dg.MetadataValue.json(dict(counts))}
+        inputs.record_build(conn, "dim_season", fp)
+    return _built(
+        fp, {"dagster/row_count": n, "days_per_season": dg.MetadataValue.json(dict(counts))}
     )
 
 
@@ -63,19 +95,26 @@ def dim_entity(
     metadata: dict = {}
     source = raw_source.open()
     with warehouse.writer() as conn:
+        # A new entity in the facts adds a row even when the exports are unchanged.
+        fact_codes = inputs.entity_codes(conn)
+        fp = inputs.fingerprint(inputs.export_identities(conn, RawFormat.ENTITIES),
+                                inputs.codes_digest(fact_codes))
+        since = inputs.is_current(conn, "dim_entity", fp, ["dim_entity"])
+        if since:
+            return _unchanged(conn, fp, since, "dim_entity")
         raw, keys = read_exports(conn, source, RawFormat.ENTITIES, _cache(warehouse))
         if not keys:
             _missing(metadata, context, "entities")
-        fact_codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index").fetchall()]
         frame = entities.clean_entities(raw.drop(columns="source_file", errors="ignore"), fact_codes)
         n = replace_dimension(conn, "dim_entity", frame)
         by_type = dict(conn.execute("SELECT queue_type, count(*) FROM dim_entity GROUP BY 1").fetchall())
         fact_only = conn.execute("SELECT count(*) FROM dim_entity WHERE NOT in_export").fetchall()[0][0]
+        inputs.record_build(conn, "dim_entity", fp)
     metadata.update({
         "dagster/row_count": n, "exports": dg.MetadataValue.json(keys),
         "by_queue_type": dg.MetadataValue.json(by_type), "fact_only_entities": fact_only,
     })
-    return dg.MaterializeResult(metadata=metadata)
+    return _built(fp, metadata)
 
 
 @dg.asset(group_name=DIM_GROUP, pool="warehouse", deps=INGEST_DEPS)
@@ -85,6 +124,10 @@ def dim_metatable(
     """One row per park_date: the metatable export with typed columns (a park-hours fallback)."""
     metadata: dict = {}
     with warehouse.writer() as conn:
+        fp = inputs.fingerprint(inputs.export_identities(conn, RawFormat.METATABLE))
+        since = inputs.is_current(conn, "dim_metatable", fp, ["dim_metatable"])
+        if since:
+            return _unchanged(conn, fp, since, "dim_metatable")
         raw, keys = read_exports(conn, raw_source.open(), RawFormat.METATABLE, _cache(warehouse))
         if not keys:
             _missing(metadata, context, "metatable")
@@ -95,8 +138,9 @@ def dim_metatable(
         conn.execute("CREATE OR REPLACE TABLE dim_metatable AS SELECT * FROM meta_frame")
         conn.unregister("meta_frame")
         n = conn.execute("SELECT count(*) FROM dim_metatable").fetchall()[0][0]
+        inputs.record_build(conn, "dim_metatable", fp)
     metadata.update({"dagster/row_count": n, "columns": len(frame.columns)})
-    return dg.MaterializeResult(metadata=metadata)
+    return _built(fp, metadata)
 
 
 @dg.multi_asset(
@@ -112,19 +156,29 @@ def dim_event_tables(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_source: RawSourceResource
 ):
     source = raw_source.open()
+    tables = (
+        ("dim_event_days", RawFormat.EVENT_DAYS, events.clean_event_days),
+        ("dim_events", RawFormat.EVENTS, events.clean_events),
+    )
+    results: list[dg.MaterializeResult] = []
     with warehouse.writer() as conn:
-        for name, fmt, clean in (
-            ("dim_event_days", RawFormat.EVENT_DAYS, events.clean_event_days),
-            ("dim_events", RawFormat.EVENTS, events.clean_events),
-        ):
-            metadata: dict = {}
-            raw, keys = read_exports(conn, source, fmt, _cache(warehouse))
-            if keys:
-                n = replace_dimension(conn, name, clean(raw.drop(columns="source_file")))
-            else:
-                _missing(metadata, context, name.removeprefix("dim_"))
-                n = replace_dimension(conn, name, pd.DataFrame())
-            yield dg.MaterializeResult(asset_key=name, metadata={**metadata, "dagster/row_count": n})
+        # One fingerprint for both tables: they are built together and logged as one.
+        fp = inputs.fingerprint(*(inputs.export_identities(conn, fmt) for _, fmt, _ in tables))
+        since = inputs.is_current(conn, "dim_event_tables", fp, [name for name, _, _ in tables])
+        if since:
+            results = [_unchanged(conn, fp, since, name) for name, _, _ in tables]
+        else:
+            for name, fmt, clean in tables:
+                metadata: dict = {}
+                raw, keys = read_exports(conn, source, fmt, _cache(warehouse))
+                if keys:
+                    n = replace_dimension(conn, name, clean(raw.drop(columns="source_file")))
+                else:
+                    _missing(metadata, context, name.removeprefix("dim_"))
+                    n = replace_dimension(conn, name, pd.DataFrame())
+                results.append(_built(fp, {**metadata, "dagster/row_count": n}, name))
+            inputs.record_build(conn, "dim_event_tables", fp)
+    yield from results
 
 
 @dg.multi_asset(
@@ -144,41 +198,61 @@ def dim_park_hours_tables(
     raw_source: RawSourceResource, run_settings: RunSettingsResource,
 ):
     as_of = run_settings.as_of_date()
+    tables = ["dim_park_hours_versions", "dim_park_hours"]
+    with warehouse.writer() as conn:
+        # The rebuild also stamps new hours versions with datetime.now(), but with the same
+        # exports no version can be new, so these inputs determine both tables.
+        fp = inputs.fingerprint(
+            inputs.export_identities(conn, RawFormat.PARK_HOURS),
+            inputs.upstream_fingerprint(conn, "dim_metatable"),
+            inputs.upstream_fingerprint(conn, "dim_calendar"),
+            as_of,
+        )
+        since = inputs.is_current(conn, "dim_park_hours_tables", fp, tables)
+        if since:
+            results = [_unchanged(conn, fp, since, t, as_of=str(as_of)) for t in tables]
+        else:
+            results = _rebuild_park_hours(context, conn, raw_source, _cache(warehouse), as_of, fp)
+            inputs.record_build(conn, "dim_park_hours_tables", fp)
+    yield from results
+
+
+def _rebuild_park_hours(
+    context: dg.AssetExecutionContext, conn, raw_source: RawSourceResource, cache, as_of: date,
+    fp: str,
+) -> list[dg.MaterializeResult]:
+    """Merge the park-hours export into the versions, then rebuild dim_park_hours as of `as_of`."""
     now = datetime.now(UTC)
     metadata: dict = {}
-    with warehouse.writer() as conn:
-        raw, keys = read_exports(conn, raw_source.open(), RawFormat.PARK_HOURS, _cache(warehouse))
-        conn.execute(DIM_DDL["dim_park_hours_versions"])
-        versions = conn.execute("SELECT * FROM dim_park_hours_versions").df()
-        if keys:
-            official_now = park_hours.official_hours_from_export(raw)
-            merged = park_hours.merge_versions(versions, official_now, now, ",".join(keys))
-            conn.execute("DELETE FROM dim_park_hours_versions")
-            conn.register("versions_frame", merged)
-            conn.execute("INSERT INTO dim_park_hours_versions BY NAME SELECT * FROM versions_frame")
-            conn.unregister("versions_frame")
-        else:
-            _missing(metadata, context, "park hours")
-        versions = conn.execute("SELECT * FROM dim_park_hours_versions").df()
-        n_versions = len(versions)
-        official = park_hours.hours_as_of(versions, now) if n_versions else versions
-        meta = conn.execute("SELECT * FROM dim_metatable").df()
-        meta_hours = park_hours.hours_from_metatable(meta) if len(meta) else pd.DataFrame()
-        cal = conn.execute("SELECT * FROM dim_calendar").df()
-        hours = park_hours_donor.assemble_park_hours(official, meta_hours, cal, as_of, HORIZON_DAYS)
-        n = replace_dimension(conn, "dim_park_hours", hours)
-        by_source = dict(
-            conn.execute("SELECT source, count(*) FROM dim_park_hours GROUP BY 1").fetchall()
-        )
-    yield dg.MaterializeResult(
-        asset_key="dim_park_hours_versions",
-        metadata={**metadata, "dagster/row_count": n_versions, "exports": dg.MetadataValue.json(keys)},
+    raw, keys = read_exports(conn, raw_source.open(), RawFormat.PARK_HOURS, cache)
+    conn.execute(DIM_DDL["dim_park_hours_versions"])
+    versions = conn.execute("SELECT * FROM dim_park_hours_versions").df()
+    if keys:
+        official_now = park_hours.official_hours_from_export(raw)
+        merged = park_hours.merge_versions(versions, official_now, now, ",".join(keys))
+        conn.execute("DELETE FROM dim_park_hours_versions")
+        conn.register("versions_frame", merged)
+        conn.execute("INSERT INTO dim_park_hours_versions BY NAME SELECT * FROM versions_frame")
+        conn.unregister("versions_frame")
+    else:
+        _missing(metadata, context, "park hours")
+    versions = conn.execute("SELECT * FROM dim_park_hours_versions").df()
+    n_versions = len(versions)
+    official = park_hours.hours_as_of(versions, now) if n_versions else versions
+    meta = conn.execute("SELECT * FROM dim_metatable").df()
+    meta_hours = park_hours.hours_from_metatable(meta) if len(meta) else pd.DataFrame()
+    cal = conn.execute("SELECT * FROM dim_calendar").df()
+    hours = park_hours_donor.assemble_park_hours(official, meta_hours, cal, as_of, HORIZON_DAYS)
+    n = replace_dimension(conn, "dim_park_hours", hours)
+    by_source = dict(
+        conn.execute("SELECT source, count(*) FROM dim_park_hours GROUP BY 1").fetchall()
     )
-    yield dg.MaterializeResult(
-        asset_key="dim_park_hours",
-        metadata={"dagster/row_count": n, "by_source": dg.MetadataValue.json(by_source),
-                  "as_of": str(as_of)},
-    )
+    return [
+        _built(fp, {**metadata, "dagster/row_count": n_versions,
+                    "exports": dg.MetadataValue.json(keys)}, "dim_park_hours_versions"),
+        _built(fp, {"dagster/row_count": n, "by_source": dg.MetadataValue.json(by_source),
+                    "as_of": str(as_of)}, "dim_park_hours"),
+    ]
 
 
 def _cache(warehouse: WarehouseResource):
