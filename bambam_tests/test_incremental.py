@@ -64,8 +64,9 @@ def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
     loaded = registry.load_model(root, "MK1")
     base = incremental.base_from_loaded(loaded)
     assert len(incremental.new_rows(frame, base)) == 300  # days 70..79, 30 a day
-    upd = incremental.continue_training(frame, base, "STANDBY",
-                                        policy=incremental.IncrementalPolicy(rounds=30))
+    # a window of the new rows only and big steps: the shift is learned within this update
+    policy = incremental.IncrementalPolicy(rounds=30, eta=0.1, min_window_rows=300)
+    upd = incremental.continue_training(frame, base, "STANDBY", policy=policy)
     assert upd is not None and upd.metrics["training_mode"] == "incremental"
     assert upd.metrics["last_full_retrain_at"] == NOW.isoformat()
     assert upd.metrics["base_version"] == 1
@@ -87,11 +88,33 @@ def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
     assert len(pred) == 50 and (pred >= 0).all()
 
 
-def test_too_few_new_rows_gives_none(base_version) -> None:
+def test_a_sparse_new_day_is_fitted_within_a_window_reaching_back(base_version) -> None:
     root, frame = base_version
     base = incremental.base_from_loaded(registry.load_model(root, "MK1"))
-    few = frame[frame["observed_at"] <= pd.Timestamp(base.data_end) + pd.Timedelta(hours=1)]
-    assert incremental.continue_training(few, base, "STANDBY") is None
+    # the first two hours of the next day: a handful of new targets, as a sparse ACTUAL ride
+    # brings in a day
+    first_new = incremental.new_rows(frame, base)["observed_at"].min()
+    few = frame[frame["observed_at"] <= first_new + pd.Timedelta(hours=2)]
+    n_new = len(incremental.new_rows(few, base))
+    assert 0 < n_new < 20
+    policy = incremental.IncrementalPolicy(min_window_rows=240)
+    window, counted = incremental.update_window(few, base, policy)
+    assert counted == n_new and len(window) == 240
+    assert window["observed_at"].is_monotonic_increasing
+    assert window["observed_at"].max() == few["observed_at"].max()  # the new rows are in it
+    upd = incremental.continue_training(few, base, "STANDBY", policy=policy)
+    assert upd is not None
+    assert upd.metrics["rows"] == 240 and upd.metrics["new_rows"] == n_new
+    assert upd.metrics["incumbent_mae"] is not None  # scored on the window's newest days
+
+
+def test_the_window_never_exceeds_the_entity_and_nothing_gives_none(base_version) -> None:
+    root, frame = base_version
+    base = incremental.base_from_loaded(registry.load_model(root, "MK1"))
+    policy = incremental.IncrementalPolicy(min_window_rows=len(frame) + 100)
+    window, _ = incremental.update_window(frame, base, policy)
+    assert len(window) == len(frame)
+    assert incremental.continue_training(frame.iloc[0:0], base, "STANDBY") is None
 
 
 def test_choose_mode_rules() -> None:
