@@ -121,7 +121,7 @@ def _due_config(log) -> dict | None:
     log(f"{len(due)} of {len(evaluation)} entities due for retraining")
     reasons = dict(zip(evaluation["entity_code"], evaluation["summary"], strict=True))
     return {"ops": {"entity_model": {"config": {
-        "only": due, "mode": "full", "evaluated_at": now.isoformat(),
+        "only": due, "mode": settings.train_mode(), "evaluated_at": now.isoformat(),
         "reasons": {code: reasons[code] for code in due},
     }}}}
 

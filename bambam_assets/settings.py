@@ -30,3 +30,20 @@ def as_of() -> date:
 
 def dagster_home() -> Path:
     return home() / "dagster"
+
+
+TRAIN_MODES = ("full", "auto", "incremental")
+
+
+def train_mode() -> str:
+    """BAMBAM_TRAIN_MODE: how scheduled retrains train a due entity (lib/incremental.py).
+
+    "auto" (default): continue boosting the current model on the rows since its data end when it
+    is allowed (same code and parameters, a full retrain within the last week, few new targets),
+    else retrain in full; "full": always retrain from scratch; "incremental": like auto without
+    the new-target cap.
+    """
+    value = os.environ.get("BAMBAM_TRAIN_MODE", "auto").strip().lower()
+    if value not in TRAIN_MODES:
+        raise ValueError(f"BAMBAM_TRAIN_MODE must be one of {TRAIN_MODES}, got {value!r}")
+    return value

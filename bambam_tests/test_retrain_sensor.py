@@ -38,8 +38,9 @@ def _tick(home: Path, instance: dg.DagsterInstance, now: datetime):
     return sensor.evaluate_tick(ctx)
 
 
-def test_one_range_run_with_due_entities_in_tier_order(world) -> None:
+def test_one_range_run_with_due_entities_in_tier_order(world, monkeypatch) -> None:
     home, instance = world
+    monkeypatch.delenv("BAMBAM_TRAIN_MODE", raising=False)
     data = _tick(home, instance, NOW)
     assert data.skip_message is None
     assert len(data.run_requests) == 1
@@ -48,7 +49,7 @@ def test_one_range_run_with_due_entities_in_tier_order(world) -> None:
     assert req.tags["bambam/trigger"] == "retrain_sensor"
     cfg = req.run_config["ops"]["entity_model"]["config"]
     assert cfg["only"] == ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
-    assert cfg["mode"] == "full"
+    assert cfg["mode"] == "auto"  # BAMBAM_TRAIN_MODE's default, read at each tick
     assert cfg["evaluated_at"] == NOW.isoformat()
     assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
     assert cfg["reasons"]["DL2"] == "age 80.0h >= 72h (high tier, 2h grace)"
@@ -58,6 +59,13 @@ def test_one_range_run_with_due_entities_in_tier_order(world) -> None:
         req.run_key
     later = _tick(home, instance, NOW + timedelta(hours=6)).run_requests[0]
     assert later.run_key != req.run_key
+    monkeypatch.setenv("BAMBAM_TRAIN_MODE", "full")
+    forced = _tick(home, instance, NOW).run_requests[0]
+    assert forced.run_config["ops"]["entity_model"]["config"]["mode"] == "full"
+    monkeypatch.setenv("BAMBAM_TRAIN_MODE", "sometimes")
+    with pytest.raises(Exception, match="BAMBAM_TRAIN_MODE"):
+        _tick(home, instance, NOW)
+    monkeypatch.delenv("BAMBAM_TRAIN_MODE")
     # new targets for a due entity change its state: a new key at once
     with wh.writer(home) as conn:
         conn.execute("UPDATE model_registry SET version = 2 WHERE entity_code = 'MK2'")

@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from bambam_assets import settings
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
@@ -119,13 +120,13 @@ def _writer_active(home) -> bool:
 
 def build_retrain_sensor(
     name: str = "retrain_sensor", *, clock: Callable[[], datetime] | None = None,
-    minimum_interval_seconds: int = 300, window_hours: int = 6, mode: str = "full",
+    minimum_interval_seconds: int = 300, window_hours: int = 6, mode: str | None = None,
 ) -> dg.SensorDefinition:
     """The retrain sensor. `clock` gives the evaluation instant (tests drive time with it).
 
-    `mode` is TrainConfig.mode of the requested run: "full" by default, because on the demo
-    workload continuing boosting was neither faster nor more accurate than a full retrain (models
-    early-stop at tens of rounds); "auto" turns incremental updates on.
+    `mode` is TrainConfig.mode of the requested run; None (default) reads BAMBAM_TRAIN_MODE at
+    each tick ("auto" unless set: continue boosting where lib/incremental.py allows it, with a
+    full retrain at least weekly; the weekly full-retrain schedule always asks for "full").
     """
 
     @dg.sensor(
@@ -170,7 +171,8 @@ def build_retrain_sensor(
                 return dg.SkipReason(msg)
             context.log.info(msg)
             return dg.SensorResult(dynamic_partitions_requests=add)
-        return dg.SensorResult(run_requests=[retrain_run_request(plan, keys, now, mode)],
+        return dg.SensorResult(run_requests=[retrain_run_request(plan, keys, now,
+                                                                mode or settings.train_mode())],
                                dynamic_partitions_requests=add)
 
     return _retrain_sensor
