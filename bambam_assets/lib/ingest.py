@@ -1,23 +1,29 @@
-"""Incremental ingest: raw files -> fct_wait_times, fct_rejected_rows, ingest_manifest, entity_index.
+"""Incremental ingest: raw files -> fct_wait_times, fct_rejected_rows, manifest, entity_index.
 
 The manifest decides what to read (a file is read when it is new, changed, or failed last time);
-parsing is one vectorized pass per batch of files (lib.parsing); the fact insert is an anti-join on
-the four-column key, so re-reading a file adds nothing.
+a changed file that only grew by whole lines (a daily export appending a day) is read from its
+first new line on (lib.ingest_append), any other change is a full re-read. Parsing is one
+vectorized pass per batch of files (lib.parsing); the fact insert is an anti-join on the
+four-column key, so re-reading a file adds nothing.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from . import schema
 from .formats import WAIT_TIME_FORMATS, RawFormat, detect_format
+from .ingest_append import FileVersion, inspect_version, previous_versions
 from .parsing import parse_wait_files, read_qt_mapping
 from .raw_source import RawFile, RawSource
 
@@ -28,10 +34,15 @@ BATCH_ROWS_TARGET_BYTES = 96 * 2**20
 
 @dataclass
 class IngestReport:
-    """What one ingest run did (becomes the materialization metadata)."""
+    """What one ingest run did (becomes the materialization metadata).
+
+    files_read counts the files parsed without error, files_appended those of them read from
+    their first appended line only; rows_read counts the rows parsed in this run.
+    """
 
     files_listed: int = 0
     files_read: int = 0
+    files_appended: int = 0
     files_failed: int = 0
     files_unknown: int = 0
     rows_read: int = 0
@@ -87,11 +98,29 @@ def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> 
     return [f for f in files if f.key in wanted]
 
 
-def _batches(files: Sequence[tuple[RawFile, Path, RawFormat]]):
+@dataclass(frozen=True)
+class _WaitFile:
+    """One version of a wait-time file to parse: whole, or its appended lines only."""
+
+    f: RawFile
+    path: Path  # the fetched file
+    fmt: RawFormat
+    version: FileVersion
+
+    @property
+    def parse_path(self) -> Path:
+        return self.version.append.parse_path if self.version.append else self.path
+
+    @property
+    def parse_bytes(self) -> int:
+        return self.version.append.appended_bytes if self.version.append else self.f.size
+
+
+def _batches(files: Sequence[_WaitFile]):
     batch, size = [], 0
     for item in files:
         batch.append(item)
-        size += item[0].size
+        size += item.parse_bytes
         if size >= BATCH_ROWS_TARGET_BYTES:
             yield batch
             batch, size = [], 0
@@ -107,9 +136,11 @@ def ingest(
 ) -> IngestReport:
     """Read every new or changed raw file into the warehouse; return what happened.
 
-    Grain of what it writes: fct_wait_times one row per observation (unique on the fact key),
-    fct_rejected_rows one row per unusable raw row, ingest_manifest one row per raw file,
-    entity_index one row per entity.
+    A wait-time file that only grew by whole lines since it was processed is read from its
+    first new line (lib.ingest_append): its earlier rejected rows stay, its manifest counts
+    add up. Grain of what it writes: fct_wait_times one row per observation (unique on the
+    fact key), fct_rejected_rows one row per unusable raw row (line = line of the whole file),
+    ingest_manifest one row per raw file, entity_index one row per entity.
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -117,66 +148,16 @@ def ingest(
     listed = source.list_files()
     report.files_listed = len(listed)
     todo = pending_files(conn, listed)
-
-    classified: list[tuple[RawFile, Path, RawFormat]] = []
-    manifest_rows: list[dict] = []
-    for f in todo:
-        try:
-            path = source.fetch(f, cache_dir)
-            with open(path, "rb") as fh:
-                fmt = detect_format(f.key, fh.read(4096))
-        except Exception as exc:  # unreadable: record, retry next run
-            manifest_rows.append(_manifest_row(f, None, "failed", f"{type(exc).__name__}: {exc}"))
-            report.failed_files[f.key] = str(exc)
-            continue
-        if fmt == RawFormat.UNKNOWN:
-            manifest_rows.append(_manifest_row(f, fmt, "unknown_format", "format not recognised"))
-            report.files_unknown += 1
-        elif fmt in WAIT_TIME_FORMATS:
-            classified.append((f, path, fmt))
-        else:  # dimension exports and mapping files: catalogued here, read by their assets
-            manifest_rows.append(_manifest_row(f, fmt, "processed", None))
-
-    mapping = _queue_times_mapping(conn, source, listed, todo, cache_dir, classified)
-    known_before = {c for (c,) in conn.execute("SELECT entity_code FROM entity_index").fetchall()}
-    touched: set[str] = set()
-    done = 0
-    for batch in _batches(classified):
-        result = parse_wait_files([(f.key, p, fmt) for f, p, fmt in batch], qt_mapping=mapping)
-        stats = result.files.set_index("source_file")
-        ok_files = [f for f, _, _ in batch if pd.isna(stats.at[f.key, "error"])]
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            added = _insert_facts(conn, result.facts)
-            _replace_rejected(conn, [f.key for f in ok_files], result.rejected)
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        report.rows_added += added
-        report.rows_read += int(stats["rows_read"].sum())
-        report.rows_already_present += len(result.facts) - added
-        report.rows_rejected += len(result.rejected)
-        _count_into(report.rejected_by_reason, result.rejected["reason"])
-        _count_into(report.rows_by_type, result.facts["wait_time_type"])
-        touched.update(result.facts["entity_code"].unique().tolist())
-        for f, _, fmt in batch:
-            err = stats.at[f.key, "error"]
-            if pd.isna(err):
-                row = _manifest_row(f, fmt, "processed", None)
-                row.update(
-                    rows_read=int(stats.at[f.key, "rows_read"]),
-                    rows_rejected=int(stats.at[f.key, "rows_rejected"]),
-                )
-                report.files_read += 1
-            else:
-                row = _manifest_row(f, fmt, "failed", str(err))
-                report.failed_files[f.key] = str(err)
-            manifest_rows.append(row)
-        done += len(batch)
-        if progress:
-            progress(done, len(classified))
-
+    previous = previous_versions(conn, [f.key for f in todo])
+    # Append slices live only for this run, in a hidden folder of the cache made on first use
+    # (a run without appends on a local source never needs the cache).
+    scratch = Path(cache_dir) / f".append-{uuid.uuid4().hex}"
+    try:
+        classified, manifest_rows = _classify(source, todo, previous, cache_dir, scratch, report)
+        touched, known_before = _read_wait_files(conn, source, listed, todo, cache_dir,
+                                                 classified, manifest_rows, report, progress)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     report.files_failed = len(report.failed_files)
     _write_manifest(conn, manifest_rows)
     if touched:
@@ -186,9 +167,105 @@ def ingest(
     return report
 
 
+def _classify(source, todo, previous, cache_dir, scratch, report):
+    """Fetch and recognise each pending file: wait-time files to parse (with their digest and
+    append slice), manifest rows for the others."""
+    classified: list[_WaitFile] = []
+    manifest_rows: list[dict] = []
+    for f in todo:
+        try:
+            path = source.fetch(f, cache_dir)
+            with open(path, "rb") as fh:
+                fmt = detect_format(f.key, fh.read(4096))
+            version = (inspect_version(path, fmt, previous.get(f.key), scratch)
+                       if fmt in WAIT_TIME_FORMATS else None)
+        except Exception as exc:  # unreadable: record, retry next run
+            manifest_rows.append(_manifest_row(f, None, "failed", f"{type(exc).__name__}: {exc}"))
+            report.failed_files[f.key] = str(exc)
+            continue
+        if fmt == RawFormat.UNKNOWN:
+            manifest_rows.append(_manifest_row(f, fmt, "unknown_format", "format not recognised"))
+            report.files_unknown += 1
+        elif version is not None:
+            classified.append(_WaitFile(f, path, fmt, version))
+        else:  # dimension exports and mapping files: catalogued here, read by their assets
+            manifest_rows.append(_manifest_row(f, fmt, "processed", None))
+    return classified, manifest_rows
+
+
+def _read_wait_files(conn, source, listed, todo, cache_dir, classified, manifest_rows, report,
+                     progress) -> tuple[set[str], set[str]]:
+    """Parse the wait-time files batch by batch; each batch's facts and rejected rows commit
+    together. Returns (entities touched, entities known before)."""
+    mapping = _queue_times_mapping(conn, source, listed, todo, cache_dir, classified)
+    known_before = {c for (c,) in conn.execute("SELECT entity_code FROM entity_index").fetchall()}
+    touched: set[str] = set()
+    done = 0
+    for batch in _batches(classified):
+        result = parse_wait_files([(w.f.key, w.parse_path, w.fmt) for w in batch],
+                                  qt_mapping=mapping)
+        stats = result.files.set_index("source_file")
+        ok_files = [w for w in batch if pd.isna(stats.at[w.f.key, "error"])]
+        rejected = _whole_file_lines(result.rejected, batch)
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            added = _insert_facts(conn, result.facts)
+            _replace_rejected(conn, ok_files, rejected)
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        report.rows_added += added
+        report.rows_read += int(stats["rows_read"].sum())
+        report.rows_already_present += len(result.facts) - added
+        report.rows_rejected += len(rejected)
+        _count_into(report.rejected_by_reason, rejected["reason"])
+        _count_into(report.rows_by_type, result.facts["wait_time_type"])
+        touched.update(result.facts["entity_code"].unique().tolist())
+        for w in batch:
+            err = stats.at[w.f.key, "error"]
+            if pd.isna(err):
+                manifest_rows.append(_processed_row(w, stats))
+                report.files_read += 1
+                report.files_appended += w.version.append is not None
+            else:
+                manifest_rows.append(_manifest_row(w.f, w.fmt, "failed", str(err)))
+                report.failed_files[w.f.key] = str(err)
+        done += len(batch)
+        if progress:
+            progress(done, len(classified))
+    return touched, known_before
+
+
+def _processed_row(w: _WaitFile, stats: pd.DataFrame) -> dict:
+    """The manifest row of a file read without error: counts and digest of the whole file."""
+    rows_read = int(stats.at[w.f.key, "rows_read"])
+    rows_rejected = int(stats.at[w.f.key, "rows_rejected"])
+    if w.version.append:  # the old lines were counted when they were read
+        rows_read += w.version.append.old_rows_read
+        rows_rejected += w.version.append.old_rows_rejected
+    row = _manifest_row(w.f, w.fmt, "processed", None)
+    row.update(rows_read=rows_read, rows_rejected=rows_rejected)
+    # The next run hashes the first `size` bytes of the file against this digest, so it must
+    # describe exactly the listed size: a local file rewritten between listing and reading
+    # keeps no digest (its next version is read in full).
+    if w.version.size == w.f.size:
+        row.update(content_sha256=w.version.content_sha256, content_lines=w.version.content_lines)
+    return row
+
+
+def _whole_file_lines(rejected: pd.DataFrame, batch: Sequence[_WaitFile]) -> pd.DataFrame:
+    """Rejected rows with line numbers of the whole file (an append slice starts at line 1)."""
+    offsets = {w.f.key: w.version.append.line_offset for w in batch if w.version.append}
+    if not offsets or rejected.empty:
+        return rejected
+    shift = rejected["source_file"].map(offsets).fillna(0).astype(np.int64)
+    return rejected.assign(line=rejected["line"] + shift)
+
+
 def _queue_times_mapping(conn, source, listed, todo, cache_dir, classified) -> pd.DataFrame | None:
     """The queue-times entity mapping from every mapping file in the source (new or not)."""
-    if not any(fmt == RawFormat.QUEUE_TIMES_SNAPSHOT for _, _, fmt in classified):
+    if not any(w.fmt == RawFormat.QUEUE_TIMES_SNAPSHOT for w in classified):
         return None
     known = {
         k for (k,) in conn.execute(
@@ -216,7 +293,7 @@ def _manifest_row(f: RawFile, fmt: RawFormat | None, status: str, error: str | N
     return {
         "source_key": f.key, "size": f.size, "etag": f.etag, "modified_at": f.modified_at,
         "format": fmt.value if fmt else None, "status": status, "error": error,
-        "rows_read": None, "rows_rejected": None,
+        "rows_read": None, "rows_rejected": None, "content_sha256": None, "content_lines": None,
     }
 
 
@@ -256,11 +333,26 @@ def _insert_facts(conn: duckdb.DuckDBPyConnection, facts: pd.DataFrame) -> int:
     return conn.execute("SELECT count(*) FROM fct_wait_times").fetchall()[0][0] - before
 
 
-def _replace_rejected(conn, source_keys: list[str], rejected: pd.DataFrame) -> None:
-    """A re-read file replaces its earlier rejected rows, so retries never double them."""
-    if source_keys:
+def _replace_rejected(conn, ok_files: Sequence[_WaitFile], rejected: pd.DataFrame) -> None:
+    """A file read in full replaces its earlier rejected rows, so retries never double them; an
+    appended file keeps those of its old lines and replaces only those past them."""
+    full = [w.f.key for w in ok_files if w.version.append is None]
+    if full:
         conn.execute(
-            "DELETE FROM fct_rejected_rows WHERE source_file IN (SELECT unnest(?))", [source_keys]
+            "DELETE FROM fct_rejected_rows WHERE source_file IN (SELECT unnest(?))", [full]
+        )
+    appended = [w for w in ok_files if w.version.append is not None]
+    if appended:
+        # Rows past the old lines can only come from an earlier attempt at this same append
+        # whose manifest row was never written (the run failed after this batch committed):
+        # dropping them keeps the retry from doubling them.
+        conn.execute(
+            """
+            DELETE FROM fct_rejected_rows r
+            USING (SELECT unnest(?) AS source_file, unnest(?) AS old_lines) a
+            WHERE r.source_file = a.source_file AND r.line > a.old_lines
+            """,
+            [[w.f.key for w in appended], [w.version.append.old_lines for w in appended]],
         )
     if rejected.empty:
         return
@@ -277,22 +369,26 @@ def _replace_rejected(conn, source_keys: list[str], rejected: pd.DataFrame) -> N
 def _write_manifest(conn, rows: list[dict]) -> None:
     if not rows:
         return
-    df = pd.DataFrame(rows)
+    # Nullable integers: a column mixing None and counts must not become float64.
+    df = pd.DataFrame(rows).astype(
+        {"rows_read": "Int64", "rows_rejected": "Int64", "content_lines": "Int64"})
     conn.register("manifest_rows", df)
     try:
         conn.execute(
             """
             INSERT INTO ingest_manifest AS m (source_key, size, etag, modified_at, format, status,
                                               error, attempts, rows_read, rows_added,
-                                              rows_rejected, ingested_at)
+                                              rows_rejected, ingested_at, content_sha256,
+                                              content_lines)
             SELECT source_key, size, etag, modified_at, format, status, error, 1,
-                   rows_read, NULL, rows_rejected, now()
+                   rows_read, NULL, rows_rejected, now(), content_sha256, content_lines
             FROM manifest_rows
             ON CONFLICT (source_key) DO UPDATE SET
                 size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
                 format = excluded.format, status = excluded.status, error = excluded.error,
                 attempts = m.attempts + 1, rows_read = excluded.rows_read,
-                rows_rejected = excluded.rows_rejected, ingested_at = excluded.ingested_at
+                rows_rejected = excluded.rows_rejected, ingested_at = excluded.ingested_at,
+                content_sha256 = excluded.content_sha256, content_lines = excluded.content_lines
             """
         )
     finally:

@@ -39,7 +39,9 @@ DDL: dict[str, str] = {
             raw VARCHAR,
             rejected_at TIMESTAMPTZ DEFAULT now()
         )""",
-    # One row per raw file seen: what was read, when, and whether it failed.
+    # One row per raw file seen: what was read, when, and whether it failed. content_sha256 and
+    # content_lines describe the version read (processed wait-time files only): the next run
+    # recognises a grown file whose old bytes are unchanged and reads only its new lines.
     "ingest_manifest": """
         CREATE TABLE IF NOT EXISTS ingest_manifest (
             source_key VARCHAR PRIMARY KEY,
@@ -53,7 +55,9 @@ DDL: dict[str, str] = {
             rows_read BIGINT,
             rows_added BIGINT,
             rows_rejected BIGINT,
-            ingested_at TIMESTAMPTZ
+            ingested_at TIMESTAMPTZ,
+            content_sha256 VARCHAR,           -- sha256 (hex) of the whole file as read
+            content_lines BIGINT              -- its number of lines
         )""",
     # One row per entity: what the fact table holds for it, and when it was last modeled.
     "entity_index": """
@@ -76,11 +80,24 @@ DDL: dict[str, str] = {
 }
 
 
+# Columns added after a table was first released: a warehouse built before gets them on its
+# next ensure_tables (NULL in existing rows), so no rebuild is ever needed.
+MIGRATIONS: dict[str, tuple[str, ...]] = {
+    "ingest_manifest": (
+        "ALTER TABLE ingest_manifest ADD COLUMN IF NOT EXISTS content_sha256 VARCHAR",
+        "ALTER TABLE ingest_manifest ADD COLUMN IF NOT EXISTS content_lines BIGINT",
+    ),
+}
+
+
 def ensure_tables(conn, names: tuple[str, ...] | None = None) -> None:
-    """Create the named warehouse tables (all when None) if they do not exist."""
+    """Create the named warehouse tables (all when None) if they do not exist, and add the
+    columns of MIGRATIONS that an older warehouse lacks."""
     for name, ddl in DDL.items():
         if names is None or name in names:
             conn.execute(ddl)
+            for statement in MIGRATIONS.get(name, ()):
+                conn.execute(statement)
 
 
 # Dimensions are rebuilt whole on every materialization: created from this DDL, then filled

@@ -53,6 +53,7 @@ def ingest_wait_times(
         "raw_source": source.uri,
         "files_listed": report.files_listed,
         "files_read": report.files_read,
+        "files_appended": report.files_appended,  # grown files: only their new lines parsed
         "files_failed": report.files_failed,
         "files_unknown_format": report.files_unknown,
         "seconds": round(report.seconds, 2),
