@@ -32,13 +32,14 @@ class BambamResult:
 
 def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
                log=print, selection: str = "training", fresh: bool = True,
-               name: str = "run") -> BambamResult:
+               name: str = "run", env: dict[str, str] | None = None) -> BambamResult:
     """One `bambam run` in a fresh process on `raw` with BAMBAM_HOME=`home`.
 
     `fresh`: `home` must not exist yet (a first run); otherwise it must exist (a daily run on the
     state an earlier run left). `selection`: "training" (entity_model and everything upstream)
     or "all" (every asset, what `bambam run` materializes). `name` names the log and result
-    files under `home`, so that several runs on one home keep theirs.
+    files under `home`, so that several runs on one home keep theirs. `env`: extra environment
+    variables of the child (e.g. BAMBAM_TRAIN_MODE).
     """
     if fresh:
         home.mkdir(parents=True)
@@ -47,7 +48,7 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
     result_path = home / f"bench_result_{name}.json"
     log_path = home / f"bambam_{name}.log"
     env = os.environ | {"BAMBAM_HOME": str(home), "BAMBAM_RAW": str(raw),
-                        "BAMBAM_AS_OF": as_of.isoformat(), "DAGSTER_HOME": str(home / "dagster")}
+                        "BAMBAM_AS_OF": as_of.isoformat(), "DAGSTER_HOME": str(home / "dagster")} | (env or {})
     cmd = [sys.executable]
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]

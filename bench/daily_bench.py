@@ -123,8 +123,13 @@ def _bambam_figures(res) -> dict:
 
 def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entities: list[str],
                    legacy_sample: int | None, skip_legacy: bool, selection: str, rep: int,
-                   log=print) -> dict:
-    """Copy the setup home, time Bambam's daily run on it, then the legacy daily run."""
+                   log=print, full_day: bool = False) -> dict:
+    """Copy the setup home, time Bambam's daily run on it, then the legacy daily run.
+
+    `full_day`: also time Bambam's run with BAMBAM_TRAIN_MODE=full on another copy: the day of
+    the week when every due entity is retrained from scratch (incremental updates need a full
+    retrain within the last 7 days), next to the typical day (the environment's mode, auto).
+    """
     home = work / f"bambam_home_daily_{rep}"
     shutil.copytree(setup_home, home)  # the same D-1 state for every repetition
     bambam = run_bambam(raw, home, day, selection=selection, fresh=False, name="daily", log=log)
@@ -132,6 +137,15 @@ def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entit
     log(f"bambam daily: {b['wall']:.1f}s wall, training step "
         f"{b['training_step'] or 0:.1f}s, {len(b['retrained'])} entities retrained")
     out: dict = {"bambam": b}
+    if full_day:
+        home = work / f"bambam_home_fullday_{rep}"
+        shutil.copytree(setup_home, home)
+        full = _bambam_figures(run_bambam(raw, home, day, selection=selection, fresh=False,
+                                          name="fullday", log=log,
+                                          env={"BAMBAM_TRAIN_MODE": "full"}))
+        out["bambam_full_day"] = full
+        log(f"bambam full-retrain day: {full['wall']:.1f}s wall, training step "
+            f"{full['training_step'] or 0:.1f}s")
     if skip_legacy or not new_entities:
         return out
     chosen = sample_entities(new_entities, legacy_sample)
@@ -147,6 +161,12 @@ def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entit
     out["ratio_whole_run_robust"] = _ratio(out["legacy"]["wall_robust_all_entities"], b["wall"])
     out["ratio_training_step_robust"] = _ratio(out["legacy"]["wall_robust_all_entities"],
                                                b["training_step"])
+    if full_day:
+        full = out["bambam_full_day"]
+        out["ratio_whole_run_full_day"] = _ratio(legacy.wall_estimated, full["wall"])
+        # a week: six typical days and one full-retrain day, against seven legacy days
+        out["ratio_whole_run_week"] = _ratio(7 * legacy.wall_estimated,
+                                             6 * b["wall"] + full["wall"])
     return out
 
 
@@ -174,7 +194,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def run_daily(w: Workload, preset: str, work: Path, legacy_sample: int | None, repeat: int,
               skip_legacy: bool, selection: str, stamp: str, full: Path | None = None,
-              backdate_hours: float = BACKDATE_HOURS, log=print) -> dict:
+              backdate_hours: float = BACKDATE_HOURS, log=print, full_day: bool = False) -> dict:
     """The whole daily benchmark; returns the report (also written to bench/out)."""
     day = w.end
     report: dict = {"mode": "daily", "started_at": stamp, "preset": preset,
@@ -212,7 +232,7 @@ def run_daily(w: Workload, preset: str, work: Path, legacy_sample: int | None, r
     for rep in range(1, repeat + 1):
         log(f"--- repetition {rep} of {repeat}")
         reps.append(one_repetition(raw, setup_home, work, day, new_entities, legacy_sample,
-                                   skip_legacy, selection, rep, log=log))
+                                   skip_legacy, selection, rep, log=log, full_day=full_day))
     report["repetitions"] = reps
     report["summary"] = summarize(reps)
     OUT_DIR.mkdir(parents=True, exist_ok=True)
@@ -245,6 +265,11 @@ def summarize(reps: list[dict]) -> dict:
         "ratio_training_step": med(lambda r: r.get("ratio_training_step")),
         "ratio_whole_run_robust": med(lambda r: r.get("ratio_whole_run_robust")),
         "ratio_training_step_robust": med(lambda r: r.get("ratio_training_step_robust")),
+        "bambam_full_day_wall": med(lambda r: (r.get("bambam_full_day") or {}).get("wall")),
+        "bambam_full_day_training_step": med(
+            lambda r: (r.get("bambam_full_day") or {}).get("training_step")),
+        "ratio_whole_run_full_day": med(lambda r: r.get("ratio_whole_run_full_day")),
+        "ratio_whole_run_week": med(lambda r: r.get("ratio_whole_run_week")),
     }
     steps = sorted({k for r in reps for k in r["bambam"]["steps"]})
     s["bambam_steps"] = {k: med(lambda r, k=k: r["bambam"]["steps"].get(k)) for k in steps}
@@ -299,6 +324,11 @@ def print_daily(report: dict, echo=print) -> None:
              f"training step {_f(s['ratio_training_step'], '.2f')}x")
         echo(f"  without outliers    whole run {_f(s['ratio_whole_run_robust'], '.2f')}x, "
              f"training step {_f(s['ratio_training_step_robust'], '.2f')}x")
+    if s.get("bambam_full_day_wall") is not None:
+        echo(f"full-retrain day      bambam {_f(s['bambam_full_day_wall'])} s (training step "
+             f"{_f(s['bambam_full_day_training_step'])} s): "
+             f"{_f(s['ratio_whole_run_full_day'], '.2f')}x; a week (6 typical + 1 full day): "
+             f"{_f(s['ratio_whole_run_week'], '.2f')}x")
     for key, ok in (s.get("targets") or {}).items():
         echo(f"  target {key:32} {'MET' if ok else 'MISSED'}")
     echo("=" * 72)

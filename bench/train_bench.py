@@ -172,6 +172,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="run the legacy on N entities spread over the workload and extrapolate "
                     "its wall time (default: the preset's; 0 = every entity)")
     ap.add_argument("--skip-legacy", action="store_true", help="Bambam side only")
+    ap.add_argument("--full-day", action="store_true",
+                    help="daily mode: also time Bambam's weekly full-retrain day "
+                    "(BAMBAM_TRAIN_MODE=full) next to the typical day")
     ap.add_argument("--raw", type=Path, help="reuse an existing workload folder (no generation; "
                     "daily mode: a workload generated over [start, D], cut here into history + day D)")
     ap.add_argument("--workdir", type=Path, help="scratch folder (default: a new temp folder)")
@@ -249,7 +252,7 @@ def _main_daily(args: argparse.Namespace) -> dict:
         return run_daily(w, args.preset, work, legacy_sample, args.repeat, args.skip_legacy,
                          args.selection, stamp, full=args.raw,
                          backdate_hours=BACKDATE_HOURS if args.backdate_hours is None
-                         else args.backdate_hours)
+                         else args.backdate_hours, full_day=args.full_day)
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

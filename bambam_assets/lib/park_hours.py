@@ -51,9 +51,11 @@ def normalize_hours(frame: pd.DataFrame) -> pd.DataFrame:
     for name in ("park_code", "park_date", *VALUE_COLUMNS):
         if name not in out.columns:
             out[name] = pd.NA
-    out["park_date"] = pd.to_datetime(out["park_date"]).dt.normalize().astype("datetime64[ns]")
+    # cache=False: the values are already dates; pandas' uniqueness probe iterates them in Python
+    out["park_date"] = (pd.to_datetime(out["park_date"], cache=False).dt.normalize()
+                        .astype("datetime64[ns]"))
     for name in TIME_COLUMNS + tuple(c for c in ("valid_from", "valid_until") if c in out):
-        out[name] = pd.to_datetime(out[name], utc=True).astype("datetime64[ns, UTC]")
+        out[name] = pd.to_datetime(out[name], utc=True, cache=False).astype("datetime64[ns, UTC]")
     for name in FLAG_COLUMNS:
         out[name] = out[name].fillna(False).astype(bool)
     return out
@@ -131,7 +133,7 @@ def hours_from_metatable(meta: pd.DataFrame) -> pd.DataFrame:
         opens = clock_minutes(meta[f"{park}OPEN"].astype("string"))
         closes = clock_minutes(meta[f"{park}CLOSE"].astype("string"))
         keep = meta["park_date"].notna() & opens.notna() & closes.notna()
-        day = pd.to_datetime(meta.loc[keep, "park_date"]).astype("datetime64[ns]")
+        day = pd.to_datetime(meta.loc[keep, "park_date"], cache=False).astype("datetime64[ns]")
         tz = tz_of_park(park)
         opening = localize_wall_clock(day + pd.to_timedelta(opens[keep], unit="min"), tz)
         closing = localize_wall_clock(day + pd.to_timedelta(closes[keep], unit="min"), tz)

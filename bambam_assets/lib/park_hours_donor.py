@@ -46,7 +46,7 @@ DONOR_TIERS: tuple[tuple[tuple[str, ...], float], ...] = (
 def _with_calendar_keys(frame: pd.DataFrame, calendar: pd.DataFrame) -> pd.DataFrame:
     """Add date_group_id (from the calendar; computed for dates it lacks), day_of_week, month."""
     cal = pd.DataFrame({
-        "park_date": pd.to_datetime(calendar["park_date"]).astype("datetime64[ns]"),
+        "park_date": pd.to_datetime(calendar["park_date"], cache=False).astype("datetime64[ns]"),
         "date_group_id": calendar["date_group_id"].astype(object),
     }).drop_duplicates("park_date")
     out = frame.merge(cal, on="park_date", how="left")
@@ -127,7 +127,7 @@ def donor_hours(
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     out = normalize_hours(frame.reindex(columns=list(PARK_HOURS_COLUMNS)))
     out["confidence"] = out["confidence"].astype(float)
-    out["donor_date"] = pd.to_datetime(out["donor_date"]).astype("datetime64[ns]")
+    out["donor_date"] = pd.to_datetime(out["donor_date"], cache=False).astype("datetime64[ns]")
     out["park_code"] = out["park_code"].astype(object)
     out["source"] = out["source"].astype(object)
     return out.sort_values(["park_code", "park_date"], ignore_index=True)
