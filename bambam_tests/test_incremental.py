@@ -158,3 +158,27 @@ def test_train_batch_auto_plans_incremental_and_records_mode(base_version, tmp_p
     assert full.modes == {"MK1": "full"}
     assert meta["metrics"]["training_mode"] == "full"
     assert meta["metrics"]["last_full_retrain_at"] == (NOW + timedelta(days=2)).isoformat()
+
+
+def test_plan_then_tail_read_updates_with_the_true_target_count(base_version, tmp_path) -> None:
+    root, frame = base_version
+    work = tmp_path / "m"
+    shutil.copytree(root, work)
+    when = NOW + timedelta(days=1)
+    planned = train_batch.plan_modes(work, {"MK1": len(frame)}, "auto", when)
+    assert planned == {"MK1": "incremental"}
+    window = incremental.IncrementalPolicy().min_window_rows
+    tail = frame.sort_values("observed_at").tail(window)  # what the tail read returns
+    result = train_batch.train_batch(tail, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
+                                     mode="auto", now=when, target_counts={"MK1": len(frame)},
+                                     tail_entities=["MK1"])
+    assert not result.failures and result.modes == {"MK1": "incremental"}
+    meta = registry.read_meta(work, "MK1", result.outcomes[0].version)
+    assert meta["metrics"]["training_mode"] == "incremental"
+    assert meta["metrics"]["rows"] == window
+    assert meta["target_count"] == len(frame)  # not the tail's length: staleness counts from it
+    # a tail entity that turns out due in full is never trained on its tail: a failure instead
+    full = train_batch.train_batch(tail, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
+                                   mode="full", now=when, target_counts={"MK1": len(frame)},
+                                   tail_entities=["MK1"])
+    assert not full.outcomes and "only the newest rows were read" in str(full.failures["MK1"])

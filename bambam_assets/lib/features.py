@@ -43,7 +43,8 @@ def park_params() -> dict[str, list[str]]:
     return {"park_codes": [p[0] for p in parks], "park_tzs": [p[2] for p in parks]}
 
 
-def _params(entity_codes: Sequence[str] | None, as_of: date) -> dict[str, object]:
+def _params(entity_codes: Sequence[str] | None, as_of: date,
+            tail_entities: Sequence[str] = (), tail_rows: int | None = None) -> dict[str, object]:
     return {
         **park_params(),
         "entities": list(entity_codes) if entity_codes is not None else None,
@@ -51,11 +52,15 @@ def _params(entity_codes: Sequence[str] | None, as_of: date) -> dict[str, object
         "actual": ACTUAL,
         "priority": PRIORITY,
         "sold_out": SOLD_OUT,
+        "tail_entities": list(tail_entities),
+        "tail_rows": tail_rows,
     }
 
 
 # The target rows of an entity: ACTUAL for STANDBY, PRIORITY (minus 8888) for PRIORITY entities.
-# Entities missing from dim_entity count as STANDBY. `$entities` NULL means every entity.
+# Entities missing from dim_entity count as STANDBY. `$entities` NULL means every entity. For
+# the entities in `$tail_entities` only the newest `$tail_rows` target rows are kept (an
+# incremental update reads nothing older than its window).
 _TARGETS_SQL = """
     queue AS (
         SELECT entity_code, any_value(queue_type) AS queue_type
@@ -73,6 +78,11 @@ _TARGETS_SQL = """
           AND CASE WHEN coalesce(q.queue_type, 'STANDBY') = 'PRIORITY'
                    THEN f.wait_time_type = $priority AND f.wait_time_minutes <> $sold_out
                    ELSE f.wait_time_type = $actual END
+        QUALIFY $tail_rows IS NULL
+             OR NOT list_contains($tail_entities::VARCHAR[], f.entity_code)
+             OR row_number() OVER (PARTITION BY f.entity_code
+                                   ORDER BY f.observed_at DESC, f.wait_time_minutes DESC)
+                <= $tail_rows
     )"""
 
 
@@ -144,12 +154,18 @@ def posted_means_cte_sql(posted: str, points: str) -> str:
 # POSTED features of each distinct target instant. POSTED values sharing an instant are averaged
 # first, so that the ASOF joins are deterministic.
 _POSTED_SQL = """
+    -- POSTED from 2 hours before an entity's first target on: an older value can neither be
+    -- matched (+-10 min) nor fall in a 30/60-minute mean, so the result is exact and a tail
+    -- read (incremental update) scans only the recent POSTED rows.
     posted AS (
-        SELECT entity_code, observed_at, avg(wait_time_minutes) AS posted
-        FROM fct_wait_times
-        WHERE wait_time_type = $posted AND wait_time_minutes IS NOT NULL AND park_date <= $as_of
-          AND entity_code IN (SELECT DISTINCT entity_code FROM targets)
-        GROUP BY entity_code, observed_at
+        SELECT f.entity_code, f.observed_at, avg(f.wait_time_minutes) AS posted
+        FROM fct_wait_times f
+        JOIN (SELECT entity_code, min(observed_at) - INTERVAL 2 HOUR AS since
+              FROM targets GROUP BY entity_code) s
+          ON f.entity_code = s.entity_code AND f.observed_at >= s.since
+        WHERE f.wait_time_type = $posted AND f.wait_time_minutes IS NOT NULL
+          AND f.park_date <= $as_of
+        GROUP BY f.entity_code, f.observed_at
     ),
     instants AS (SELECT DISTINCT entity_code, observed_at FROM targets),
     -- nearest POSTED in either direction = the better of a backward and a forward ASOF match
@@ -181,13 +197,16 @@ def _feature_select_list() -> list[str]:
 
 
 def build_training_frame(
-    conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str], as_of: date
+    conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str], as_of: date,
+    tail_entities: Sequence[str] = (), tail_rows: int | None = None,
 ) -> pd.DataFrame:
     """Training rows of the given entities, in one query.
 
     Grain: one row per TARGET observation (ACTUAL for STANDBY entities, PRIORITY without 8888 for
     PRIORITY entities) with park_date <= as_of, ordered by entity_code, observed_at. Columns:
     entity_code, park_code, park_date, observed_at, queue_type, y, FEATURES_WITH_POSTED, weight.
+    With `tail_rows`, the entities in `tail_entities` get only their newest `tail_rows` rows
+    (same values as in a full read).
     """
     sql = f"""
     WITH {_TARGETS_SQL},
@@ -205,7 +224,7 @@ def build_training_frame(
     ORDER BY t.entity_code, t.observed_at, t.y
     """
     params = {
-        **_params(entity_codes, as_of),
+        **_params(entity_codes, as_of, tail_entities, tail_rows),
         "posted": POSTED,
         "match_secs": POSTED_MATCH_MINUTES * 60,
         "half_life": float(RECENCY_HALF_LIFE_DAYS),

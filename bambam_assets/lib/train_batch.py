@@ -49,6 +49,7 @@ class TrainTask:
     started_at: str = ""  # the batch's start (ISO): a full retrain's last_full_retrain_at
     base: incremental.BaseModel | None = None  # set: try an incremental update from it
     policy: incremental.IncrementalPolicy | None = None
+    from_tail: bool = False  # frame holds only the newest rows: an update or nothing
 
 
 def train_task(task: TrainTask) -> training.TrainedEntity:
@@ -61,6 +62,9 @@ def train_task(task: TrainTask) -> training.TrainedEntity:
     if task.base is not None:
         trained = incremental.continue_training(task.frame, task.base, task.queue_type,
                                                 nthread=task.nthread, policy=task.policy)
+    if trained is None and task.from_tail:
+        raise RuntimeError("no rows to update the model from, and only the newest rows were "
+                           "read: retrain it in full (BAMBAM_TRAIN_MODE=full)")
     if trained is None:
         trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread)
         trained.metrics.update(
@@ -96,8 +100,14 @@ def train_batch(
     mode: str = incremental.FULL,
     now: datetime | None = None,
     policy: incremental.IncrementalPolicy | None = None,
+    target_counts: dict[str, int] | None = None,
+    tail_entities: Sequence[str] = (),
 ) -> BatchResult:
     """Train every entity in `entity_codes` from its rows of `frame` (build_training_frame).
+
+    `target_counts`: each entity's true target count, needed when `frame` holds only the newest
+    rows of the `tail_entities` (read for an incremental update, see `plan_modes`); such an
+    entity is never retrained in full from its tail: if it is not updated it is a failure.
 
     Entities with no target row at all (POSTED-only rides) get no model; they are listed in
     `skipped` with the reason, never dropped silently. Order: tier, then target count descending. `on_done(k, n, entity, error)` reports progress.
@@ -114,7 +124,8 @@ def train_batch(
     counts = pd.DataFrame({
         "entity_code": list(entity_codes),
         "park_code": [park_of_entity(c) or "" for c in entity_codes],
-        "target_count": [len(groups.get(c, ())) for c in entity_codes],
+        "target_count": [(target_counts or {}).get(c, len(groups.get(c, ())))
+                         for c in entity_codes],
     })
     ordered = worker_pool.order_entities(counts)
     result.target_counts = dict(zip(counts.entity_code, counts.target_count, strict=True))
@@ -131,8 +142,14 @@ def train_batch(
     result.workers = min(workers or planned_workers, max(1, len(ordered)))
     result.nthread = worker_pool.nthread_per_worker(psutil.cpu_count(logical=True) or 1,
                                                     result.workers)
+    tails = set(tail_entities)
+    for code in [c for c in bases if c in tails and bases[c] is None]:
+        del bases[code]  # planned in full, but only its newest rows were read: never train on them
+        result.failures[code] = RuntimeError(
+            f"only the newest rows were read for an update, but {result.mode_reasons[code]}")
     tasks = [TrainTask(code, queue_types.get(code, "STANDBY"), groups[code], result.nthread,
-                       now.isoformat(), base, policy) for code, base in bases.items()]
+                       now.isoformat(), base, policy, from_tail=code in tails)
+             for code, base in bases.items()]
     done = [0]
 
     def on_result(task: TrainTask, trained, exc) -> None:
@@ -168,17 +185,32 @@ def _full_xgboost_rows(result: BatchResult) -> int:
                and n >= training.MIN_TARGETS_FOR_XGB)
 
 
-def _plan_mode(result: BatchResult, models_root: Path, code: str, mode: str, now: datetime,
-               policy: incremental.IncrementalPolicy | None) -> incremental.BaseModel | None:
-    """Decide full vs incremental for one entity (reads only its CURRENT meta and model files)."""
+def _choose(models_root: Path, code: str, target_count: int, mode: str, now: datetime,
+            policy: incremental.IncrementalPolicy | None) -> tuple[str, str]:
+    """(FULL | INCREMENTAL, why) for one entity; reads only its CURRENT meta."""
     meta = None
     if mode != incremental.FULL:
         version = registry.current_version(models_root, code)
         meta = registry.read_meta(models_root, code, version) if version is not None else None
-    new_targets = result.target_counts[code] - int((meta or {}).get("target_count") or 0)
-    chosen, why = incremental.choose_mode(mode, meta, new_targets, now,
-                                          code_version=TRAINING_CODE_VERSION,
-                                          params_hash=params_hash(), policy=policy)
+    new_targets = target_count - int((meta or {}).get("target_count") or 0)
+    return incremental.choose_mode(mode, meta, new_targets, now,
+                                   code_version=TRAINING_CODE_VERSION,
+                                   params_hash=params_hash(), policy=policy)
+
+
+def plan_modes(models_root: Path, target_counts: dict[str, int], mode: str, now: datetime,
+               policy: incremental.IncrementalPolicy | None = None) -> dict[str, str]:
+    """Entity -> FULL | INCREMENTAL, decided before reading any rows: the caller reads only the
+    newest `policy.min_window_rows` rows of the INCREMENTAL ones (their update window)."""
+    now = now.astimezone(UTC)
+    return {code: _choose(models_root, code, n, mode, now, policy)[0]
+            for code, n in target_counts.items()}
+
+
+def _plan_mode(result: BatchResult, models_root: Path, code: str, mode: str, now: datetime,
+               policy: incremental.IncrementalPolicy | None) -> incremental.BaseModel | None:
+    """Decide full vs incremental for one entity (reads only its CURRENT meta and model files)."""
+    chosen, why = _choose(models_root, code, result.target_counts[code], mode, now, policy)
     result.modes[code], result.mode_reasons[code] = chosen, why
     if chosen != incremental.INCREMENTAL:
         return None

@@ -63,7 +63,12 @@ def entity_model(
         evaluation = staleness.evaluate_warehouse(
             conn, now=evaluated_at, as_of=as_of, code_version=tb.TRAINING_CODE_VERSION,
             params_hash=tb.params_hash(), config=staleness.StalenessConfig.from_env())
-        frame = build_training_frame(conn, keys, as_of)
+        counts = _target_counts(evaluation, keys)
+        # entities due for an incremental update read only their update window's rows
+        planned = tb.plan_modes(models_root, counts, config.mode, datetime.now(UTC))
+        tails = [code for code, m in planned.items() if m == incremental.INCREMENTAL]
+        frame = build_training_frame(conn, keys, as_of, tail_entities=tails,
+                                     tail_rows=incremental.IncrementalPolicy().min_window_rows)
         queue_types = dict(conn.execute(
             "SELECT entity_code, queue_type FROM dim_entity WHERE entity_code IN (SELECT unnest(?))",
             [keys]).fetchall())
@@ -81,7 +86,8 @@ def entity_model(
     for code, reason in config.reasons.items():
         context.log.info(f"due: {code}: {reason}")
     result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
-                         workers=config.workers or None, mode=config.mode)
+                         workers=config.workers or None, mode=config.mode,
+                         target_counts=counts, tail_entities=tails)
     rows = registry.registry_rows(models_root, result.outcomes)
     failures = registry.failure_rows(result.failures, context.run_id)
     evaluation = _with_actions(evaluation, set(context.partition_keys), set(keys), result,
@@ -118,6 +124,13 @@ def entity_model(
             asset_key=context.asset_key, partition=code,
             metadata={"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, str) else exc},
         )
+
+
+def _target_counts(evaluation, keys: list[str]) -> dict[str, int]:
+    """Each key's target count from the staleness evaluation (the count training records)."""
+    ev = evaluation[evaluation["entity_code"].isin(keys)]
+    return {code: int(n) for code, n in zip(ev["entity_code"], ev["target_count"].fillna(0),
+                                            strict=True)}
 
 
 def _with_actions(evaluation, in_range: set, selected: set, result, source: str):
