@@ -48,7 +48,8 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
     result_path = home / f"bench_result_{name}.json"
     log_path = home / f"bambam_{name}.log"
     env = os.environ | {"BAMBAM_HOME": str(home), "BAMBAM_RAW": str(raw),
-                        "BAMBAM_AS_OF": as_of.isoformat(), "DAGSTER_HOME": str(home / "dagster")} | (env or {})
+                        "BAMBAM_AS_OF": as_of.isoformat(),
+                        "DAGSTER_HOME": str(home / "dagster")} | (env or {})
     cmd = [sys.executable]
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]

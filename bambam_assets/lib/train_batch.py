@@ -110,7 +110,8 @@ def train_batch(
     entity is never retrained in full from its tail: if it is not updated it is a failure.
 
     Entities with no target row at all (POSTED-only rides) get no model; they are listed in
-    `skipped` with the reason, never dropped silently. Order: tier, then target count descending. `on_done(k, n, entity, error)` reports progress.
+    `skipped` with the reason, never dropped silently. Order: tier, then target count
+    descending. `on_done(k, n, entity, error)` reports progress.
     `mode` "full" retrains every entity; "auto"/"incremental" continue boosting the current model
     where `incremental.choose_mode` allows (planned modes in `modes`; a worker falls back to a
     full retrain when the new window is too small, and the version's metrics say which ran).
@@ -136,7 +137,8 @@ def train_batch(
         if code in groups:
             bases[code] = _plan_mode(result, models_root, code, mode, now, policy)
         else:
-            result.skipped[code] = "no target observations (ACTUAL or PRIORITY) up to the as-of date"
+            result.skipped[code] = ("no target observations (ACTUAL or PRIORITY) up to the "
+                                    "as-of date")
     if workers is None and _full_xgboost_rows(result) < POOL_MIN_FULL_ROWS:
         planned_workers = 1  # small work: starting workers would cost more than they save
     result.workers = min(workers or planned_workers, max(1, len(ordered)))
@@ -171,7 +173,8 @@ def train_batch(
         if exc is not None:
             result.failures[code] = exc
         if on_done:
-            on_done(done[0], len(tasks), code, None if exc is None else f"{type(exc).__name__}: {exc}")
+            error = None if exc is None else f"{type(exc).__name__}: {exc}"
+            on_done(done[0], len(tasks), code, error)
 
     worker_pool.run_pool(train_task, tasks, result.workers, on_result)
     result.seconds = time.perf_counter() - started

@@ -70,9 +70,11 @@ def entity_model(
         frame = build_training_frame(conn, keys, as_of, tail_entities=tails,
                                      tail_rows=incremental.IncrementalPolicy().min_window_rows)
         queue_types = dict(conn.execute(
-            "SELECT entity_code, queue_type FROM dim_entity WHERE entity_code IN (SELECT unnest(?))",
+            "SELECT entity_code, queue_type FROM dim_entity "
+            "WHERE entity_code IN (SELECT unnest(?))",
             [keys]).fetchall())
-    context.log.info(f"training {len(keys)} entities from {len(frame):,} target rows (as of {as_of})")
+    context.log.info(f"training {len(keys)} entities from {len(frame):,} target rows "
+                     f"(as of {as_of}; {len(tails)} read for an incremental update only)")
 
     progress = StepProgress(warehouse.home_path(), context.run_id, "entity_model", len(keys))
 
