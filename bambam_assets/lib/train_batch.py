@@ -55,8 +55,9 @@ class TrainTask:
 def train_task(task: TrainTask) -> training.TrainedEntity:
     """Worker entry point (top-level so the pool can pickle it by reference).
 
-    With a base model, continue boosting it on the new rows; when the new window is too small for
-    that, or without a base, train in full. The mode is recorded in the version's metrics.
+    With a base model, continue boosting it on its update window (lib/incremental.py); when
+    there is no row for that, or without a base, train in full (never from a tail read: then it
+    fails). The mode is recorded in the version's metrics.
     """
     trained = None
     if task.base is not None:
@@ -114,7 +115,7 @@ def train_batch(
     descending. `on_done(k, n, entity, error)` reports progress.
     `mode` "full" retrains every entity; "auto"/"incremental" continue boosting the current model
     where `incremental.choose_mode` allows (planned modes in `modes`; a worker falls back to a
-    full retrain when the new window is too small, and the version's metrics say which ran).
+    full retrain when there is no row to update from, and the version's metrics say which ran).
     `now` is the instant recorded as trained_at (default: the real clock).
     """
     started = time.perf_counter()
