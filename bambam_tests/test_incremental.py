@@ -166,12 +166,12 @@ def test_plan_then_tail_read_updates_with_the_true_target_count(base_version, tm
     shutil.copytree(root, work)
     when = NOW + timedelta(days=1)
     planned = train_batch.plan_modes(work, {"MK1": len(frame)}, "auto", when)
-    assert planned == {"MK1": "incremental"}
+    assert {code: m for code, (m, _) in planned.items()} == {"MK1": "incremental"}
     window = incremental.IncrementalPolicy().min_window_rows
     tail = frame.sort_values("observed_at").tail(window)  # what the tail read returns
     result = train_batch.train_batch(tail, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
                                      mode="auto", now=when, target_counts={"MK1": len(frame)},
-                                     tail_entities=["MK1"])
+                                     tail_entities=["MK1"], plan=planned)
     assert not result.failures and result.modes == {"MK1": "incremental"}
     meta = registry.read_meta(work, "MK1", result.outcomes[0].version)
     assert meta["metrics"]["training_mode"] == "incremental"

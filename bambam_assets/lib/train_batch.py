@@ -103,12 +103,15 @@ def train_batch(
     policy: incremental.IncrementalPolicy | None = None,
     target_counts: dict[str, int] | None = None,
     tail_entities: Sequence[str] = (),
+    plan: dict[str, tuple[str, str]] | None = None,
 ) -> BatchResult:
     """Train every entity in `entity_codes` from its rows of `frame` (build_training_frame).
 
     `target_counts`: each entity's true target count, needed when `frame` holds only the newest
     rows of the `tail_entities` (read for an incremental update, see `plan_modes`); such an
     entity is never retrained in full from its tail: if it is not updated it is a failure.
+    `plan`: the (mode, why) per entity `plan_modes` already chose before that read; used as is
+    rather than decided again.
 
     Entities with no target row at all (POSTED-only rides) get no model; they are listed in
     `skipped` with the reason, never dropped silently. Order: tier, then target count
@@ -136,7 +139,8 @@ def train_batch(
     bases: dict[str, incremental.BaseModel | None] = {}
     for code in ordered.entity_code:
         if code in groups:
-            bases[code] = _plan_mode(result, models_root, code, mode, now, policy)
+            bases[code] = _plan_mode(result, models_root, code, mode, now, policy,
+                                     (plan or {}).get(code))
         else:
             result.skipped[code] = ("no target observations (ACTUAL or PRIORITY) up to the "
                                     "as-of date")
@@ -203,18 +207,23 @@ def _choose(models_root: Path, code: str, target_count: int, mode: str, now: dat
 
 
 def plan_modes(models_root: Path, target_counts: dict[str, int], mode: str, now: datetime,
-               policy: incremental.IncrementalPolicy | None = None) -> dict[str, str]:
-    """Entity -> FULL | INCREMENTAL, decided before reading any rows: the caller reads only the
-    newest `policy.min_window_rows` rows of the INCREMENTAL ones (their update window)."""
+               policy: incremental.IncrementalPolicy | None = None,
+               ) -> dict[str, tuple[str, str]]:
+    """Entity -> (FULL | INCREMENTAL, why), decided before reading any rows: the caller reads
+    only the newest `policy.min_window_rows` rows of the INCREMENTAL ones (their update window)
+    and passes this plan on to `train_batch`."""
     now = now.astimezone(UTC)
-    return {code: _choose(models_root, code, n, mode, now, policy)[0]
+    return {code: _choose(models_root, code, n, mode, now, policy)
             for code, n in target_counts.items()}
 
 
 def _plan_mode(result: BatchResult, models_root: Path, code: str, mode: str, now: datetime,
-               policy: incremental.IncrementalPolicy | None) -> incremental.BaseModel | None:
-    """Decide full vs incremental for one entity (reads only its CURRENT meta and model files)."""
-    chosen, why = _choose(models_root, code, result.target_counts[code], mode, now, policy)
+               policy: incremental.IncrementalPolicy | None,
+               planned: tuple[str, str] | None = None) -> incremental.BaseModel | None:
+    """Full vs incremental for one entity: `planned` if given, else decided from its CURRENT
+    meta; loads the base model of an update."""
+    chosen, why = planned or _choose(models_root, code, result.target_counts[code], mode, now,
+                                     policy)
     result.modes[code], result.mode_reasons[code] = chosen, why
     if chosen != incremental.INCREMENTAL:
         return None

@@ -66,7 +66,7 @@ def entity_model(
         counts = _target_counts(evaluation, keys)
         # entities due for an incremental update read only their update window's rows
         planned = tb.plan_modes(models_root, counts, config.mode, datetime.now(UTC))
-        tails = [code for code, m in planned.items() if m == incremental.INCREMENTAL]
+        tails = [code for code, (m, _) in planned.items() if m == incremental.INCREMENTAL]
         frame = build_training_frame(conn, keys, as_of, tail_entities=tails,
                                      tail_rows=incremental.IncrementalPolicy().min_window_rows)
         queue_types = dict(conn.execute(
@@ -89,7 +89,7 @@ def entity_model(
         context.log.info(f"due: {code}: {reason}")
     result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
                          workers=config.workers or None, mode=config.mode,
-                         target_counts=counts, tail_entities=tails)
+                         target_counts=counts, tail_entities=tails, plan=planned)
     rows = registry.registry_rows(models_root, result.outcomes)
     failures = registry.failure_rows(result.failures, context.run_id)
     evaluation = _with_actions(evaluation, set(context.partition_keys), set(keys), result,
