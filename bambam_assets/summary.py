@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bambam_assets import settings
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import warehouse as wh
 
 SUMMARY_QUERIES = {
     "fact rows": "SELECT count(*) FROM fct_wait_times",

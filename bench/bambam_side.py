@@ -116,7 +116,7 @@ def _models(home: Path) -> dict:
     """Per entity: kind, queue type, test MAE (without POSTED, with POSTED), n_test, rounds."""
     import duckdb
 
-    from bambam_assets.lib import registry
+    from bambam_assets.lib.models import registry
 
     root = home / "models"
     out: dict[str, dict] = {}

@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import features, incremental, registry, training
+from bambam_assets.lib.models import features, incremental, registry, training
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "bench" / "out"

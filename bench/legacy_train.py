@@ -30,16 +30,16 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from bambam_assets.lib.calendar import build_calendar
-from bambam_assets.lib.features import (
+from bambam_assets.lib.core.parks import PROPERTY_OF_PARK, park_of_entity, tz_of_park
+from bambam_assets.lib.dimensions.calendar import build_calendar
+from bambam_assets.lib.dimensions.season import build_season
+from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITH_POSTED,
     FEATURES_WITHOUT_POSTED,
 )
-from bambam_assets.lib.parks import PROPERTY_OF_PARK, park_of_entity, tz_of_park
-from bambam_assets.lib.season import build_season
-from bambam_assets.lib.training import MAX_ROUNDS, MIN_TARGETS_FOR_XGB, XGB_PARAMS
-from bambam_assets.lib.training_metrics import TEST, TRAIN, VAL, chronological_split
+from bambam_assets.lib.models.metrics import TEST, TRAIN, VAL, chronological_split
+from bambam_assets.lib.models.training import MAX_ROUNDS, MIN_TARGETS_FOR_XGB, XGB_PARAMS
 
 SOLD_OUT = 8888
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"

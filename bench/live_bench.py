@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ("import sys, uvicorn; from bambam_assets.live_api import create_app; "
+SERVER = ("import sys, uvicorn; from bambam_assets.api.live import create_app; "
           "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), "
           "log_level='warning')")
 
@@ -39,7 +39,7 @@ def free_port() -> int:
 def synthetic_home(folder: Path) -> tuple[Path, str]:
     """The live tests' warehouse and models (two STANDBY entities, with-POSTED models)."""
     sys.path.insert(0, str(ROOT))
-    from bambam_tests.test_live_api import build_home
+    from bambam_tests.api.test_live_api import build_home
 
     home = folder / "home"
     home.mkdir()

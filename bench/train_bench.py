@@ -71,7 +71,7 @@ class LegacyResult:
 
 def generate_workload(raw: Path, w: Workload, log=print) -> dict:
     """Write the workload's raw files under `raw`; returns the generator's summary + seconds."""
-    from bambam_assets.lib import demo_data
+    from bambam_assets.lib.demo import generate as demo_data
 
     log(f"generating {len(w.parks)} parks x {w.entities_per_park} entities, {w.start}..{w.end} "
         f"into {raw}")

@@ -20,9 +20,9 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, field_validator
 
 from bambam_assets import settings
-from bambam_assets.lib.live import LiveEngine, ModelUnavailable, WarehouseUnavailable
-from bambam_assets.lib.live_view import entity_view, live_predictions, wti_so_far
-from bambam_assets.lib.parks import PARKS, tz_of_park
+from bambam_assets.lib.core.parks import PARKS, tz_of_park
+from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
+from bambam_assets.lib.live.view import entity_view, live_predictions, wti_so_far
 
 USER_ENV, PASSWORD_ENV = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
 

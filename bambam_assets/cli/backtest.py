@@ -54,10 +54,10 @@ def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
                  log: Callable[[str], None] = print) -> BacktestResult:
     """Run the pipeline as of `as_of` in `out_dir/home`, score the next `days` days, write
     `out_dir/report.md` and the plot; returns the scores."""
-    from bambam_assets.cli_progress import ProgressBars
+    from bambam_assets.cli.progress import ProgressBars
     from bambam_assets.instance import local_instance
-    from bambam_assets.lib import backtest, backtest_report
-    from bambam_assets.lib import warehouse as wh
+    from bambam_assets.lib.core import warehouse as wh
+    from bambam_assets.lib.forecasts import backtest, backtest_report
     from bambam_assets.runner import run_pipeline
 
     started = time.perf_counter()

@@ -23,10 +23,10 @@ def live() -> None:
 def poll_once(parks: str | None, base_url: str | None, timeout: float) -> None:
     """Fetch every park in its window now; write snapshots and the fetch status."""
     from bambam_assets import settings
-    from bambam_assets.lib.fetch_status import run_tick
-    from bambam_assets.lib.poller import parks_from_env
-    from bambam_assets.lib.queue_times_client import QueueTimesClient
-    from bambam_assets.lib.raw_source import open_raw_source
+    from bambam_assets.lib.ingest.raw_source import open_raw_source
+    from bambam_assets.lib.live.fetch_status import run_tick
+    from bambam_assets.lib.live.poller import parks_from_env
+    from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
     park_list = [p.strip().upper() for p in parks.split(",") if p.strip()] if parks \
         else parks_from_env()
@@ -53,7 +53,7 @@ def serve(host: str, port: int, live_ttl: float) -> None:
     """Serve GET /live/{park} and POST /predict (FastAPI on uvicorn)."""
     import uvicorn
 
-    from bambam_assets.live_api import PASSWORD_ENV, USER_ENV, create_app
+    from bambam_assets.api.live import PASSWORD_ENV, USER_ENV, create_app
 
     if host not in ("127.0.0.1", "localhost", "::1") and not (
             os.environ.get(USER_ENV) and os.environ.get(PASSWORD_ENV)):

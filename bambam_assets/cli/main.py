@@ -49,8 +49,8 @@ def demo_data(parks: str, entities_per_park: int, start: date, end: date, seed: 
     from tqdm import tqdm
 
     from bambam_assets import settings
-    from bambam_assets.lib import demo_data as gen
-    from bambam_assets.lib.parks import PARKS
+    from bambam_assets.lib.core.parks import PARKS
+    from bambam_assets.lib.demo import generate as gen
 
     park_list = [p.strip().upper() for p in parks.split(",") if p.strip()]
     unknown = [p for p in park_list if p not in PARKS]
@@ -85,7 +85,7 @@ def run(select: tuple[str, ...], retrain_all: bool) -> None:
     tier's maximum age, or new training code); forecasts and the WTI are rebuilt.
     """
     from bambam_assets import settings
-    from bambam_assets.cli_progress import ProgressBars
+    from bambam_assets.cli.progress import ProgressBars
     from bambam_assets.instance import local_instance
     from bambam_assets.runner import run_pipeline
     from bambam_assets.summary import print_summary
@@ -116,7 +116,7 @@ def ui(port: int, dash_port: int, host: str) -> None:
     except ValueError as exc:  # non-loopback host without Basic Auth credentials
         raise click.UsageError(str(exc)) from exc
     click.echo(f"dashboard: {dash_server.url}   Dagster UI: http://{host}:{port}")
-    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
     dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
     cmd = [dagster, "dev", "-h", host, "-p", str(port)]
     if workspace.exists():
@@ -152,7 +152,7 @@ def models() -> None:
 def models_list(entity: str) -> None:
     """List the kept versions of ENTITY's model (newest first; * marks the current one)."""
     from bambam_assets import settings
-    from bambam_assets.lib import registry
+    from bambam_assets.lib.models import registry
 
     versions = registry.list_versions(settings.home() / "models", entity.upper())
     if not versions:
@@ -173,8 +173,8 @@ def models_list(entity: str) -> None:
 def models_rollback(entity: str, version: int | None) -> None:
     """Make an earlier kept version of ENTITY's model current."""
     from bambam_assets import settings
-    from bambam_assets.lib import registry
-    from bambam_assets.lib import warehouse as wh
+    from bambam_assets.lib.core import warehouse as wh
+    from bambam_assets.lib.models import registry
 
     home = settings.home()
     try:
@@ -189,10 +189,10 @@ def models_rollback(entity: str, version: int | None) -> None:
 
 def _register_commands() -> None:
     # Commands that live beside their feature; imported lazily by click at call time.
-    from bambam_assets.cli_backtest import backtest
-    from bambam_assets.cli_dashboard import dashboard
-    from bambam_assets.cli_live import live
-    from bambam_assets.cli_models_status import status
+    from bambam_assets.cli.backtest import backtest
+    from bambam_assets.cli.dashboard import dashboard
+    from bambam_assets.cli.live import live
+    from bambam_assets.cli.models import status
 
     main.add_command(backtest)
     main.add_command(dashboard)

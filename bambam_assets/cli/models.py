@@ -30,9 +30,9 @@ def status(live: bool) -> None:
     """Print each entity's latest retrain evaluation: stale/fresh, reasons, new targets, age,
     model and code versions (table retrain_evaluations, written by every entity_model run)."""
     from bambam_assets import settings
-    from bambam_assets.lib import staleness
-    from bambam_assets.lib import train_batch as tb
-    from bambam_assets.lib import warehouse as wh
+    from bambam_assets.lib.core import warehouse as wh
+    from bambam_assets.lib.models import batch as tb
+    from bambam_assets.lib.models import staleness
 
     home = settings.home()
     if not wh.warehouse_path(home).exists():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bambam_assets.lib.progress import read_progress
+from bambam_assets.lib.core.progress import read_progress
 
 
 class ProgressBars:

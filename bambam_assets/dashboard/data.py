@@ -12,8 +12,8 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.parks import TIER_OF_PARK, park_of_entity
-from bambam_assets.lib.warehouse import table_exists
+from bambam_assets.lib.core.parks import TIER_OF_PARK, park_of_entity
+from bambam_assets.lib.core.warehouse import table_exists
 
 # The raw source an observation came from, from its file key (docs/raw_formats.md layouts):
 # export/{kind}/... -> kind (wait_times, fastpass_times); public/..., queue_times/... -> top folder.

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bambam_assets.lib.parks import park_of_entity, tz_of_park
-from bambam_assets.lib.warehouse import table_exists
+from bambam_assets.lib.core.parks import park_of_entity, tz_of_park
+from bambam_assets.lib.core.warehouse import table_exists
 
 _SAFE_CODE = re.compile(r"^[A-Z0-9_\-]{1,32}$")  # codes become a path part: nothing else passes
 OBSERVED_TYPES = ["POSTED", "ACTUAL", "PRIORITY"]

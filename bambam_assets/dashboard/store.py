@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import warehouse as wh
 
 # (home, timeout_s) -> context manager of a read-only connection (wh.reader's signature)
 Opener = Callable[[Path, float], AbstractContextManager[duckdb.DuckDBPyConnection]]

@@ -14,8 +14,8 @@ import dagster as dg
 import duckdb
 
 from bambam_assets import settings
-from bambam_assets.lib import warehouse
-from bambam_assets.lib.raw_source import RawSource, open_raw_source
+from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.ingest.raw_source import RawSource, open_raw_source
 
 
 class WarehouseResource(dg.ConfigurableResource):

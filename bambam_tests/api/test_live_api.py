@@ -18,10 +18,12 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from bambam_assets.lib import curve_files, registry, schema, training, warehouse
-from bambam_assets.lib.features import build_training_frame, feature_ctes_sql, park_params
-from bambam_assets.lib.live import LiveEngine
-from bambam_assets.live_api import create_app
+from bambam_assets.api.live import create_app
+from bambam_assets.lib.core import schema, warehouse
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.live.engine import LiveEngine
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import build_training_frame, feature_ctes_sql, park_params
 
 TZ = "America/New_York"
 TODAY = date(2024, 3, 15)

@@ -9,11 +9,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from bambam_assets.cli_backtest import backtest as backtest_command
-from bambam_assets.cli_backtest import run_backtest
-from bambam_assets.lib import backfill, demo_data, forecast
-from bambam_assets.lib import warehouse as wh
-from bambam_tests.test_forecast import (
+from bambam_assets.cli.backtest import backtest as backtest_command
+from bambam_assets.cli.backtest import run_backtest
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.demo import generate as demo_data
+from bambam_assets.lib.forecasts import backfill, forecast
+from bambam_tests.lib.forecasts.test_forecast import (
     AS_OF,
     HORIZON,
     build_home,

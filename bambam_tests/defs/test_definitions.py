@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bambam_assets.definitions import defs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_asset_graph_has_every_layer() -> None:

@@ -19,10 +19,11 @@ from bambam_assets.defs.resources import (
     RunSettingsResource,
     WarehouseResource,
 )
-from bambam_assets.lib import demo_data, schema
-from bambam_assets.lib import dimension_inputs as di
-from bambam_assets.lib import warehouse as wh
-from bambam_assets.lib.formats import RawFormat
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.demo import generate as demo_data
+from bambam_assets.lib.dimensions import inputs as di
+from bambam_assets.lib.ingest.formats import RawFormat
 
 # ---------------------------------------------------------------- the module, on a bare DuckDB
 

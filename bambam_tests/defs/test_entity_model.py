@@ -12,8 +12,10 @@ import pytest
 
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import calendar, entities, registry, schema, season, training
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.dimensions import calendar, entities, season
+from bambam_assets.lib.models import registry, training
 
 AS_OF = date(2024, 6, 30)
 RANGE_TAGS = {"dagster/asset_partition_range_start": "MK1",

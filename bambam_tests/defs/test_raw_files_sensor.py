@@ -9,9 +9,9 @@ import dagster as dg
 from bambam_assets.defs.ingest.sensors import raw_files_sensor
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
-from bambam_assets.lib import warehouse
-from bambam_assets.lib.ingest import ingest
-from bambam_assets.lib.raw_source import LocalRawSource
+from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.ingest.ingest import ingest
+from bambam_assets.lib.ingest.raw_source import LocalRawSource
 from bambam_tests.conftest import write
 
 PUBLIC = "date,datetime,SPOSTMIN,SACTMIN\n03/02/2024,2024-03-02 10:00:00,45,\n"

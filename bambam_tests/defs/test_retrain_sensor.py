@@ -11,9 +11,9 @@ import pytest
 
 from bambam_assets.defs.automation import schedules, sensors
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import train_batch as tb
-from bambam_assets.lib import warehouse as wh
-from bambam_tests.test_staleness import NOW, WORLD, build_world
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.models import batch as tb
+from bambam_tests.lib.models.test_staleness import NOW, WORLD, build_world
 
 KEYS = sorted(WORLD)  # DL1 ... UF1: range start DL1, end UF1
 

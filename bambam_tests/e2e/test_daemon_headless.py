@@ -17,7 +17,7 @@ import pytest
 from bambam_assets.instance import ensure_dagster_home
 from bambam_tests.conftest import write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = "date,datetime,SPOSTMIN,SACTMIN\n"
 
 

@@ -1,5 +1,5 @@
 """The dashboard end to end: a warehouse built from demo data by the real pipeline, the real
-server in a subprocess (`python -m bambam_assets.cli_dashboard`), driven by headless Chromium.
+server in a subprocess (`python -m bambam_assets.cli.dashboard`), driven by headless Chromium.
 
 Needs the system Chromium at /usr/bin/chromium (apt package `chromium`); never downloads one.
 """
@@ -29,7 +29,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 AS_OF = "2024-04-30"
 USER, PASSWORD = "fred", "yabba-dabba-doo"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PAGE_BUDGET_S = 2.0  # asserted (shared CI box); the measured times are printed (-s) and reported
 
 pytestmark = [
@@ -61,8 +61,8 @@ CURVE_SQL = """
 def _add_curves_and_history(home: Path) -> None:
     """What the forecast/backfill/WTI layers and a second training would add, where the
     pipeline did not (yet) make it: curve files, WTI tables, a worse model, a failure."""
-    from bambam_assets.lib import warehouse as wh
-    from bambam_assets.lib.parks import tz_of_park
+    from bambam_assets.lib.core import warehouse as wh
+    from bambam_assets.lib.core.parks import tz_of_park
 
     with wh.reader(home) as conn:
         entities = conn.execute("SELECT entity_code, park_code FROM entity_index").fetchall()
@@ -115,7 +115,7 @@ def _add_curves_and_history(home: Path) -> None:
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from bambam_assets.instance import local_instance
-    from bambam_assets.lib import demo_data
+    from bambam_assets.lib.demo import generate as demo_data
     from bambam_assets.runner import run_pipeline
 
     home = tmp_path_factory.mktemp("dash") / "home"
@@ -158,7 +158,7 @@ def server(demo_home: Path) -> Iterator[str]:
     env = {**os.environ, "BAMBAM_HOME": str(demo_home), "BAMBAM_AS_OF": AS_OF,
            "DAGSTER_HOME": str(demo_home / "dagster"), "BAMBAM_DASH_USER": USER,
            "BAMBAM_DASH_PASSWORD": PASSWORD, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "bambam_assets.cli_dashboard", "--port",
+    proc = subprocess.Popen([sys.executable, "-m", "bambam_assets.cli.dashboard", "--port",
                              str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -301,7 +301,7 @@ def test_quality_table_sorts_and_flags_the_worse_model(page, server: str) -> Non
 HOLD_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from bambam_assets.lib import warehouse as wh
+    from bambam_assets.lib.core import warehouse as wh
     with wh.writer(Path(sys.argv[1])) as conn:
         conn.execute("SELECT count(*) FROM fct_wait_times").fetchall()
         print("locked", flush=True)

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 
 from bambam_assets.instance import local_instance
-from bambam_assets.lib import demo_data
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.demo import generate as demo_data
 from bambam_assets.runner import run_pipeline
 
 

@@ -16,12 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 from bambam_assets import runner
-from bambam_assets.cli_models_status import status
+from bambam_assets.cli.models import status
 from bambam_assets.defs.automation import sensors
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.instance import local_instance
-from bambam_assets.lib import demo_data, staleness, train_batch
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.demo import generate as demo_data
+from bambam_assets.lib.models import batch as train_batch
+from bambam_assets.lib.models import staleness
 from bambam_tests.conftest import write
 
 DAY1, DAY2 = date(2024, 5, 31), date(2024, 6, 1)

@@ -44,7 +44,7 @@ def _live_status(ctx: Context, from_warehouse):
     """The poller's per-park status files (the truth, readable while the warehouse is busy),
     else the warehouse's fetch_status table."""
     try:
-        from bambam_assets.lib.fetch_status import read_status
+        from bambam_assets.lib.live.fetch_status import read_status
     except ImportError:
         return from_warehouse
     files = read_status(ctx.home)[0]

@@ -8,7 +8,7 @@ from dash import Input, Output, dcc, html
 
 from bambam_assets.dashboard import data, theme
 from bambam_assets.dashboard.context import Context
-from bambam_assets.lib.parks import TIER_RANK
+from bambam_assets.lib.core.parks import TIER_RANK
 
 PATH = "/quality"
 TITLE = "Model quality"

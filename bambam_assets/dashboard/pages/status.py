@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from bambam_assets.dashboard import data, runs, theme
 from bambam_assets.dashboard.context import Context
-from bambam_assets.lib.progress import read_progress
+from bambam_assets.lib.core.progress import read_progress
 
 PATH = "/"
 TITLE = "Pipeline status"

@@ -27,9 +27,9 @@ from bambam_assets import settings
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import staleness
-from bambam_assets.lib import train_batch as tb
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.models import batch as tb
+from bambam_assets.lib.models import staleness
 
 TRIGGER_TAG = "bambam/trigger"
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

@@ -11,11 +11,18 @@ from bambam_assets.defs.resources import (
     RunSettingsResource,
     WarehouseResource,
 )
-from bambam_assets.lib import calendar, entities, events, park_hours, park_hours_donor, season
-from bambam_assets.lib import dimension_inputs as inputs
-from bambam_assets.lib.exports import read_exports
-from bambam_assets.lib.formats import RawFormat
-from bambam_assets.lib.schema import DIM_DDL, replace_dimension
+from bambam_assets.lib.core.schema import DIM_DDL, replace_dimension
+from bambam_assets.lib.dimensions import (
+    calendar,
+    entities,
+    events,
+    inputs,
+    park_hours,
+    park_hours_donor,
+    season,
+)
+from bambam_assets.lib.ingest.exports import read_exports
+from bambam_assets.lib.ingest.formats import RawFormat
 
 DIM_GROUP = "dimensions"
 CALENDAR_START = date(2005, 1, 1)

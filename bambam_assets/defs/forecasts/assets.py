@@ -10,9 +10,9 @@ import dagster as dg
 from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import backfill, forecast, wti
-from bambam_assets.lib import posted_aggregates as pa
-from bambam_assets.lib.progress import StepProgress
+from bambam_assets.lib.core.progress import StepProgress
+from bambam_assets.lib.forecasts import backfill, forecast, wti
+from bambam_assets.lib.forecasts import posted_aggregates as pa
 
 FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"

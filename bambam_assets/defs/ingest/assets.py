@@ -4,7 +4,7 @@
 import dagster as dg
 
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
-from bambam_assets.lib.ingest import ingest
+from bambam_assets.lib.ingest.ingest import ingest
 
 INGEST_GROUP = "ingest"
 

@@ -8,8 +8,8 @@ import duckdb
 
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
-from bambam_assets.lib.ingest import pending_files
-from bambam_assets.lib.raw_source import RawFile
+from bambam_assets.lib.ingest.ingest import pending_files
+from bambam_assets.lib.ingest.raw_source import RawFile
 
 ingest_job = dg.define_asset_job(
     "ingest_job",

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
-from bambam_assets.lib.fetch_status import run_tick
-from bambam_assets.lib.poller import parks_from_env
-from bambam_assets.lib.queue_times_client import QueueTimesClient
+from bambam_assets.lib.live.fetch_status import run_tick
+from bambam_assets.lib.live.poller import parks_from_env
+from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
 LIVE_GROUP = "live"
 INTERVAL_ENV = "BAMBAM_QUEUE_TIMES_INTERVAL_S"

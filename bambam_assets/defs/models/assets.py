@@ -8,11 +8,11 @@ import dagster as dg
 from bambam_assets.defs.automation.freshness import MODEL_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib import incremental, registry, staleness
-from bambam_assets.lib import train_batch as tb
-from bambam_assets.lib.features import build_training_frame
-from bambam_assets.lib.progress import StepProgress
-from bambam_assets.lib.train_batch import TRAINING_CODE_VERSION, params_hash, train_batch
+from bambam_assets.lib.core.progress import StepProgress
+from bambam_assets.lib.models import batch as tb
+from bambam_assets.lib.models import incremental, registry, staleness
+from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, train_batch
+from bambam_assets.lib.models.features import build_training_frame
 
 MODEL_GROUP = "models"
 

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.parks import PARKS, PROPERTY_OF_PARK, tz_of_park
+from bambam_assets.lib.core.parks import PARKS, PROPERTY_OF_PARK, tz_of_park
 
 # Regular (non-EMH) hours of an ordinary day, minutes after local midnight of the park date.
 BASE_HOURS: dict[str, tuple[int, int]] = {

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.demo_data_calendar import EVENTS, clock_strings, iso_times, season_factor
-from bambam_assets.lib.parks import PROPERTY_OF_PARK
+from bambam_assets.lib.core.parks import PROPERTY_OF_PARK
+from bambam_assets.lib.demo.calendar import EVENTS, clock_strings, iso_times, season_factor
 
 PARK_HOURS_HEADER = (
     "date", "park", "opening_time", "closing_time", "opening_time_with_emh",

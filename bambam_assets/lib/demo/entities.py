@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bambam_assets.lib.parks import PARKS, PROPERTY_OF_PARK, QUEUE_TIMES_PARK_ID
+from bambam_assets.lib.core.parks import PARKS, PROPERTY_OF_PARK, QUEUE_TIMES_PARK_ID
 
 ENTITY_HEADER = (
     "code", "name", "short_name", "land", "fastpass_booth", "single_rider", "open_emh_morning",

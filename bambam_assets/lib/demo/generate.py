@@ -17,19 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import demo_data_write as dw
-from bambam_assets.lib.demo_data_calendar import park_days
-from bambam_assets.lib.demo_data_dims import write_events, write_metatable, write_park_hours
-from bambam_assets.lib.demo_data_entities import DemoEntity, make_entities, write_entity_files
-from bambam_assets.lib.demo_data_obs import (
+from bambam_assets.lib.core.parks import PARKS, QUEUE_TIMES_PARK_ID
+from bambam_assets.lib.demo import write as dw
+from bambam_assets.lib.demo.calendar import park_days
+from bambam_assets.lib.demo.dims import write_events, write_metatable, write_park_hours
+from bambam_assets.lib.demo.entities import DemoEntity, make_entities, write_entity_files
+from bambam_assets.lib.demo.obs import (
     KIND_ACTUAL,
     KIND_CLOSED,
     KIND_POSTED,
     StandbyModel,
     fastpass_observations,
 )
-from bambam_assets.lib.demo_data_qt import add_ride, park_fetches, write_mapping, write_snapshots
-from bambam_assets.lib.parks import PARKS, QUEUE_TIMES_PARK_ID
+from bambam_assets.lib.demo.qt import add_ride, park_fetches, write_mapping, write_snapshots
 
 HOURS_AHEAD_DAYS = 120  # official park hours are published this far past `end`
 LAST_OLD_FASTPASS_MONTH = np.datetime64("2019-02")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.demo_data_entities import DemoEntity
+from bambam_assets.lib.demo.entities import DemoEntity
 
 KIND_POSTED, KIND_ACTUAL, KIND_CLOSED = 0, 1, 2
 CLOSED_SENTINEL = -999

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.demo_data_entities import DemoEntity
-from bambam_assets.lib.demo_data_obs import StandbyModel
-from bambam_assets.lib.parks import PARKS, QUEUE_TIMES_PARK_ID
+from bambam_assets.lib.core.parks import PARKS, QUEUE_TIMES_PARK_ID
+from bambam_assets.lib.demo.entities import DemoEntity
+from bambam_assets.lib.demo.obs import StandbyModel
 
 MAPPING_HEADER = ("entity_code", "park_code", "queue_times_id", "queue_times_name")
 FETCH_EVERY = 30  # minutes between fetches

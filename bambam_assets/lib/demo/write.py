@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bambam_assets.lib.demo_data_calendar import offset_strings
-from bambam_assets.lib.demo_data_obs import KIND_ACTUAL, FastpassObs, Obs
+from bambam_assets.lib.demo.calendar import offset_strings
+from bambam_assets.lib.demo.obs import KIND_ACTUAL, FastpassObs, Obs
 
 STANDBY_HEADER = "entity_code,observed_at,submitted_posted_time,submitted_actual_time,user_id"
 PUBLIC_HEADER = "date,datetime,SPOSTMIN,SACTMIN"

@@ -11,14 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.dim_parsing import blank_to_na, parse_dates, to_bool
-from bambam_assets.lib.parks import (
+from bambam_assets.lib.core.parks import (
     DEFAULT_EXTINCT_ON,
     DEFAULT_OPENED_ON,
     PARK_OPENED_ON,
     PROPERTY_OF_PARK,
 )
-from bambam_assets.lib.schema import PRIORITY
+from bambam_assets.lib.core.schema import PRIORITY
+from bambam_assets.lib.dimensions.parsing import blank_to_na, parse_dates, to_bool
 
 STANDBY = "STANDBY"
 

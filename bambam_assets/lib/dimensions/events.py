@@ -10,7 +10,7 @@ import re
 
 import pandas as pd
 
-from bambam_assets.lib.dim_parsing import blank_to_na, parse_dates, to_bool
+from bambam_assets.lib.dimensions.parsing import blank_to_na, parse_dates, to_bool
 
 EVENT_DAY_COLUMNS: tuple[str, ...] = (
     "park_date", "park_code", "event_abbreviation", "event_opening_time", "event_closing_time",

@@ -18,9 +18,9 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
-from .exports import export_files
-from .formats import RawFormat
-from .warehouse import table_exists
+from bambam_assets.lib.core.warehouse import table_exists
+from bambam_assets.lib.ingest.exports import export_files
+from bambam_assets.lib.ingest.formats import RawFormat
 
 # Part of every fingerprint. The inputs alone cannot tell that the code turning them into a
 # dimension changed, so bump this whenever any dimension's build code (or a library it calls,

@@ -13,15 +13,15 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.dim_parsing import (
+from bambam_assets.lib.core.parks import PARKS, tz_of_park
+from bambam_assets.lib.dimensions.events import clean_metatable
+from bambam_assets.lib.dimensions.parsing import (
     blank_to_na,
     clock_minutes,
     localize_wall_clock,
     parse_dates,
     to_bool,
 )
-from bambam_assets.lib.events import clean_metatable
-from bambam_assets.lib.parks import PARKS, tz_of_park
 
 OFFICIAL, METATABLE, DONOR = "official", "metatable", "donor"
 TIME_COLUMNS: tuple[str, ...] = (

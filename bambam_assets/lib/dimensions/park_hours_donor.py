@@ -18,9 +18,9 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from bambam_assets.lib.calendar import date_group_ids, holiday_codes
-from bambam_assets.lib.dim_parsing import localize_wall_clock
-from bambam_assets.lib.park_hours import (
+from bambam_assets.lib.core.parks import tz_of_park
+from bambam_assets.lib.dimensions.calendar import date_group_ids, holiday_codes
+from bambam_assets.lib.dimensions.park_hours import (
     DONOR,
     METATABLE,
     OFFICIAL,
@@ -28,7 +28,7 @@ from bambam_assets.lib.park_hours import (
     VALUE_COLUMNS,
     normalize_hours,
 )
-from bambam_assets.lib.parks import tz_of_park
+from bambam_assets.lib.dimensions.parsing import localize_wall_clock
 
 PARK_HOURS_COLUMNS: tuple[str, ...] = (
     "park_code", "park_date", *VALUE_COLUMNS, "source", "confidence", "donor_date",

@@ -30,17 +30,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import curve_files, registry, training
-from bambam_assets.lib.features import (
+from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.forecasts.forecast import Reader
+from bambam_assets.lib.forecasts.slots import slots_cte_sql
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITHOUT_POSTED,
     feature_ctes_sql,
     park_params,
     posted_means_cte_sql,
 )
-from bambam_assets.lib.forecast import Reader
-from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
-from bambam_assets.lib.slots import slots_cte_sql
 
 OBSERVED, IMPUTED, CLOSED_SOURCE, MISSING = "observed", "imputed", "closed", "missing"
 ACTUAL_MATCH_SECS, POSTED_AFTER_SECS, POSTED_BEFORE_SECS = 5 * 60, 10 * 60, 15 * 60

@@ -1,6 +1,6 @@
 """Backtest scoring: a forecast made as of a date against what was observed after it.
 
-Pure scoring and reporting (the run itself lives in `bambam_assets.cli_backtest`). Every observed
+Pure scoring and reporting (the run itself lives in `bambam_assets.cli.backtest`). Every observed
 ACTUAL (STANDBY entities) and POSTED of park dates as_of+1 .. as_of+days is matched to the forecast
 slot nearest to it (5-minute grid: the slot within 2.5 minutes) of the same entity; observations
 with no forecast slot (outside park hours, entity without forecast) are counted, not scored. The
@@ -23,9 +23,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import curve_files
-from bambam_assets.lib.features import park_params
-from bambam_assets.lib.schema import ACTUAL, POSTED
+from bambam_assets.lib.core.schema import ACTUAL, POSTED
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.models.features import park_params
 
 _LOCAL_HALF_HOUR = """(((hour(timezone(p.tz, o.observed_at)) - 6) * 60
     + minute(timezone(p.tz, o.observed_at)) + 1440) % 1440) // 30"""

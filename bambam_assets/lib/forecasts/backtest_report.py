@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bambam_assets.lib.backtest import Score, daily_wti, per_entity
+from bambam_assets.lib.forecasts.backtest import Score, daily_wti, per_entity
 
 REPORT_FILE, PLOT_FILE = "report.md", "backtest.png"
 

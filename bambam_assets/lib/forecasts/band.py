@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import training
+from bambam_assets.lib.models import training
 
 BAND_QUANTILES = (0.10, 0.90)
 NEWEST_FRACTION = 0.30

@@ -25,17 +25,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import curve_files, registry, training
-from bambam_assets.lib.features import (
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.forecasts.band import apply_band, fit_band
+from bambam_assets.lib.forecasts.posted_aggregates import lookup_cte_sql
+from bambam_assets.lib.forecasts.slots import slots_cte_sql
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITHOUT_POSTED,
     build_training_frame,
     feature_ctes_sql,
     park_params,
 )
-from bambam_assets.lib.forecast_band import apply_band, fit_band
-from bambam_assets.lib.posted_aggregates import lookup_cte_sql
-from bambam_assets.lib.slots import slots_cte_sql
 
 DEFAULT_HORIZON_DAYS = 730
 ENTITY_CHUNK = 25  # entities whose inputs are read in one go (bounds the parent's memory)

@@ -32,8 +32,8 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.features import park_params
-from bambam_assets.lib.schema import POSTED
+from bambam_assets.lib.core.schema import POSTED
+from bambam_assets.lib.models.features import park_params
 
 TABLE = "posted_aggregates"
 LEVELS: tuple[str, ...] = ("entity_dgid_hour", "entity_dgid", "entity_hour", "entity", "park_hour")

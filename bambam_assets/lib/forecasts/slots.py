@@ -19,7 +19,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.features import park_params
+from bambam_assets.lib.models.features import park_params
 
 SLOT_MINUTES = 5
 SLOT_SECONDS = SLOT_MINUTES * 60

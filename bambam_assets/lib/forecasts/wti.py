@@ -24,9 +24,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib import curve_files
-from bambam_assets.lib.backfill import CLOSED_SOURCE
-from bambam_assets.lib.warehouse import staged
+from bambam_assets.lib.core.warehouse import staged
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.forecasts.backfill import CLOSED_SOURCE
 
 SLOT_TABLE, DAILY_TABLE = "park_wti", "park_wti_daily"
 

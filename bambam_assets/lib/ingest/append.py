@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 import duckdb
 
-from .formats import RawFormat
+from bambam_assets.lib.ingest.formats import RawFormat
 
 # Formats that are line-oriented CSV with a header (or a skipped first line): appendable.
 APPENDABLE_FORMATS: frozenset[RawFormat] = frozenset({

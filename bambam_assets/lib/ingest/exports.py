@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .formats import RawFormat
-from .raw_source import RawFile, RawSource
+from bambam_assets.lib.ingest.formats import RawFormat
+from bambam_assets.lib.ingest.raw_source import RawFile, RawSource
 
 
 def export_files(conn: duckdb.DuckDBPyConnection, fmt: RawFormat) -> list[RawFile]:

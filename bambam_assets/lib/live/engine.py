@@ -24,11 +24,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import registry, training, warehouse
-from bambam_assets.lib.features import feature_ctes_sql, park_params
-from bambam_assets.lib.parks import park_of_entity, tz_of_park
-from bambam_assets.lib.poller import park_day
-from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED
+from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.core.parks import park_of_entity, tz_of_park
+from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED
+from bambam_assets.lib.live.poller import park_day
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import feature_ctes_sql, park_params
 
 _DIMS_SQL = {  # in-memory copy: only the columns feature_ctes_sql and the API read
     "dim_calendar": "SELECT park_date, date_group_id FROM dim_calendar",

@@ -22,16 +22,16 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from bambam_assets.lib import warehouse
-from bambam_assets.lib.poller import (
+from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.ingest.raw_source import RawSource
+from bambam_assets.lib.live.poller import (
     FetchResult,
     empty_hours,
     poll,
     read_mapping,
     read_park_hours,
 )
-from bambam_assets.lib.queue_times_client import QueueTimesClient
-from bambam_assets.lib.raw_source import RawSource
+from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
 STATUS_SUBDIR = ("status", "fetch")
 

@@ -25,15 +25,15 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.parks import (
+from bambam_assets.lib.core.parks import (
     PARK_DAY_START_HOUR,
     PROPERTY_OF_PARK,
     QUEUE_TIMES_PARK_ID,
     tz_of_park,
 )
-from bambam_assets.lib.parsing import read_qt_mapping
-from bambam_assets.lib.queue_times_client import QueueTimesClient, QueueTimesError, Snapshot
-from bambam_assets.lib.raw_source import RawSource
+from bambam_assets.lib.ingest.parsing.wait_files import read_qt_mapping
+from bambam_assets.lib.ingest.raw_source import RawSource
+from bambam_assets.lib.live.queue_times_client import QueueTimesClient, QueueTimesError, Snapshot
 
 WINDOW_BEFORE_MIN = 90
 WINDOW_AFTER_MIN = 90

@@ -12,10 +12,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib import curve_files
-from bambam_assets.lib.live import LiveEngine, ParkState, model_name, predict_actual
-from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED
-from bambam_assets.lib.slots import SLOT_SECONDS
+from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.forecasts.slots import SLOT_SECONDS
+from bambam_assets.lib.live.engine import LiveEngine, ParkState, model_name, predict_actual
 
 ACTUAL_MATCH_S = 600  # an observed ACTUAL within 10 min of the latest POSTED wins over the model
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from . import incremental, registry, training, worker_pool
-from .parks import park_of_entity
+from bambam_assets.lib.core.parks import park_of_entity
+from bambam_assets.lib.models import incremental, registry, training, worker_pool
 
 # Bump when the training code changes in a way that should retrain every entity.
 TRAINING_CODE_VERSION = "1"

@@ -18,8 +18,8 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.parks import parks_sql_values
-from bambam_assets.lib.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.core.parks import parks_sql_values
+from bambam_assets.lib.core.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
 
 # Categorical features (text here; training label-encodes them with stored mappings).
 CATEGORICAL_FEATURES: list[str] = ["date_group_id", "season", "season_year"]

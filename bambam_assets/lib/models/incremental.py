@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from bambam_assets.lib import training
-from bambam_assets.lib.training_metrics import (
+from bambam_assets.lib.models import training
+from bambam_assets.lib.models.metrics import (
     TEST,
     chronological_split,
     model_metrics,

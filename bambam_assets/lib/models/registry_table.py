@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.registry import SaveOutcome, current_version, read_meta, version_dir
-from bambam_assets.lib.warehouse import staged
+from bambam_assets.lib.core.warehouse import staged
+from bambam_assets.lib.models.registry import SaveOutcome, current_version, read_meta, version_dir
 
 REGISTRY_DDL = """
     CREATE TABLE IF NOT EXISTS model_registry (   -- one row per (entity, version) ever saved

@@ -25,9 +25,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.features import target_counts
-from bambam_assets.lib.parks import TIER_OF_PARK, TIER_RANK
-from bambam_assets.lib.warehouse import staged, table_exists
+from bambam_assets.lib.core.parks import TIER_OF_PARK, TIER_RANK
+from bambam_assets.lib.core.warehouse import staged, table_exists
+from bambam_assets.lib.models.features import target_counts
 
 DEFAULT_MAX_AGE_HOURS: dict[str, float] = {
     "critical": 24.0, "high": 72.0, "medium": 168.0, "low": 168.0, "other": 168.0,

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from bambam_assets.lib.features import (
+from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITH_POSTED,
     FEATURES_WITHOUT_POSTED,
 )
-from bambam_assets.lib.training_metrics import (
+from bambam_assets.lib.models.metrics import (
     TEST,
     TRAIN,
     VAL,

@@ -16,7 +16,7 @@ from typing import TypeVar
 import pandas as pd
 import psutil
 
-from bambam_assets.lib.parks import TIER_RANK, tier_of_park
+from bambam_assets.lib.core.parks import TIER_RANK, tier_of_park
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bambam_assets.lib.demo_data import generate
-from bambam_assets.lib.demo_data_write import standby_is_iso
+from bambam_assets.lib.demo.generate import generate
+from bambam_assets.lib.demo.write import standby_is_iso
 
 PARKS = ["MK", "TDS"]
 START, END = date(2018, 12, 20), date(2019, 3, 12)  # old fastpass (2018-12..2019-02) and new

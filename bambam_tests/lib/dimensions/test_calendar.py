@@ -7,14 +7,14 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from bambam_assets.lib.calendar import (
+from bambam_assets.lib.dimensions.calendar import (
     CALENDAR_COLUMNS,
     build_calendar,
     date_group_ids,
     easter_sundays,
     holiday_codes,
 )
-from bambam_assets.lib.season import build_season
+from bambam_assets.lib.dimensions.season import build_season
 
 AS_OF = date(2026, 6, 15)
 

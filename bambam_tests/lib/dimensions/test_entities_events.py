@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bambam_assets.lib.entities import ENTITY_COLUMNS, clean_entities, park_codes
-from bambam_assets.lib.events import (
+from bambam_assets.lib.core.parks import park_of_entity
+from bambam_assets.lib.dimensions.entities import ENTITY_COLUMNS, clean_entities, park_codes
+from bambam_assets.lib.dimensions.events import (
     clean_event_days,
     clean_events,
     clean_metatable,
     is_flag_column,
 )
-from bambam_assets.lib.parks import park_of_entity
 
 FLAGS = ["fastpass_booth", "single_rider", "open_emh_morning", "open_emh_evening",
          "open_very_merry", "open_not_so_scary", "seasonal", "has_posted", "intense"]

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pandas as pd
 import pytest
 
-from bambam_assets.lib.calendar import build_calendar
-from bambam_assets.lib.park_hours import (
+from bambam_assets.lib.dimensions.calendar import build_calendar
+from bambam_assets.lib.dimensions.park_hours import (
     HOURS_ROW_COLUMNS,
     VERSION_COLUMNS,
     hours_as_of,
@@ -16,7 +16,7 @@ from bambam_assets.lib.park_hours import (
     merge_versions,
     official_hours_from_export,
 )
-from bambam_assets.lib.park_hours_donor import (
+from bambam_assets.lib.dimensions.park_hours_donor import (
     PARK_HOURS_COLUMNS,
     assemble_park_hours,
     donor_hours,

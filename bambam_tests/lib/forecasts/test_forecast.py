@@ -11,20 +11,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from bambam_assets.lib import (
-    backfill,
-    calendar,
-    curve_files,
-    entities,
-    forecast,
-    posted_aggregates,
-    registry,
-    schema,
-    season,
-    training,
-)
-from bambam_assets.lib import warehouse as wh
-from bambam_assets.lib.features import build_training_frame
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.dimensions import calendar, entities, season
+from bambam_assets.lib.forecasts import backfill, forecast, posted_aggregates
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import build_training_frame
 
 NY = ZoneInfo("America/New_York")
 AS_OF = date(2024, 6, 30)

@@ -9,8 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from bambam_assets.lib import posted_aggregates as pa
-from bambam_assets.lib import schema
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.forecasts import posted_aggregates as pa
 
 NY = ZoneInfo("America/New_York")
 AS_OF = date(2024, 6, 30)

@@ -9,8 +9,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from bambam_assets.lib import calendar, park_hours_donor, schema
-from bambam_assets.lib.slots import park_slots
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.dimensions import calendar, park_hours_donor
+from bambam_assets.lib.forecasts.slots import park_slots
 
 NY = ZoneInfo("America/New_York")
 

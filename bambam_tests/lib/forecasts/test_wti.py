@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bambam_assets.lib import curve_files, wti
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.forecasts import wti
 
 D1, D2 = date(2024, 6, 29), date(2024, 7, 1)
 S1, S2 = pd.Timestamp("2024-06-29 14:00", tz="UTC"), pd.Timestamp("2024-06-29 14:05", tz="UTC")

@@ -9,8 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bambam_assets.lib.ingest import ingest
-from bambam_assets.lib.raw_source import LocalRawSource, S3RawSource
+from bambam_assets.lib.ingest.ingest import ingest
+from bambam_assets.lib.ingest.raw_source import LocalRawSource, S3RawSource
 from bambam_tests.conftest import write
 from bambam_tests.s3_server import s3_client
 

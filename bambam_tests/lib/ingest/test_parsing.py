@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bambam_assets.lib.formats import WAIT_TIME_FORMATS, RawFormat, detect_format
-from bambam_assets.lib.parsing import parse_wait_files, read_qt_mapping
-from bambam_assets.lib.schema import FACT_COLUMNS, REJECTED_COLUMNS
+from bambam_assets.lib.core.schema import FACT_COLUMNS, REJECTED_COLUMNS
+from bambam_assets.lib.ingest.formats import WAIT_TIME_FORMATS, RawFormat, detect_format
+from bambam_assets.lib.ingest.parsing.wait_files import parse_wait_files, read_qt_mapping
 
 STANDBY_HEADER = "entity_code,observed_at,submitted_posted_time,submitted_actual_time,user_id"
 FP_NEW_HEADER = "FATTID,FDAY,FMONTH,FYEAR,FHOUR,FMIN,FWINHR,FWINMIN"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, ResponseStreamingError
 
-from bambam_assets.lib import raw_source
-from bambam_assets.lib.raw_source import (
+from bambam_assets.lib.ingest import raw_source
+from bambam_assets.lib.ingest.raw_source import (
     LocalRawSource,
     RawFile,
     RawSourceError,

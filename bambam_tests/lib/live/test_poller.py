@@ -16,12 +16,12 @@ import pytest
 
 from bambam_assets.defs.live.sensors import queue_times_poll
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
-from bambam_assets.lib import fetch_status as fs
-from bambam_assets.lib import warehouse
-from bambam_assets.lib.ingest import ingest
-from bambam_assets.lib.poller import poll, snapshot_key, window_status
-from bambam_assets.lib.queue_times_client import QueueTimesClient
-from bambam_assets.lib.raw_source import LocalRawSource
+from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.ingest.ingest import ingest
+from bambam_assets.lib.ingest.raw_source import LocalRawSource
+from bambam_assets.lib.live import fetch_status as fs
+from bambam_assets.lib.live.poller import poll, snapshot_key, window_status
+from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 from bambam_tests.conftest import write
 
 NOW = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)  # 10:00 EDT in Orlando, 23:00 in Tokyo

@@ -8,13 +8,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from bambam_assets.lib.features import (
+from bambam_assets.lib.core.schema import ensure_tables
+from bambam_assets.lib.models.features import (
     FEATURES_WITH_POSTED,
     FEATURES_WITHOUT_POSTED,
     build_training_frame,
     target_counts,
 )
-from bambam_assets.lib.schema import ensure_tables
 
 AS_OF = date(2024, 7, 10)
 

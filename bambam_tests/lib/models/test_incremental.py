@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bambam_assets.lib import incremental, registry, train_batch, training
+from bambam_assets.lib.models import batch as train_batch
+from bambam_assets.lib.models import incremental, registry, training
 
 START = pd.Timestamp("2024-03-01")
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)

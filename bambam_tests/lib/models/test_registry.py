@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from bambam_assets.lib import registry as reg
+from bambam_assets.lib.models import registry as reg
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bambam_assets.lib import entities, registry, schema, staleness
-from bambam_assets.lib import warehouse as wh
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.dimensions import entities
+from bambam_assets.lib.models import registry, staleness
 
 AS_OF = date(2024, 6, 1)
 NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)

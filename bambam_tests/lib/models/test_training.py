@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from bambam_assets.lib.features import FEATURES_WITH_POSTED, FEATURES_WITHOUT_POSTED
-from bambam_assets.lib.training import (
+from bambam_assets.lib.models.features import FEATURES_WITH_POSTED, FEATURES_WITHOUT_POSTED
+from bambam_assets.lib.models.metrics import TEST, TRAIN, VAL, chronological_split
+from bambam_assets.lib.models.training import (
     MAX_ROUNDS,
     MIN_TARGETS_FOR_XGB,
     UNKNOWN,
@@ -18,7 +19,6 @@ from bambam_assets.lib.training import (
     predict,
     train_entity,
 )
-from bambam_assets.lib.training_metrics import TEST, TRAIN, VAL, chronological_split
 
 METRIC_KEYS = {"mae", "rmse", "mape", "r2", "naive_mae", "best_iteration",
                "n_train", "n_val", "n_test"}

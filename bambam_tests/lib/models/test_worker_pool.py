@@ -9,7 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pandas as pd
 import pytest
 
-from bambam_assets.lib import worker_pool as wp
+from bambam_assets.lib.models import worker_pool as wp
 
 GB = 1024**3
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bambam_assets.lib.parks import PARK_DAY_START_HOUR, PARKS, tz_of_park
+from bambam_assets.lib.core.parks import PARK_DAY_START_HOUR, PARKS, tz_of_park
 
 # Rejection reasons (docs/raw_formats.md); index 0 means "no reason": the value is usable.
 REASONS: tuple[str, ...] = (

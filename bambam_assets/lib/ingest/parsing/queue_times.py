@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from bambam_assets.lib.parsing_common import (
+from bambam_assets.lib.core.schema import CLOSED, POSTED
+from bambam_assets.lib.ingest.parsing.common import (
     BAD_ROW,
     BAD_TIME,
     MISSING,
@@ -27,8 +28,7 @@ from bambam_assets.lib.parsing_common import (
     first_reason,
     round_in_range,
 )
-from bambam_assets.lib.parsing_text import UnreadableFile
-from bambam_assets.lib.schema import CLOSED, POSTED
+from bambam_assets.lib.ingest.parsing.text import UnreadableFile
 
 RIDE_FIELDS = ("id", "name", "is_open", "wait_time", "last_updated")
 WAIT_RANGE = (0.0, 1000.0)

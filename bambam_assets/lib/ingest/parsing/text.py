@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bambam_assets.lib.formats import header_columns
+from bambam_assets.lib.ingest.formats import header_columns
 
 
 class UnreadableFile(Exception):

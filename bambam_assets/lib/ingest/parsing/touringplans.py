@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pyarrow as pa
 
-from bambam_assets.lib.parsing_common import (
+from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.ingest.parsing.common import (
     BAD_ROW,
     BAD_TIME,
     MISSING,
@@ -33,13 +34,12 @@ from bambam_assets.lib.parsing_common import (
     round_in_range,
     stack_candidates,
 )
-from bambam_assets.lib.parsing_text import (
+from bambam_assets.lib.ingest.parsing.text import (
     LineBlock,
     header_resolver,
     positional_resolver,
     read_block,
 )
-from bambam_assets.lib.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
 
 STANDBY_COLUMNS = ("entity_code", "observed_at", "submitted_posted_time", "submitted_actual_time")
 PUBLIC_COLUMNS = ("date", "datetime", "spostmin", "sactmin")

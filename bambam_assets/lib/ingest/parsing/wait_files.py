@@ -20,16 +20,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bambam_assets.lib.formats import WAIT_TIME_FORMATS, RawFormat
-from bambam_assets.lib.parsing_common import OK, PARK_ARRAY, REASONS, Parsed, park_dates
-from bambam_assets.lib.parsing_queue_times import parse_snapshots
-from bambam_assets.lib.parsing_touringplans import (
+from bambam_assets.lib.core.schema import FACT_COLUMNS, FACT_KEY, REJECTED_COLUMNS
+from bambam_assets.lib.ingest.formats import WAIT_TIME_FORMATS, RawFormat
+from bambam_assets.lib.ingest.parsing.common import OK, PARK_ARRAY, REASONS, Parsed, park_dates
+from bambam_assets.lib.ingest.parsing.queue_times import parse_snapshots
+from bambam_assets.lib.ingest.parsing.touringplans import (
     parse_fastpass_new,
     parse_fastpass_old,
     parse_public,
     parse_standby,
 )
-from bambam_assets.lib.schema import FACT_COLUMNS, FACT_KEY, REJECTED_COLUMNS
 
 MAPPING_COLUMNS = ("entity_code", "park_code", "queue_times_id", "queue_times_name")
 FILE_COLUMNS = ("source_file", "format", "rows_read", "rows_ok", "rows_rejected", "error",
