@@ -47,3 +47,14 @@ def train_mode() -> str:
     if value not in TRAIN_MODES:
         raise ValueError(f"BAMBAM_TRAIN_MODE must be one of {TRAIN_MODES}, got {value!r}")
     return value
+
+
+DASH_USER, DASH_PASSWORD = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
+
+
+def basic_auth() -> tuple[str, str] | None:
+    """BAMBAM_DASH_USER and BAMBAM_DASH_PASSWORD: Basic Auth of the dashboard and the live API,
+    on only when both are non-empty."""
+    user = os.environ.get(DASH_USER, "")
+    password = os.environ.get(DASH_PASSWORD, "")
+    return (user, password) if user and password else None

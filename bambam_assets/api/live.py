@@ -7,8 +7,6 @@ warm in memory, dimensions are copied once, and a park's facts are re-read at mo
 """
 
 import json
-import os
-import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +17,10 @@ from fastapi import Depends, FastAPI, HTTPException, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, field_validator
 
-from bambam_assets import settings
+from bambam_assets import settings, web_auth
 from bambam_assets.lib.core.parks import PARKS, tz_of_park
 from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
 from bambam_assets.lib.live.view import entity_view, live_predictions, wti_so_far
-
-USER_ENV, PASSWORD_ENV = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
 
 
 class PredictIn(BaseModel):
@@ -59,17 +55,16 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))
 
 
-def _auth_dependency(user: str | None, password: str | None) -> Callable[..., None]:
+def _auth_dependency(creds: tuple[str, str] | None) -> Callable[..., None]:
     basic = HTTPBasic(auto_error=False)
 
-    def check(creds: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> None:
-        if not user or not password:
+    def check(given: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> None:
+        if creds is None:
             return  # no credentials configured: localhost use
-        ok = creds is not None and secrets.compare_digest(creds.username.encode(), user.encode()) \
-            and secrets.compare_digest(creds.password.encode(), password.encode())
-        if not ok:
+        pair = None if given is None else (given.username, given.password)
+        if not web_auth.authorized(pair, creds):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "authentication required",
-                                headers={"WWW-Authenticate": 'Basic realm="bambam"'})
+                                headers=web_auth.challenge_header())
     return check
 
 
@@ -78,10 +73,11 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
                live_ttl_s: float = 30.0) -> FastAPI:
     """The app; settings (BAMBAM_HOME, auth) are read here, when the app is built."""
     engine = engine or LiveEngine(home or settings.home(), live_ttl_s=live_ttl_s)
-    user = user if user is not None else os.environ.get(USER_ENV)
-    password = password if password is not None else os.environ.get(PASSWORD_ENV)
+    creds = (user, password) if user and password else None
+    if user is None and password is None:
+        creds = web_auth.credentials()
     app = FastAPI(title="Bambam live", version="1",
-                  dependencies=[Depends(_auth_dependency(user, password))])
+                  dependencies=[Depends(_auth_dependency(creds))])
     app.state.engine = engine
 
     @app.get("/health")

@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 
 from bambam_assets import settings
+from bambam_assets.cli.options import parse_date
 
 
 @dataclass
@@ -94,15 +95,8 @@ def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
                           time.perf_counter() - started)
 
 
-def _date(_ctx, _param, value):
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}") from exc
-
-
 @click.command("backtest")
-@click.option("--as-of", "as_of", required=True, callback=_date,
+@click.option("--as-of", "as_of", required=True, callback=parse_date,
               help="Replay the pipeline as of this date (YYYY-MM-DD).")
 @click.option("--horizon", "horizon", default=30, show_default=True, type=click.IntRange(1),
               help="Days after the as-of date to forecast and score.")

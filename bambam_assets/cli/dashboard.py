@@ -12,17 +12,16 @@ import click
 @click.option("--port", default=8050, show_default=True, type=int)
 def dashboard(host: str, port: int) -> None:
     """Serve pipeline status, model quality, wait-time curves and data freshness."""
-    from bambam_assets import settings
-    from bambam_assets.dashboard import auth
-    from bambam_assets.dashboard.app import check_bind, serve
+    from bambam_assets import settings, web_auth
+    from bambam_assets.dashboard.app import serve
 
     try:
-        check_bind(host, auth.credentials_from_env())
+        web_auth.check_bind(host, web_auth.credentials(), "the dashboard")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     home = settings.home()
     click.echo(f"dashboard of {home} on http://{host}:{port}/ "
-               f"({'Basic Auth on' if auth.credentials_from_env() else 'no auth'}); Ctrl-C stops")
+               f"({'Basic Auth on' if web_auth.credentials() else 'no auth'}); Ctrl-C stops")
     serve(home, host, port)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 
@@ -53,10 +51,11 @@ def serve(host: str, port: int, live_ttl: float) -> None:
     """Serve GET /live/{park} and POST /predict (FastAPI on uvicorn)."""
     import uvicorn
 
-    from bambam_assets.api.live import PASSWORD_ENV, USER_ENV, create_app
+    from bambam_assets import web_auth
+    from bambam_assets.api.live import create_app
 
-    if host not in ("127.0.0.1", "localhost", "::1") and not (
-            os.environ.get(USER_ENV) and os.environ.get(PASSWORD_ENV)):
-        raise click.UsageError(f"refusing to listen on {host} without Basic Auth: set "
-                               f"{USER_ENV} and {PASSWORD_ENV}")
+    try:
+        web_auth.check_bind(host, web_auth.credentials(), "the live API")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     uvicorn.run(create_app(live_ttl_s=live_ttl), host=host, port=port, log_level="warning")

@@ -1,4 +1,5 @@
-"""`bambam models status`: each entity's latest retrain evaluation (stale or fresh, and why)."""
+"""`bambam models`: an entity's model versions, rollback, and each entity's latest retrain
+evaluation (stale or fresh, and why)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,52 @@ def format_status(evaluation: pd.DataFrame) -> str:
     return shown.fillna("-").to_string(index=False)
 
 
-@click.command("status")
+@click.group("models")
+def models() -> None:
+    """Model versions: list, roll back, staleness status."""
+
+
+@models.command("list")
+@click.argument("entity")
+def models_list(entity: str) -> None:
+    """List the kept versions of ENTITY's model (newest first; * marks the current one)."""
+    from bambam_assets import settings
+    from bambam_assets.lib.models import registry
+
+    versions = registry.list_versions(settings.home() / "models", entity.upper())
+    if not versions:
+        raise click.ClickException(f"no model versions for {entity.upper()}")
+    click.echo(f"{'':1} {'version':>7}  {'trained_at':25} {'kind':15} {'holdout_mae':>11}  decision")
+    for v in sorted(versions, key=lambda v: v["version"], reverse=True):
+        mae = v.get("holdout_mae")
+        click.echo(
+            f"{'*' if v.get('current') else ' '} {v['version']:>7}  {str(v.get('trained_at')):25} "
+            f"{str(v.get('kind')):15} {mae if mae is None else f'{mae:.2f}':>11}  {v.get('decision')}"
+        )
+
+
+@models.command("rollback")
+@click.argument("entity")
+@click.option("--version", type=int, default=None, help="Kept version to make current "
+              "(default: the one before the current).")
+def models_rollback(entity: str, version: int | None) -> None:
+    """Make an earlier kept version of ENTITY's model current."""
+    from bambam_assets import settings
+    from bambam_assets.lib.core import warehouse as wh
+    from bambam_assets.lib.models import registry
+
+    home = settings.home()
+    try:
+        new = registry.rollback(home / "models", entity.upper(), version)
+    except registry.RegistryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if wh.warehouse_path(home).exists():
+        with wh.writer(home) as conn:
+            registry.sync_current_flags(conn, home / "models", [entity.upper()])
+    click.echo(f"{entity.upper()}: version {new} is now current")
+
+
+@models.command("status")
 @click.option("--live", is_flag=True,
               help="Evaluate the rule now (read-only) instead of showing the recorded evaluation.")
 def status(live: bool) -> None:

@@ -6,10 +6,9 @@ Parquet directly, the Dagster instance's run storage and progress.json.
 
 from bambam_assets.dashboard.app import (
     DashboardServer,
-    check_bind,
     create_app,
     serve,
     start_in_thread,
 )
 
-__all__ = ["DashboardServer", "check_bind", "create_app", "serve", "start_in_thread"]
+__all__ = ["DashboardServer", "create_app", "serve", "start_in_thread"]

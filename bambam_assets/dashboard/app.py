@@ -6,7 +6,6 @@ and `start_in_thread` beside other work (what `bambam ui` uses next to `dagster 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import dash
 from dash import Input, Output, dcc, html
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from bambam_assets import web_auth
 from bambam_assets.dashboard import auth, theme
 from bambam_assets.dashboard.context import Context, make_context
 from bambam_assets.dashboard.pages import curves, freshness, quality, status
@@ -56,7 +56,7 @@ def create_app(home: Path, *, credentials: tuple[str, str] | None = None,
     ctx = make_context(Path(home), stale_days=stale_days, as_of=as_of)
     app = dash.Dash(__name__, title="Bambam", update_title=None,
                     suppress_callback_exceptions=True, index_string=INDEX)
-    creds = credentials or (auth.credentials_from_env() if use_env_credentials else None)
+    creds = credentials or (web_auth.credentials() if use_env_credentials else None)
     if creds:
         auth.protect(app.server, creds)
     app.layout = html.Div([dcc.Location(id="url"), _header(ctx.home),
@@ -72,19 +72,8 @@ def create_app(home: Path, *, credentials: tuple[str, str] | None = None,
     return app
 
 
-def check_bind(host: str, credentials: tuple[str, str] | None) -> None:
-    """Refuse a non-loopback bind address unless Basic Auth is on (ValueError)."""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback and not credentials:
-        raise ValueError(f"refusing to serve the dashboard on {host} without Basic Auth: set "
-                         "BAMBAM_DASH_USER and BAMBAM_DASH_PASSWORD, or bind 127.0.0.1")
-
-
 def _server(home: Path, host: str, port: int) -> BaseWSGIServer:
-    check_bind(host, auth.credentials_from_env())
+    web_auth.check_bind(host, web_auth.credentials(), "the dashboard")
     app = create_app(home)
     # the asset -> group map imports the code location (~1 s): load it before the first visit
     threading.Thread(target=app.bambam_context.groups, daemon=True).start()

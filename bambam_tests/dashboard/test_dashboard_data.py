@@ -17,13 +17,14 @@ from click.testing import CliRunner
 from bambam_assets.cli.dashboard import dashboard
 from bambam_assets.dashboard import data, runs, theme
 from bambam_assets.dashboard import data_curves as dc
-from bambam_assets.dashboard.app import check_bind, create_app
+from bambam_assets.dashboard.app import create_app
 from bambam_assets.dashboard.context import make_context, stale_days_setting
 from bambam_assets.dashboard.pages import curves, freshness, quality, status
 from bambam_assets.dashboard.store import WarehouseStore
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.models import registry
+from bambam_assets.web_auth import check_bind
 
 AS_OF = date(2024, 3, 20)
 NY = "America/New_York"

@@ -1,0 +1,34 @@
+"""`bambam run`: materialize the graph once, in-process, on the local instance."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.command("run")
+@click.option("--select", "select", multiple=True,
+              help="Asset key to materialize (repeatable); default: all.")
+@click.option("--retrain-all", is_flag=True,
+              help="Retrain every entity, not only those the staleness rule finds due.")
+def run(select: tuple[str, ...], retrain_all: bool) -> None:
+    """Materialize the selected (or all) assets once, in-process, on the local instance.
+
+    Entity models are retrained only where due (no model, 100+ new targets, older than the
+    tier's maximum age, or new training code); forecasts and the WTI are rebuilt.
+    """
+    from bambam_assets import settings
+    from bambam_assets.cli.progress import ProgressBars
+    from bambam_assets.instance import local_instance
+    from bambam_assets.runner import run_pipeline
+    from bambam_assets.summary import print_summary
+
+    instance = local_instance()
+    config = {"ops": {"entity_model": {"config": {"mode": "full"}}}} if retrain_all else None
+    with ProgressBars(settings.home()):
+        summary = run_pipeline(instance, list(select) or None, log=click.echo,
+                               entity_run_config=config)
+    print_summary(summary, echo=click.echo)
+    if not summary.success:
+        sys.exit(1)

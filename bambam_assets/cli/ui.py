@@ -1,0 +1,54 @@
+"""`bambam ui`: `dagster dev` (webserver and daemon) beside the dashboard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("ui")
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--dash-port", default=8050, show_default=True, type=int, help="Dashboard port.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+def ui(port: int, dash_port: int, host: str) -> None:
+    """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the dashboard."""
+    from bambam_assets import settings
+    from bambam_assets.dashboard import start_in_thread
+    from bambam_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    try:
+        dash_server = start_in_thread(settings.home(), host, dash_port)
+    except ValueError as exc:  # non-loopback host without Basic Auth credentials
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"dashboard: {dash_server.url}   Dagster UI: http://{host}:{port}")
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    dagster = shutil.which("dagster") or str(Path(sys.executable).parent / "dagster")
+    cmd = [dagster, "dev", "-h", host, "-p", str(port)]
+    if workspace.exists():
+        cmd += ["-w", str(workspace)]
+    else:
+        cmd += ["-m", "bambam_assets.definitions"]
+    # Own process group: dagster dev leaves children behind on SIGINT, so we kill the group.
+    proc = subprocess.Popen(cmd, start_new_session=True, env=os.environ.copy())
+
+    def _stop(_signum, _frame):  # a SIGTERM (service manager, kill) stops the group like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        dash_server.stop()
