@@ -32,33 +32,10 @@ from pathlib import Path
 
 from bench import new_day
 from bench.bambam_side import run_bambam
-from bench.report import OUTLIER_FACTOR
-from bench.train_bench import (
-    ALL_PARKS,
-    OUT_DIR,
-    Workload,
-    generate_workload,
-    run_legacy,
-    sample_entities,
-    workload_entities,
-)
+from bench.legacy_side import run_legacy
+from bench.report import OUT_DIR, OUTLIER_FACTOR
+from bench.workloads import Workload, generate_workload, sample_entities, workload_entities
 
-# Daily-mode presets: (workload, legacy sample size; None = every entity with new rows).
-# "default" spreads the parks over the tiers as the real estate is: critical MK EP HS AK (max
-# model age 1 day: retrained every day), high DL CA (3 days), medium UF IA and low TDL TDS
-# (7 days); 6 entities per park, two years of history. With critical parks only (preset
-# "critical", the training benchmark's default workload) every entity is due by age every day.
-DAILY_PRESETS: dict[str, tuple[Workload, int | None]] = {
-    "default": (Workload(("MK", "EP", "HS", "AK", "DL", "CA", "UF", "IA", "TDL", "TDS"), 6,
-                         date(2024, 1, 1), date(2025, 12, 31)), None),
-    "critical": (Workload(("MK", "EP", "HS", "AK"), 12, date(2024, 1, 1), date(2025, 12, 31)),
-                 None),
-    # Every park of the real estate (14) at a fifth of its density (24 entities a park, 336 in
-    # all) over four years: the legacy's per-entity rescans of a whole property grow with the
-    # property's size, Bambam's fixed cost does not. Legacy sampled (20 entities), extrapolated.
-    "estate": (Workload(ALL_PARKS, 24, date(2022, 1, 1), date(2025, 12, 31)), 20),
-    "legacy-full": (Workload(ALL_PARKS, 121, date(2012, 1, 1), date(2025, 12, 31)), 20),
-}
 TARGET_DAILY_RATIO = 50.0  # issue 5: at least 50x less wall time than the legacy daily run
 # The setup run is moved this far into the past. Not exactly 24 h: the rule ages models by the
 # wall clock with age rounded to 0.01 h and "stale when age > max age", so a run exactly 24 h

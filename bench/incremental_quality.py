@@ -43,7 +43,7 @@ TOLERANCE = inspect.signature(registry.save_version).parameters["tolerance"].def
 def _build_home(workdir: Path) -> Path:
     """Step 0 (no --home): a small generated workload ingested and trained by a real run."""
     from bench.bambam_side import run_bambam
-    from bench.train_bench import Workload, generate_workload
+    from bench.workloads import Workload, generate_workload
 
     raw, home = workdir / "raw", workdir / "home"
     if (home / "warehouse.duckdb").exists():

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 from typing import Any
+
+OUT_DIR = Path(__file__).resolve().parent / "out"  # where the benchmarks write their reports
 
 # issue 4 "Done when": >= 10x faster, mean test MAE no worse by more than 2%, overhead < 10%
 TARGET_SPEEDUP = 10.0

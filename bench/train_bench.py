@@ -6,12 +6,13 @@
     python -m bench.train_bench --preset legacy-full --legacy-sample 20   # hours: see README
     python -m bench.train_bench --mode daily          # the daily-run benchmark (bench.daily_bench)
 
-One run: generate the workload (demo_data.generate), then (a) the legacy way, one fresh
-`python -m bench.legacy_train` process per entity, sequentially, and (b) Bambam, a fresh
-BAMBAM_HOME and `run_pipeline` (bench.bambam_side). Prints wall times, their ratio, mean test MAE
-of both over the same entities, and Dagster's overhead; writes bench/out/train_bench_{ts}.json.
-The pieces (generate_workload, run_legacy, run_bambam, compare) are separate functions so that
-other modes (e.g. a daily incremental run) can reuse them.
+One run: generate the workload (bench.workloads), then (a) the legacy way, one fresh
+`python -m bench.legacy_train` process per entity, sequentially (bench.legacy_side), and (b)
+Bambam, a fresh BAMBAM_HOME and `run_pipeline` (bench.bambam_side). Prints wall times, their
+ratio, mean test MAE of both over the same entities, and Dagster's overhead; writes
+bench/out/train_bench_{ts}.json. The pieces (generate_workload, run_legacy, run_bambam, compare)
+live in those modules so that other modes (bench.daily_bench) reuse them without importing this
+one.
 """
 
 from __future__ import annotations
@@ -19,115 +20,23 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import date, datetime
 from pathlib import Path
 
-from bench.bambam_side import REPO, run_bambam
-from bench.report import compare, print_report, summarize
-
-OUT_DIR = REPO / "bench" / "out"
-LEGACY_TIMEOUT = 3600  # seconds per entity, as the legacy batch
-
-
-@dataclass(frozen=True)
-class Workload:
-    parks: tuple[str, ...]
-    entities_per_park: int
-    start: date
-    end: date
-    seed: int = 42
-
-
-ALL_PARKS = ("MK", "EP", "HS", "AK", "BB", "TL", "DL", "CA", "UF", "IA", "EU", "USH", "TDL", "TDS")
-PRESETS: dict[str, tuple[Workload, int | None]] = {
-    # (workload, legacy sample size; None = every entity)
-    # 48 entities over two years (4 WDW parks, so each legacy process rescans the whole wdw
-    # property). Bambam's fixed cost (imports, fresh instance, dimensions: ~10-15 s) is amortized
-    # only with enough entities: with 16 entities the speedup was 9.3x (see README).
-    "default": (Workload(("MK", "EP", "HS", "AK"), 12, date(2024, 1, 1), date(2025, 12, 31)), None),
-    # 14 parks x 121 = 1,694 entities over 14 years: the legacy's scale. Never run in full.
-    "legacy-full": (Workload(ALL_PARKS, 121, date(2012, 1, 1), date(2025, 12, 31)), 20),
-}
-
-
-@dataclass
-class LegacyResult:
-    wall: float  # seconds for the entities actually run
-    records: dict[str, dict] = field(default_factory=dict)  # entity -> legacy_train JSON + wall
-    failures: dict[str, str] = field(default_factory=dict)
-    entities_total: int = 0  # entities of the workload (the sample may be smaller)
-
-    @property
-    def wall_estimated(self) -> float:
-        """Wall time for every entity of the workload (extrapolated when a sample ran)."""
-        n = len(self.records) + len(self.failures)
-        return self.wall * self.entities_total / n if n else 0.0
-
-
-def generate_workload(raw: Path, w: Workload, log=print) -> dict:
-    """Write the workload's raw files under `raw`; returns the generator's summary + seconds."""
-    from bambam_assets.lib.demo import generate as demo_data
-
-    log(f"generating {len(w.parks)} parks x {w.entities_per_park} entities, {w.start}..{w.end} "
-        f"into {raw}")
-    t0 = time.perf_counter()
-    # qt_days=0: no queue-times snapshots, so both sides read exactly the same TouringPlans files
-    summary = demo_data.generate(raw, list(w.parks), w.entities_per_park, w.start, w.end,
-                                 seed=w.seed, qt_days=0)
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    return summary
-
-
-def workload_entities(raw: Path) -> list[str]:
-    """Entity codes of the entities exports, in file order (park, then ordinal)."""
-    import pandas as pd
-
-    codes: list[str] = []
-    for path in sorted((raw / "export" / "entities").glob("current_*_entities.csv")):
-        codes += pd.read_csv(path, dtype=str)["code"].str.strip().str.upper().tolist()
-    return codes
-
-
-def sample_entities(entities: list[str], n: int | None) -> list[str]:
-    """`n` entities spread evenly over the list (every entity when n is None or too large)."""
-    if n is None or n >= len(entities):
-        return list(entities)
-    step = len(entities) / n
-    return [entities[int(i * step)] for i in range(n)]
-
-
-def run_legacy(raw: Path, entities: list[str], as_of: date, entities_total: int | None = None,
-               log=print) -> LegacyResult:
-    """The legacy batch: one fresh process per entity, one after the other."""
-    result = LegacyResult(wall=0.0, entities_total=entities_total or len(entities))
-    started = time.perf_counter()
-    for k, code in enumerate(entities, 1):
-        cmd = [sys.executable, "-m", "bench.legacy_train", "--raw", str(raw), "--entity", code,
-               "--as-of", as_of.isoformat()]
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                                  timeout=LEGACY_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            result.failures[code] = f"timeout after {LEGACY_TIMEOUT}s"
-            continue
-        wall = time.perf_counter() - t0
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            result.failures[code] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            log(f"legacy {k}/{len(entities)} {code}: FAILED {result.failures[code]}")
-            continue
-        rec = json.loads(lines[-1]) | {"wall": round(wall, 3)}
-        result.records[code] = rec
-        log(f"legacy {k}/{len(entities)} {code}: {rec['kind']} {rec['targets']} targets, "
-            f"{wall:.1f}s (load {rec['seconds_load']}s, train {rec['seconds_train']}s)")
-    result.wall = time.perf_counter() - started
-    return result
+from bench.bambam_side import run_bambam
+from bench.legacy_side import run_legacy
+from bench.report import OUT_DIR, compare, print_report, summarize
+from bench.workloads import (
+    DAILY_PRESETS,
+    PRESETS,
+    Workload,
+    generate_workload,
+    sample_entities,
+    workload_entities,
+)
 
 
 def one_repetition(raw: Path, work: Path, w: Workload, entities: list[str], legacy_sample: int | None,
@@ -145,8 +54,6 @@ def one_repetition(raw: Path, work: Path, w: Workload, entities: list[str], lega
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from bench.daily_bench import DAILY_PRESETS
-
     ap = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=("train", "daily"), default="train",
                     help="train: full training, legacy vs Bambam (issue 4); daily: one new day, "
@@ -238,7 +145,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _main_daily(args: argparse.Namespace) -> dict:
     """--mode daily: bench.daily_bench.run_daily with the preset and overrides."""
-    from bench.daily_bench import BACKDATE_HOURS, DAILY_PRESETS, run_daily
+    from bench.daily_bench import BACKDATE_HOURS, run_daily
 
     if args.preset not in DAILY_PRESETS:
         raise SystemExit(f"preset {args.preset!r} is not a daily-mode preset")
