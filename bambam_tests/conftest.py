@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated BAMBAM_HOME per test and the local S3 server."""
+"""Shared fixtures: an isolated BAMBAM_HOME per test and the local S3 server.
+
+Fixtures only; helpers that build data live in bambam_tests/builders.py."""
 
 from __future__ import annotations
 
@@ -26,10 +28,3 @@ def bambam_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (home / "dagster").mkdir()
     return home
 
-
-def write(root: Path, key: str, text: str) -> Path:
-    """Write a raw file (text) under root at key."""
-    path = root / key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path

@@ -37,13 +37,14 @@ def free_port() -> int:
 
 
 def synthetic_home(folder: Path) -> tuple[Path, str]:
-    """The live tests' warehouse and models (two STANDBY entities, with-POSTED models)."""
+    """The live home of bench.homes (two STANDBY entities, with-POSTED models), also the live
+    API tests' warehouse."""
     sys.path.insert(0, str(ROOT))
-    from bambam_tests.api.test_live_api import build_home
+    from bench.homes import build_live_home
 
     home = folder / "home"
     home.mkdir()
-    build_home(home)
+    build_live_home(home)
     return home, "MK1"
 
 

@@ -14,10 +14,10 @@ from bambam_assets.cli.backtest import run_backtest
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.demo import generate as demo_data
 from bambam_assets.lib.forecasts import backfill, forecast
-from bambam_tests.lib.forecasts.test_forecast import (
-    AS_OF,
-    HORIZON,
-    build_home,
+from bambam_tests.builders import (
+    FORECAST_AS_OF,
+    FORECAST_HORIZON,
+    build_forecast_home,
     insert_facts,
     local_fact,
     train_and_aggregate,
@@ -26,8 +26,9 @@ from bambam_tests.lib.forecasts.test_forecast import (
 
 def _curves(home: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     codes = ["MK1", "MK2", "MK3"]
-    fc = forecast.run_forecast(lambda: wh.reader(home), home, codes, AS_OF, HORIZON)
-    bf = backfill.run_backfill(lambda: wh.reader(home), home, codes, AS_OF, window_days=10)
+    fc = forecast.run_forecast(lambda: wh.reader(home), home, codes, FORECAST_AS_OF,
+                               FORECAST_HORIZON)
+    bf = backfill.run_backfill(lambda: wh.reader(home), home, codes, FORECAST_AS_OF, window_days=10)
     with wh.reader(home) as conn:
         agg = conn.execute("SELECT * EXCLUDE (as_of) FROM posted_aggregates "
                            "ORDER BY ALL").df()
@@ -36,13 +37,13 @@ def _curves(home: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def test_rows_dated_after_the_as_of_date_change_no_forecast(tmp_path: Path) -> None:
-    home = build_home(tmp_path / "home")
+    home = build_forecast_home(tmp_path / "home")
     before = _curves(home)
-    later = AS_OF + timedelta(days=1)
+    later = FORECAST_AS_OF + timedelta(days=1)
     insert_facts(home, pd.concat([
         local_fact(code, day, hh, 0, kind, value)
         for code in ("MK1", "MK2", "MK3")
-        for day in (later, AS_OF + timedelta(days=5))
+        for day in (later, FORECAST_AS_OF + timedelta(days=5))
         for hh, kind, value in ((10, "ACTUAL", 500), (11, "POSTED", 300), (12, "CLOSED", None),
                                 (13, "POSTED", 250))
     ]))
@@ -52,7 +53,7 @@ def test_rows_dated_after_the_as_of_date_change_no_forecast(tmp_path: Path) -> N
         pd.testing.assert_frame_equal(a, b)
     with wh.reader(home) as conn:  # the rows are really there
         assert conn.execute("SELECT count(*) FROM fct_wait_times WHERE park_date > ?",
-                            [AS_OF]).fetchall()[0][0] == 24
+                            [FORECAST_AS_OF]).fetchall()[0][0] == 24
 
 
 def test_demo_backtest_beats_naive_and_leaves_the_live_home_alone(

@@ -12,7 +12,7 @@ from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
 from bambam_assets.lib.core import warehouse
 from bambam_assets.lib.ingest.ingest import ingest
 from bambam_assets.lib.ingest.raw_source import LocalRawSource
-from bambam_tests.conftest import write
+from bambam_tests.builders import write
 
 PUBLIC = "date,datetime,SPOSTMIN,SACTMIN\n03/02/2024,2024-03-02 10:00:00,45,\n"
 

@@ -13,7 +13,7 @@ from bambam_assets.defs.automation import schedules, sensors
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.models import batch as tb
-from bambam_tests.lib.models.test_staleness import NOW, WORLD, build_world
+from bambam_tests.builders import WORLD, WORLD_NOW, build_world
 
 KEYS = sorted(WORLD)  # DL1 ... UF1: range start DL1, end UF1
 
@@ -41,7 +41,7 @@ def _tick(home: Path, instance: dg.DagsterInstance, now: datetime):
 def test_one_range_run_with_due_entities_in_tier_order(world, monkeypatch) -> None:
     home, instance = world
     monkeypatch.delenv("BAMBAM_TRAIN_MODE", raising=False)
-    data = _tick(home, instance, NOW)
+    data = _tick(home, instance, WORLD_NOW)
     assert data.skip_message is None
     assert len(data.run_requests) == 1
     req = data.run_requests[0]
@@ -50,26 +50,26 @@ def test_one_range_run_with_due_entities_in_tier_order(world, monkeypatch) -> No
     cfg = req.run_config["ops"]["entity_model"]["config"]
     assert cfg["only"] == ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
     assert cfg["mode"] == "auto"  # BAMBAM_TRAIN_MODE's default, read at each tick
-    assert cfg["evaluated_at"] == NOW.isoformat()
+    assert cfg["evaluated_at"] == WORLD_NOW.isoformat()
     assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
     assert cfg["reasons"]["DL2"] == "age 80.0h >= 72h (high tier, 2h grace)"
     assert req.asset_selection == [dg.AssetKey("entity_model")]
     # same state in the same window: the same key (not requested twice); next window: new key
-    assert _tick(home, instance, NOW + timedelta(minutes=30)).run_requests[0].run_key == \
+    assert _tick(home, instance, WORLD_NOW + timedelta(minutes=30)).run_requests[0].run_key == \
         req.run_key
-    later = _tick(home, instance, NOW + timedelta(hours=6)).run_requests[0]
+    later = _tick(home, instance, WORLD_NOW + timedelta(hours=6)).run_requests[0]
     assert later.run_key != req.run_key
     monkeypatch.setenv("BAMBAM_TRAIN_MODE", "full")
-    forced = _tick(home, instance, NOW).run_requests[0]
+    forced = _tick(home, instance, WORLD_NOW).run_requests[0]
     assert forced.run_config["ops"]["entity_model"]["config"]["mode"] == "full"
     monkeypatch.setenv("BAMBAM_TRAIN_MODE", "sometimes")
     with pytest.raises(Exception, match="BAMBAM_TRAIN_MODE"):
-        _tick(home, instance, NOW)
+        _tick(home, instance, WORLD_NOW)
     monkeypatch.delenv("BAMBAM_TRAIN_MODE")
     # new targets for a due entity change its state: a new key at once
     with wh.writer(home) as conn:
         conn.execute("UPDATE model_registry SET version = 2 WHERE entity_code = 'MK2'")
-    assert _tick(home, instance, NOW + timedelta(minutes=30)).run_requests[0].run_key != \
+    assert _tick(home, instance, WORLD_NOW + timedelta(minutes=30)).run_requests[0].run_key != \
         req.run_key
 
 
@@ -80,7 +80,7 @@ def test_skip_reason_lists_why_not_when_nothing_due(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("entity", ["DL1", "MK4", "UF1"])
-    data = _tick(home, instance, NOW)
+    data = _tick(home, instance, WORLD_NOW)
     assert data.run_requests == []
     assert data.skip_message.startswith("nothing due among 3 entities (as of 2024-06-01): ")
     assert "DL1: fresh: 0 new targets (< 100), age 50.0h < 72h" in data.skip_message
@@ -90,7 +90,7 @@ def test_skip_reason_lists_why_not_when_nothing_due(tmp_path: Path, monkeypatch)
 def test_skip_while_the_warehouse_is_locked(world) -> None:
     home, instance = world
     with wh.writer(home):
-        data = _tick(home, instance, NOW)
+        data = _tick(home, instance, WORLD_NOW)
     assert data.run_requests == []
     assert data.skip_message.startswith("warehouse locked by a writer")
 
@@ -98,7 +98,7 @@ def test_skip_while_the_warehouse_is_locked(world) -> None:
 def test_stale_entity_without_partition_is_added_not_requested(world) -> None:
     home, instance = world
     instance.delete_dynamic_partition("entity", "TDL1")
-    data = _tick(home, instance, NOW)
+    data = _tick(home, instance, WORLD_NOW)
     assert "TDL1" not in data.run_requests[0].run_config["ops"]["entity_model"]["config"]["only"]
     assert data.dynamic_partitions_requests[0].partition_keys == ["TDL1"]
 

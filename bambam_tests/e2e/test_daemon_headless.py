@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from bambam_assets.instance import ensure_dagster_home
-from bambam_tests.conftest import write
+from bambam_tests.builders import write
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = "date,datetime,SPOSTMIN,SACTMIN\n"

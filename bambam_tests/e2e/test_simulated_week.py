@@ -24,7 +24,7 @@ from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.demo import generate as demo_data
 from bambam_assets.lib.models import batch as train_batch
 from bambam_assets.lib.models import staleness
-from bambam_tests.conftest import write
+from bambam_tests.builders import write
 
 DAY1, DAY2 = date(2024, 5, 31), date(2024, 6, 1)
 

@@ -13,7 +13,7 @@ import pytest
 from bambam_assets.lib.ingest import ingest as ingest_module
 from bambam_assets.lib.ingest.ingest import ingest
 from bambam_assets.lib.ingest.raw_source import LocalRawSource, S3RawSource
-from bambam_tests.conftest import write
+from bambam_tests.builders import write
 from bambam_tests.s3_server import s3_client
 
 STANDBY_KEY = "export/wait_times/wdw/wdw_wait_times_2024_03.csv"

@@ -11,7 +11,7 @@ import pytest
 
 from bambam_assets.lib.ingest.ingest import ingest
 from bambam_assets.lib.ingest.raw_source import LocalRawSource, S3RawSource
-from bambam_tests.conftest import write
+from bambam_tests.builders import write
 from bambam_tests.s3_server import s3_client
 
 STANDBY = (

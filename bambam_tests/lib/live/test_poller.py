@@ -22,7 +22,7 @@ from bambam_assets.lib.ingest.raw_source import LocalRawSource
 from bambam_assets.lib.live import fetch_status as fs
 from bambam_assets.lib.live.poller import poll, snapshot_key, window_status
 from bambam_assets.lib.live.queue_times_client import QueueTimesClient
-from bambam_tests.conftest import write
+from bambam_tests.builders import write
 
 NOW = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)  # 10:00 EDT in Orlando, 23:00 in Tokyo
 MAPPING = ("entity_code,park_code,queue_times_id,queue_times_name\n"

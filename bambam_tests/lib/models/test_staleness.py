@@ -2,71 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
-from bambam_assets.lib.dimensions import entities
-from bambam_assets.lib.models import registry, staleness
+from bambam_assets.lib.models import staleness
+from bambam_tests.builders import WORLD_CODE_VERSION, WORLD_NOW, WORLD_PARAMS_HASH, build_world
 
 AS_OF = date(2024, 6, 1)
-NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
-CODE, PARAMS = "7", "abc123"
-
-# entity -> (queue type, targets now, 8888 rows, POSTED rows, model: (hours ago, targets at
-# training, code, params) or None)
-WORLD = {
-    "MK1": ("STANDBY", 550, 0, 0, (30.0, 500, CODE, PARAMS)),   # age 30h > 24h (critical)
-    "MK2": ("STANDBY", 520, 0, 0, (2.0, 400, CODE, PARAMS)),    # 120 new targets
-    "MK3": ("PRIORITY", 300, 50, 0, None),                      # no model (8888 not counted)
-    "MK4": ("STANDBY", 0, 0, 40, None),                         # POSTED only: nothing to train
-    "MK5": ("PRIORITY", 150, 120, 0, (1.0, 100, CODE, PARAMS)), # 50 new (the 120 8888s excluded)
-    "EP1": ("STANDBY", 200, 0, 0, (1.0, 200, "6", PARAMS)),     # code version changed
-    "EP2": ("STANDBY", 200, 0, 0, (1.0, 200, CODE, "old")),     # params changed
-    "DL1": ("STANDBY", 300, 0, 0, (50.0, 300, CODE, PARAMS)),   # fresh: 50h <= 72h (high)
-    "DL2": ("STANDBY", 300, 0, 0, (80.0, 300, CODE, PARAMS)),   # age 80h > 72h (high)
-    "UF1": ("STANDBY", 250, 0, 0, (100.0, 160, CODE, PARAMS)),  # fresh: 90 new, 100h <= 168h
-    "TDL1": ("STANDBY", 250, 0, 0, (170.0, 250, CODE, PARAMS)), # age 170h > 168h (low)
-}
 
 
-def build_world(home: Path, world: dict = WORLD, now: datetime = NOW) -> None:
-    """A warehouse with facts, entity_index, dim_entity and model_registry for `world`."""
-    with wh.writer(home) as conn:
-        schema.ensure_tables(conn)
-        registry.ensure_registry_tables(conn)
-        for code, (qtype, n, sold_out, posted, model) in world.items():
-            park = "".join(ch for ch in code if ch.isalpha())
-            kind = "PRIORITY" if qtype == "PRIORITY" else "ACTUAL"
-            for wtype, count, minutes in ((kind, n, 20), ("PRIORITY", sold_out, 8888),
-                                          ("POSTED", posted, 30)):
-                conn.execute(
-                    """INSERT INTO fct_wait_times BY NAME
-                       SELECT ? AS entity_code, ? AS park_code, DATE '2024-05-20' AS park_date,
-                              TIMESTAMPTZ '2024-05-20 14:00:00+00' + to_minutes(i) AS observed_at,
-                              ? AS wait_time_type, ? AS wait_time_minutes, 't' AS source_file
-                       FROM range(?) r(i)""", [code, park, wtype, minutes, count])
-            at_last = model[1] if model else None
-            conn.execute("INSERT INTO entity_index (entity_code, park_code, "
-                         "target_count_at_last_model) VALUES (?, ?, ?)", [code, park, at_last])
-            if model:
-                hours, count, code_v, params = model
-                conn.execute(
-                    """INSERT INTO model_registry (entity_code, version, kind, trained_at,
-                       is_current, promoted, target_count, code_version, params_hash)
-                       VALUES (?, 1, 'xgboost', ?, true, true, ?, ?, ?)""",
-                    [code, now - timedelta(hours=hours), count, code_v, params])
-        raw = pd.DataFrame({"code": list(world), "name": list(world),
-                            "fastpass_booth": ["true" if v[0] == "PRIORITY" else "false"
-                                               for v in world.values()]})
-        schema.replace_dimension(conn, "dim_entity", entities.clean_entities(raw))
-
-
-def _evaluate(home: Path, now: datetime = NOW, code: str = CODE, params: str = PARAMS,
+def _evaluate(home: Path, now: datetime = WORLD_NOW, code: str = WORLD_CODE_VERSION,
+              params: str = WORLD_PARAMS_HASH,
               config: staleness.StalenessConfig | None = None) -> pd.DataFrame:
     with wh.reader(home) as conn:
         return staleness.evaluate_warehouse(conn, now=now, as_of=AS_OF, code_version=code,
@@ -112,9 +62,10 @@ def test_training_order_is_tier_then_count(world_home: Path) -> None:
 ])
 def test_tier_max_age_boundaries(tmp_path: Path, code: str, below: float, above: float) -> None:
     home = tmp_path / "h"
-    build_world(home, {code: ("STANDBY", 300, 0, 0, (0.0, 300, CODE, PARAMS))})
-    fresh = _evaluate(home, now=NOW + timedelta(hours=below))
-    stale = _evaluate(home, now=NOW + timedelta(hours=above))
+    model = (0.0, 300, WORLD_CODE_VERSION, WORLD_PARAMS_HASH)  # trained just now
+    build_world(home, {code: ("STANDBY", 300, 0, 0, model)})
+    fresh = _evaluate(home, now=WORLD_NOW + timedelta(hours=below))
+    stale = _evaluate(home, now=WORLD_NOW + timedelta(hours=above))
     assert not fresh["stale"].iloc[0]
     assert stale["stale"].iloc[0] and stale["reasons"].iloc[0][0].startswith("age ")
 
@@ -155,4 +106,4 @@ def test_no_registry_yet_and_evaluation_table(tmp_path: Path) -> None:
         back = staleness.read_evaluations(conn)
     assert back["entity_code"].tolist() == ["MK1"]
     assert list(back["reasons"].iloc[0]) == ["no current model"]
-    assert back["evaluated_at"].iloc[0] == pd.Timestamp(NOW)
+    assert back["evaluated_at"].iloc[0] == pd.Timestamp(WORLD_NOW)

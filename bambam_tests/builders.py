@@ -1,0 +1,188 @@
+"""Builders shared by several test modules (and only those): raw files, a hand-made forecast
+warehouse, a staleness world. Test modules import from here, never from each other; pytest
+fixtures stay in conftest.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.dimensions import calendar, entities, season
+from bambam_assets.lib.forecasts import posted_aggregates
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import build_training_frame
+
+# --- raw files -------------------------------------------------------------------------------
+
+
+def write(root: Path, key: str, text: str) -> Path:
+    """Write a raw file (text) under root at key."""
+    path = root / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+# --- the forecast home: a tiny hand-made warehouse (park MK, entities MK1-MK3) with two trained
+# models and the posted aggregates, as of FORECAST_AS_OF (forecast, backfill and backtest tests)
+
+NY = ZoneInfo("America/New_York")
+FORECAST_AS_OF = date(2024, 6, 30)
+FORECAST_HORIZON = 14
+FORECAST_FIRST_DAY = FORECAST_AS_OF - timedelta(days=59)
+FORECAST_SLOTS_PER_DAY = 13 * 12 + 1  # 09:00..22:00
+FORECAST_QUIET_DAY = date(2024, 6, 10)  # hand-made facts only (backfill source rules)
+
+
+def forecast_facts(rng: np.random.Generator) -> pd.DataFrame:
+    """MK1: 900 ACTUAL + POSTED (xgboost); MK3: 150 ACTUAL (hourly fallback); MK2: POSTED only."""
+    days = pd.date_range(FORECAST_FIRST_DAY, FORECAST_AS_OF, freq="D")
+    days = days[days != pd.Timestamp(FORECAST_QUIET_DAY)]
+    parts = []
+    for code, n_actual, n_posted in (("MK1", 900, 1500), ("MK3", 150, 300), ("MK2", 0, 600)):
+        day = rng.choice(days, size=n_posted)
+        minute = rng.integers(9 * 60, 22 * 60, size=n_posted)
+        local = pd.to_datetime(day) + pd.to_timedelta(minute, unit="m")
+        base = 15 + 30 * np.sin((minute - 540) / 780 * np.pi) + 15 * (local.dayofweek >= 5)
+        observed = local.tz_localize(NY).tz_convert("UTC")
+        posted = pd.DataFrame({"entity_code": code, "observed_at": observed,
+                               "wait_time_type": "POSTED",
+                               "wait_time_minutes": (base + 10).round()})
+        parts.append(posted)
+        if n_actual:
+            act = posted.iloc[:n_actual].copy()
+            act["wait_time_type"] = "ACTUAL"
+            act["observed_at"] = act["observed_at"] + pd.Timedelta(minutes=2)
+            act["wait_time_minutes"] = (base[:n_actual] + rng.normal(0, 3, n_actual)).round()
+            parts.append(act)
+    return _finish(pd.concat(parts, ignore_index=True))
+
+
+def _finish(facts: pd.DataFrame) -> pd.DataFrame:
+    facts = facts.copy()
+    facts["park_code"] = "MK"
+    local = facts["observed_at"].dt.tz_convert(NY)
+    facts["park_date"] = (local - pd.Timedelta(hours=6)).dt.date
+    facts["source_file"] = "test"
+    facts["wait_time_minutes"] = facts["wait_time_minutes"].astype("Int64")
+    return facts[list(schema.FACT_COLUMNS)]
+
+
+def local_fact(code: str, day: date, hh: int, mm: int, kind: str, minutes) -> pd.DataFrame:
+    ts = pd.Timestamp(datetime(day.year, day.month, day.day, hh, mm, tzinfo=NY)).tz_convert("UTC")
+    return _finish(pd.DataFrame({"entity_code": [code], "observed_at": [ts],
+                                 "wait_time_type": [kind], "wait_time_minutes": [minutes]}))
+
+
+def insert_facts(home: Path, facts: pd.DataFrame) -> None:
+    with wh.writer(home) as conn:
+        conn.register("new_facts", facts)
+        conn.execute("INSERT INTO fct_wait_times BY NAME SELECT * FROM new_facts")
+        conn.unregister("new_facts")
+
+
+def train_and_aggregate(home: Path) -> None:
+    """Aggregates and models as of FORECAST_AS_OF (what posted_aggregates and entity_model do)."""
+    with wh.writer(home) as conn:
+        posted_aggregates.build_posted_aggregates(conn, FORECAST_AS_OF)
+        frame = build_training_frame(conn, ["MK1", "MK3"], FORECAST_AS_OF)
+    for code in ("MK1", "MK3"):
+        rows = frame[frame["entity_code"] == code]
+        trained = training.train_entity(rows, "STANDBY", nthread=1)
+        registry.save_version(home / "models", trained, code_version="t", params_hash="t",
+                              target_count=len(rows), tolerance=10.0)
+
+
+def build_forecast_home(home: Path) -> Path:
+    """A warehouse with facts, dimensions (one date group and season for every day, so days of
+    the same weekday share all features), two trained models and the posted aggregates."""
+    with wh.writer(home) as conn:
+        schema.ensure_tables(conn)
+        cal = calendar.build_calendar(FORECAST_AS_OF, FORECAST_HORIZON,
+                                      start=FORECAST_FIRST_DAY - timedelta(days=7))
+        cal["date_group_id"] = "ANY_DAY"
+        schema.replace_dimension(conn, "dim_calendar", cal)
+        seasons = season.build_season(cal).assign(season="SUMMER", season_year="SUMMER_2024")
+        schema.replace_dimension(conn, "dim_season", seasons)
+        raw = pd.DataFrame({"code": ["MK1", "MK2", "MK3"], "name": ["a", "b", "c"],
+                            "fastpass_booth": ["false", "false", "false"]})
+        schema.replace_dimension(conn, "dim_entity", entities.clean_entities(raw))
+        days = pd.date_range(FORECAST_FIRST_DAY, FORECAST_AS_OF + timedelta(days=FORECAST_HORIZON))
+        opening = days.tz_localize(NY) + pd.Timedelta(hours=9)
+        schema.replace_dimension(conn, "dim_park_hours", pd.DataFrame({
+            "park_code": "MK", "park_date": days, "opening_time": opening,
+            "closing_time": opening + pd.Timedelta(hours=13), "opening_time_with_emh": opening,
+            "closing_time_with_emh": opening + pd.Timedelta(hours=13), "emh_morning": False,
+            "emh_evening": False, "source": "official", "confidence": 1.0}))
+    insert_facts(home, forecast_facts(np.random.default_rng(3)))
+    train_and_aggregate(home)
+    return home
+
+
+# --- the staleness world: facts, entity_index and model_registry rows of entities in every
+# staleness situation, evaluated at WORLD_NOW (staleness and retrain-sensor tests)
+
+WORLD_NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
+WORLD_CODE_VERSION, WORLD_PARAMS_HASH = "7", "abc123"
+
+
+def _model(hours_ago: float, targets: int, code: str = WORLD_CODE_VERSION,
+           params: str = WORLD_PARAMS_HASH) -> tuple[float, int, str, str]:
+    """A WORLD entity's current model: trained hours_ago with `targets` targets."""
+    return (hours_ago, targets, code, params)
+
+
+# entity -> (queue type, targets now, 8888 rows, POSTED rows, model: (hours ago, targets at
+# training, code version, params hash) or None)
+WORLD = {
+    "MK1": ("STANDBY", 550, 0, 0, _model(30.0, 500)),              # age 30h > 24h (critical)
+    "MK2": ("STANDBY", 520, 0, 0, _model(2.0, 400)),               # 120 new targets
+    "MK3": ("PRIORITY", 300, 50, 0, None),                         # no model (8888 not counted)
+    "MK4": ("STANDBY", 0, 0, 40, None),                            # POSTED only: nothing to train
+    "MK5": ("PRIORITY", 150, 120, 0, _model(1.0, 100)),            # 50 new (120 8888s excluded)
+    "EP1": ("STANDBY", 200, 0, 0, _model(1.0, 200, code="6")),     # code version changed
+    "EP2": ("STANDBY", 200, 0, 0, _model(1.0, 200, params="old")), # params changed
+    "DL1": ("STANDBY", 300, 0, 0, _model(50.0, 300)),              # fresh: 50h <= 72h (high)
+    "DL2": ("STANDBY", 300, 0, 0, _model(80.0, 300)),              # age 80h > 72h (high)
+    "UF1": ("STANDBY", 250, 0, 0, _model(100.0, 160)),             # fresh: 90 new, 100h <= 168h
+    "TDL1": ("STANDBY", 250, 0, 0, _model(170.0, 250)),            # age 170h > 168h (low)
+}
+
+
+def build_world(home: Path, world: dict = WORLD, now: datetime = WORLD_NOW) -> None:
+    """A warehouse with facts, entity_index, dim_entity and model_registry for `world`."""
+    with wh.writer(home) as conn:
+        schema.ensure_tables(conn)
+        registry.ensure_registry_tables(conn)
+        for code, (qtype, n, sold_out, posted, model) in world.items():
+            park = "".join(ch for ch in code if ch.isalpha())
+            kind = "PRIORITY" if qtype == "PRIORITY" else "ACTUAL"
+            for wtype, count, minutes in ((kind, n, 20), ("PRIORITY", sold_out, 8888),
+                                          ("POSTED", posted, 30)):
+                conn.execute(
+                    """INSERT INTO fct_wait_times BY NAME
+                       SELECT ? AS entity_code, ? AS park_code, DATE '2024-05-20' AS park_date,
+                              TIMESTAMPTZ '2024-05-20 14:00:00+00' + to_minutes(i) AS observed_at,
+                              ? AS wait_time_type, ? AS wait_time_minutes, 't' AS source_file
+                       FROM range(?) r(i)""", [code, park, wtype, minutes, count])
+            at_last = model[1] if model else None
+            conn.execute("INSERT INTO entity_index (entity_code, park_code, "
+                         "target_count_at_last_model) VALUES (?, ?, ?)", [code, park, at_last])
+            if model:
+                hours, count, code_v, params = model
+                conn.execute(
+                    """INSERT INTO model_registry (entity_code, version, kind, trained_at,
+                       is_current, promoted, target_count, code_version, params_hash)
+                       VALUES (?, 1, 'xgboost', ?, true, true, ?, ?, ?)""",
+                    [code, now - timedelta(hours=hours), count, code_v, params])
+        raw = pd.DataFrame({"code": list(world), "name": list(world),
+                            "fastpass_booth": ["true" if v[0] == "PRIORITY" else "false"
+                                               for v in world.values()]})
+        schema.replace_dimension(conn, "dim_entity", entities.clean_entities(raw))
