@@ -2,7 +2,7 @@
 
     python -m bench.legacy_train --raw DIR --entity MK101 --as-of 2025-12-31
 
-Like the legacy (spec §4, §5, §7): it reads EVERY raw file of the entity's property in full with
+Like the legacy: it reads EVERY raw file of the entity's property in full with
 plain pandas (standby export, the property's public per-attraction files, fastpass export) and
 filters the entity's rows in memory; builds its features with plain pandas (the feature set of
 Bambam's models: clock, calendar and season via Bambam's dimension functions, park hours from the
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def queue_type_of(raw: Path, entity: str) -> str:
-    """PRIORITY when the entities export marks the entity as a fastpass booth (legacy §7.1)."""
+    """PRIORITY when the entities export marks the entity as a fastpass booth, else STANDBY."""
     prop = PROPERTY_OF_PARK[park_of_entity(entity)]
     path = raw / "export" / "entities" / f"current_{prop}_entities.csv"
     if not path.exists():

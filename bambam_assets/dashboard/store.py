@@ -1,9 +1,9 @@
 """Warehouse reads for the dashboard that never block the pipeline and survive its writes.
 
-DuckDB lets no other process open the file while a pipeline process writes it (DESIGN.md
-"Storage"). So each read opens a short read-only connection with a small retry budget; the
-result of every successful query is kept in memory with its time, and when the warehouse is busy
-the last result is served again, marked stale ("as of HH:MM:SS, warehouse busy").
+DuckDB lets no other process open the file while a pipeline process writes it. So each read opens
+a short read-only connection with a small retry budget; the result of every successful query is
+kept in memory with its time, and when the warehouse is busy the last result is served again,
+marked stale ("as of HH:MM:SS, warehouse busy").
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Look and shared building blocks of the pages: the "Benedictus" palette (legacy §11.3),
-empty-state figures, status notes and tables."""
+"""Look and shared building blocks of the pages: the "Benedictus" palette (the legacy
+mission-control page's), empty-state figures, status notes and tables."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Asset-level freshness alarms (1.13 FreshnessPolicy).
 
-A FreshnessPolicy judges an asset by its latest materialization of ANY partition (measured,
-research §5), so it cannot hold the per-entity, per-tier ages: those live in lib/staleness.py.
+A FreshnessPolicy judges an asset by its latest materialization of ANY partition (measured), so
+it cannot hold the per-entity, per-tier ages: those live in lib/staleness.py.
 These policies raise the alarm when the whole layer falls behind: the daily run and the critical
 tier's 1-day age keep entity_model materialized at least daily, so 24 h without any model
 materialization warns and 26 h fails; the park-level WTI is recomputed at least daily as well.

@@ -1,7 +1,7 @@
 """The retrain sensor: one staleness query per tick, ONE range run of entity_model for the due list.
 
-Why a sensor and not a custom AutomationCondition (research §5): the condition computes the same
-partitions, but the daemon then launches one run per contiguous key range, about one run per
+Why a sensor and not a custom AutomationCondition: the condition computes the same partitions,
+but the daemon then launches one run per contiguous key range (measured), about one run per
 entity; the sensor requests a single run over the whole `entity` key range with
 `TrainConfig.only` = the due entities (tier, then target count order), so 1,700 entities cost one
 run and one worker pool.

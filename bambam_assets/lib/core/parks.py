@@ -43,7 +43,7 @@ PARK_OPENED_ON: dict[str, date] = {
 DEFAULT_OPENED_ON = date(1955, 7, 17)
 DEFAULT_EXTINCT_ON = date(2099, 1, 1)
 
-# queue-times.com park ids (legacy §2).
+# queue-times.com park ids (`/parks/{id}/queue_times.json`).
 QUEUE_TIMES_PARK_ID: dict[str, int] = {
     "MK": 6, "EP": 5, "HS": 7, "AK": 8, "DL": 16, "CA": 17,
     "IA": 64, "UF": 65, "EU": 334, "USH": 66, "TDL": 274, "TDS": 275,

@@ -1,4 +1,5 @@
-"""The date dimension: calendar columns, US holiday codes and the date_group_id (legacy §3.5).
+"""The date dimension: calendar columns, US holiday codes and the date_group_id (the legacy
+dimdategroupid).
 
 `date_group_id` is the calendar feature every model uses: a holiday's own id (`EASTER_SUNDAY`,
 `THANKSGIVING`, ...) or else `[BEFORE_|AFTER_EASTER_]MMM_WEEKn_DDD`, so that "the second Saturday
@@ -61,7 +62,7 @@ def easter_sundays(dates: pd.Series) -> pd.Series:
 
 
 def holiday_codes(dates: pd.Series) -> pd.Series:
-    """Holiday code per date (legacy §3.5, later rules overwrite earlier ones), NONE if none.
+    """Holiday code per date (rules in a fixed order, later ones overwrite earlier), NONE if none.
 
     A Presidents' Day followed by Mardi Gras becomes the pair PMP (Monday) / PMM (Tuesday).
     The result has the index of `dates`.

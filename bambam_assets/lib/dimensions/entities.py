@@ -1,4 +1,4 @@
-"""The entity dimension (legacy §3.1): one clean row per attraction code.
+"""The entity dimension (the legacy dimentity): one clean row per attraction code.
 
 Input: the outer union of the `current_{prop}_entities.csv` exports, read as strings. Entities
 seen only in the facts are added so every fact row joins to a dim_entity row.

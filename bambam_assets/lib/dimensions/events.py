@@ -1,4 +1,5 @@
-"""Event and metatable dimensions (legacy §3.4): event days, the event list, the metatable.
+"""Event and metatable dimensions: event days, the event list, the metatable (the legacy
+dimeventdays, dimevents and dimmetatable).
 
 None of these feed the models; they are cleaned, typed copies for analysis and for the
 metatable's park hours (see park_hours.hours_from_metatable).
@@ -19,7 +20,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "property_code", "event_abbreviation", "event_code", "event_name", "event_hard_ticket",
 )
 
-# Legacy §3.4: a metatable column is a flag if its name has one of these parts and none of the
+# As in the legacy: a metatable column is a flag if its name has one of these parts and none of the
 # excluded ones (those name times and hour counts, e.g. MKEMHMORN is a flag, MKOPEN a time).
 _FLAG_NAME = re.compile(r"MORN|EVE|YEST|TOM|PRDDAY|PRDNGT|FIREWK|SHWNGT|OPTIMIZERS")
 _NOT_FLAG_NAME = re.compile(r"OPEN|CLOSE|T1|T2|HOURS|DT1|DT2|NT1|NT2")

@@ -1,4 +1,5 @@
-"""Park hours (legacy §3.2–3.3): official hours, metatable hours and their version history.
+"""Park hours (the legacy dimparkhours, flat and versioned): official hours, metatable hours and
+their version history.
 
 Every time is a tz-aware UTC instant; a close after midnight is an instant on the next calendar
 day. One "hours row" has the columns HOURS_ROW_COLUMNS; `dim_park_hours_versions` adds

@@ -1,7 +1,7 @@
 """Donor hours for future days without known hours, and the assembled dim_park_hours.
 
 A future day of a park without official (or metatable) hours borrows the hours of the most
-similar earlier day of the same park, its "donor" (legacy §3.3), with confidence
+similar earlier day of the same park, its "donor" (the legacy donor imputation), with confidence
 w * (1.0 if the date_group_id matches else 0.7), w = 1 / (1 + days_ago / 365).
 
 Legacy quirk fixed: the legacy ranked every candidate by that score alone, so a non-matching

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Legacy §3.1 rule: a flag is true iff its trimmed, lower-cased text is one of these.
+# The legacy flag rule: a flag is true iff its trimmed, lower-cased text is one of these.
 # "1.0" is added because a flag column that passed through a float round-trip reads "1.0".
 TRUTHY: frozenset[str] = frozenset({"true", "1", "yes", "y", "t", "1.0"})
 

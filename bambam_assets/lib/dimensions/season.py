@@ -1,4 +1,4 @@
-"""The season dimension (legacy §3.6): a season label and a season_year per date.
+"""The season dimension (the legacy dimseason): a season label and a season_year per date.
 
 Seasons are derived from the calendar's date_group_id: fixed Christmas peak, windows around
 holidays, a combined Presidents' Day / Mardi Gras week, then Easter halves and meteorological

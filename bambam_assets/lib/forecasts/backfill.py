@@ -1,4 +1,4 @@
-"""Historical ACTUAL curves per entity (legacy §9.2, which never ran: hours and file names broke).
+"""Historical ACTUAL curves per entity (the legacy backfill never ran: hours, file names broke).
 
 For every past park day on which the entity has facts (park_date <= as_of, optionally only the
 last `window_days`), every 5-minute slot within the park's hours (slots.py) gets, in this order:

@@ -1,4 +1,4 @@
-"""Two-year forecast curves per entity (legacy §9.1, without its per-slot reloads).
+"""Two-year forecast curves per entity (as the legacy forecast, without its per-slot reloads).
 
 For each park, the slots of as_of+1 .. as_of+horizon (dim_park_hours: official, metatable or donor
 hours) get their features in ONE DuckDB query through `features.feature_ctes_sql`, so they are

@@ -1,4 +1,4 @@
-"""Posted aggregates (legacy §8): recency-weighted POSTED statistics and their fallback lookup.
+"""Posted aggregates: recency-weighted POSTED statistics and their fallback lookup.
 
 Built in one SQL statement over `fct_wait_times` (POSTED rows only; CLOSED rows carry no
 minutes and are never POSTED) joined to `dim_calendar` for the date_group_id. Only rows with

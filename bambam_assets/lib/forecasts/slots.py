@@ -1,7 +1,7 @@
 """Five-minute slots of park days, generated in DuckDB from `dim_park_hours`.
 
-A slot is a 5-minute mark of a park day from opening to closing time, both included (legacy §9.1:
-157 slots for 09:00-22:00). Slots are generated on instants (TIMESTAMPTZ), so a day open across
+A slot is a 5-minute mark of a park day from opening to closing time, both included (157
+slots for 09:00-22:00). Slots are generated on instants (TIMESTAMPTZ), so a day open across
 midnight simply continues into the next calendar day, and a day spanning a DST change has the
 real number of minutes (one hour fewer on spring-forward); the label `slot` is the local `HH:MM`
 of the slot in the park's own time zone (legacy quirk fixed: never UTC, never a default zone).

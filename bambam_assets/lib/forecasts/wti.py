@@ -1,4 +1,4 @@
-"""The Wait Time Index (legacy §10): mean ACTUAL over a park's open entities, per slot and per day.
+"""The Wait Time Index: mean ACTUAL over a park's open entities, per slot and per day.
 
 Value of one entity at one slot: the backfill `actual` (observed, else imputed), else the forecast
 `actual_predicted`; a backfill slot with source `closed` has no value even if a forecast exists,

@@ -50,8 +50,8 @@ REQUIRED_COLUMNS: dict[RawFormat, frozenset[str]] = {
         {"property_abbrev", "event_abbreviation", "event_code", "event_name"}),
 }
 
-# Legacy markers of the old (headerless, positional) fastpass export, matched on the
-# lower-cased key like the legacy classifier (spec §1.2).
+# Markers of the old (headerless, positional) fastpass export, matched on the lower-cased key
+# like the legacy classifier: a fastpass key holding one of them is old format, any other new.
 OLD_FASTPASS_MARKERS: tuple[str, ...] = (
     *(f"_{y}" for y in range(2012, 2019)), "_2019_01", "_2019_02", "_201901", "_201902",
 )

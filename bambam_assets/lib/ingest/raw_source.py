@@ -27,7 +27,7 @@ from botocore.exceptions import (
 )
 
 S3_SCHEME = "s3://"
-FETCH_ATTEMPTS = 3  # legacy §1.7: each file read gets 3 tries, 2**attempt s apart
+FETCH_ATTEMPTS = 3  # each file read gets 3 tries, 2**attempt s apart (as the legacy ETL)
 _CHUNK = 1 << 20
 
 

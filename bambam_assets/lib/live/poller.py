@@ -1,15 +1,15 @@
 """The queue-times poller: which parks are in their window, fetch them, write snapshot files.
 
-Window (legacy spec §2, quirks fixed): a park is polled from min(open, open with EMH) − 90 min to
-max(close, close with EMH) + 90 min of its park day, from `dim_park_hours`, in the park's own time
-zone. The park day of an instant follows the 6 AM rule, and the windows of the day before and
-after are checked too (a close after midnight or a 04:30 window start still count; the legacy
-HH:MM parser failed open on every ISO time). A park day without hours fails open (polled), as in
-the legacy: a missed fetch loses data, an extra one costs one request.
+Window (the legacy hours filter, quirks fixed): a park is polled from min(open, open with EMH)
+− 90 min to max(close, close with EMH) + 90 min of its park day, from `dim_park_hours`, in the
+park's own time zone. The park day of an instant follows the 6 AM rule, and the windows of the
+day before and after are checked too (a close after midnight or a 04:30 window start still
+count; the legacy HH:MM parser failed open on every ISO time). A park day without hours fails
+open (polled), as in the legacy: a missed fetch loses data, an extra one costs one request.
 
 Each fetched response is written unchanged to the raw source under
-`queue_times/{PARK}/{park_date}/{PARK}_{YYYYmmddTHHMMSSZ}.json` (docs/raw_formats.md §3), where
-the ingest sensor picks it up. Nothing here opens DuckDB for writing.
+`queue_times/{PARK}/{park_date}/{PARK}_{YYYYmmddTHHMMSSZ}.json` (docs/raw_formats.md, section 3),
+where the ingest sensor picks it up. Nothing here opens DuckDB for writing.
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def rides_frame(data: dict) -> pd.DataFrame:
 
 
 def snapshot_key(park_code: str, fetched_at: datetime) -> str:
-    """`queue_times/{PARK}/{park_date}/{PARK}_{YYYYmmddTHHMMSSZ}.json` (docs/raw_formats.md §3)."""
+    """`queue_times/{PARK}/{park_date}/{PARK}_{YYYYmmddTHHMMSSZ}.json` (docs/raw_formats.md,
+    section 3)."""
     stamp = fetched_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     day = park_day(fetched_at, park_code).isoformat()
     return f"{SNAPSHOT_PREFIX}/{park_code}/{day}/{park_code}_{stamp}.json"

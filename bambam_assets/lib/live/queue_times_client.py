@@ -1,4 +1,4 @@
-"""HTTP client of the queue-times.com API (legacy spec §2), with timeouts and retries.
+"""HTTP client of the queue-times.com API, with timeouts and retries.
 
 Legacy: timeout 30 s, 3 tries, sleep 2×attempt s, proxy from the environment bypassed. Here the
 retries back off exponentially (tenacity) and only on what a retry can fix (a timeout, a broken

@@ -1,7 +1,7 @@
 """Model features for per-entity training, built in one DuckDB pass for many entities at once.
 
 Reads `fct_wait_times`, `dim_entity`, `dim_calendar`, `dim_season` and `dim_park_hours`
-(docs/warehouse.md). Legacy quirks fixed (spec §5–§7):
+(docs/warehouse.md). Quirks of the legacy features fixed:
 - local time uses the park's own time zone (TDL/TDS Tokyo, USH Los Angeles), never a default;
 - a day without park hours gives NULL hours features instead of failing the entity;
 - the PRIORITY target excludes 8888 (sold out);

@@ -1,6 +1,6 @@
 """The retraining rule, in one place: which entities are stale, and why (pure DuckDB + pandas).
 
-An entity is stale, and gets retrained, when any of these holds (DESIGN.md "Smart retraining"):
+An entity is stale, and gets retrained, when any of these holds:
 - it has no current model;
 - at least `min_new_targets` target observations arrived since its last training;
 - its last training is older than its tier's maximum age (critical 1 day, high 3 days, medium,

@@ -1,7 +1,7 @@
 """Per-entity model training and prediction (pure: no DuckDB, no dagster).
 
 Input is one entity's rows of `features.build_training_frame` (one row per target observation).
-Legacy quirks fixed (spec §6–§7): recency weights are used as sample weights; nulls stay missing
+Quirks of the legacy training fixed: recency weights are used as sample weights; nulls stay missing
 (XGBoost learns a default direction) instead of per-split median fills; category mappings live in
 the model version, unseen values map to a reserved code instead of raising; the fallback model is a
 mean per local hour, not one global mean, and PRIORITY targets never include 8888; the shipped model

@@ -1,7 +1,7 @@
 """Worker-pool sizing, entity ordering and a crash-tolerant process pool for per-entity training.
 
 Workers never open DuckDB: the parent reads a batch's rows once, hands each worker its entity's
-data, and collects the results (see DESIGN.md "Parallel training").
+data, and collects the results.
 """
 
 from __future__ import annotations

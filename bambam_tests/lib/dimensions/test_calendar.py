@@ -1,4 +1,4 @@
-"""Calendar, holiday codes, date_group_id and seasons pinned on known dates (legacy §3.5–3.6)."""
+"""Calendar, holiday codes, date_group_id and seasons pinned on known dates."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_easter_sundays_2019_2027(by_date: pd.DataFrame) -> None:
         assert row["season"] == "EASTER"
 
 
-# (date, date_group_id, season_year): every rule of §3.5 and §3.6 at least once.
+# (date, date_group_id, season_year): every holiday, date-group and season rule at least once.
 CASES = [
     # Presidents' Day followed by Mardi Gras (2015): PMP/PMM and a 7-day combined season.
     ("2015-02-12", "FEB_WEEK2_THU", "WINTER_2015"),

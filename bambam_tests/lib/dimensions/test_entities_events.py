@@ -1,4 +1,4 @@
-"""Entity, event, event-day and metatable cleaning (legacy §3.1, §3.4)."""
+"""Entity, event, event-day and metatable cleaning."""
 
 from __future__ import annotations
 

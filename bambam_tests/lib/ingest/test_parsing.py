@@ -1,7 +1,7 @@
 """Format detection and wait-time parsing: exact rows for every format, time zones, DST, the 6 AM
 rule, fastpass packing and roll-over, rejections with reasons and line numbers, unreadable files.
 
-All rows are generated here (never copied from shared/samples).
+All rows are generated here (never copied from real sample files).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""Parser of queue-times.com snapshots (`/parks/{id}/queue_times.json`, docs/raw_formats.md §3).
+"""Parser of queue-times.com snapshots (`/parks/{id}/queue_times.json`; docs/raw_formats.md,
+section 3).
 
-Legacy quirks fixed (spec §2): a closed ride is a CLOSED row (never dropped, never a 0 wait);
-an unmapped ride is rejected as `unmapped_ride` (never given an invented `{PREFIX}{id}` code);
-the ride id alone maps to the entity (queue-times ride ids are global, no float/park-case key).
+Quirks of the legacy loader fixed: a closed ride is a CLOSED row (never dropped, never a 0
+wait); an unmapped ride is rejected as `unmapped_ride` (never given an invented `{PREFIX}{id}`
+code); the ride id alone maps to the entity (queue-times ride ids are global, no float/park-case
+key).
 """
 
 from __future__ import annotations

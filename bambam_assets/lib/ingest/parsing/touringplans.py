@@ -1,8 +1,8 @@
 """Parsers of the TouringPlans wait-time formats: standby export, public per-attraction, fastpass.
 
 Each takes the (file index, path[, key]) files of one format and returns a `Parsed` batch; all
-files are read into one block and parsed in one vectorized pass (docs/raw_formats.md §1–2,
-legacy spec §1.3–1.4 with its quirks fixed).
+files are read into one block and parsed in one vectorized pass (docs/raw_formats.md,
+sections 1-2; the legacy parsing rules, with its quirks fixed).
 
 Reason priority for one raw row: wrong field count (bad_row) > entity code (bad_entity_code,
 unknown_park) > time (unparseable_time) > no value at all (missing_value) > a value that is not
@@ -133,7 +133,8 @@ def _dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
 
 
 def _fastpass(block: LineBlock) -> Parsed:
-    """Fastpass rows (legacy §1.4): one PRIORITY candidate per raw row."""
+    """Fastpass rows: one PRIORITY candidate per raw row, minutes = return time - observation
+    time (a return more than ROLL_OVER_MINUTES before it is the next day), sold out 8888."""
     n = len(block)
     f = block.fields
     code, park_idx, ent_reason = entity_parks(f["fattid"])

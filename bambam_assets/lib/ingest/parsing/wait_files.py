@@ -71,7 +71,7 @@ def _kept(file_of: np.ndarray, entity: np.ndarray, instant: np.ndarray, types: n
     fastpass collapse and the batch dedupe on the fact key."""
     keep = np.ones(len(file_of), dtype=bool)
     if collapse and len(file_of):
-        # Legacy §1.4 kept the LAST fastpass row per (entity, instant) of a chunk. Kept here per
+        # The legacy ETL kept the LAST fastpass row per (entity, instant) of a chunk. Kept here per
         # file: in one export file line order is the order of observation, so the last row is
         # the freshest reading of that booth at that minute; across files the order would
         # depend on which file a run happens to read first, breaking idempotent re-ingest.
