@@ -36,8 +36,9 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
     """One `bambam run` in a fresh process on `raw` with BAMBAM_HOME=`home`.
 
     `fresh`: `home` must not exist yet (a first run); otherwise it must exist (a daily run on the
-    state an earlier run left). `selection`: "training" (entity_model and everything upstream)
-    or "all" (every asset, what `bambam run` materializes). `name` names the log and result
+    state an earlier run left). `selection`: "training" (entity_model and everything upstream),
+    "all" (every asset, what `bambam run` materializes) or "retrain-all" (every asset, every
+    entity retrained in full: `bambam run --retrain-all`). `name` names the log and result
     files under `home`, so that several runs on one home keep theirs. `env`: extra environment
     variables of the child (e.g. BAMBAM_TRAIN_MODE).
     """
@@ -203,8 +204,11 @@ def child_main(result_path: Path, selection_name: str = "training") -> None:
     imported = time.time()
     instance = local_instance()
     selection = training_selection() if selection_name == "training" else None
+    # "retrain-all": every asset, every entity retrained from scratch (`bambam run --retrain-all`)
+    config = ({"ops": {"entity_model": {"config": {"mode": "full"}}}}
+              if selection_name == "retrain-all" else None)
     t0 = time.time()
-    summary = run_pipeline(instance, selection, log=print)
+    summary = run_pipeline(instance, selection, log=print, entity_run_config=config)
     t1 = time.time()
     result = {
         "success": summary.success, "run_ids": summary.run_ids, "selection": selection,

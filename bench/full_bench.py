@@ -1,0 +1,239 @@
+"""The whole graph at the real entity count: 14 parks x 121 entities = 1,694, N years of history.
+
+    python -m bench.full_bench --years 1                      # first run, no-op, daily, full retrain
+    python -m bench.full_bench --years 3 --phases first
+    python -m bench.full_bench --years 1 --entities-per-park 20 --months 3   # a quick smoke size
+
+Phases, each one `bambam run` in a fresh process (bench.bambam_side) with every asset selected,
+all on one home so that each starts from the state the one before left:
+
+1. `first`: a new home, the raw source as it stood at the end of day D-1 (history), the defaults
+   (730-day forecast horizon, the whole history backfilled);
+2. `noop`: the same again: nothing new, nothing due (the models are minutes old);
+3. `daily`: day D's raw files land (bench.new_day), the run as of D: ingest, due retrains,
+   forecasts, backfill, WTI;
+4. `full`: the weekly full retrain as of D: every entity retrained from scratch
+   (`bambam run --retrain-all`), then everything downstream.
+
+For each phase: wall time, CPU seconds of the process tree (the run and its pool workers),
+peak memory of the process tree (RSS summed over the run and all its descendants, sampled every
+0.25 s), peak size of the home on disk (warehouse, DuckDB temp files, models, curves, Dagster
+instance; sampled every second), and each Dagster step's duration from the run's event log.
+
+Results go to bench/out/full_{size}_{stamp}.json and a table on stdout. The workload is
+generated once per size under --work and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import psutil
+
+from bench.bambam_side import run_bambam
+from bench.new_day import land, split_history
+from bench.report import OUT_DIR
+from bench.workloads import ALL_PARKS
+
+PHASES = ("first", "noop", "daily", "full")
+
+
+def _disk_usage(root: Path) -> int:
+    """Bytes allocated on disk under `root` (st_blocks, so sparse and hard-linked files count
+    what they take)."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except FileNotFoundError:  # a temp file gone between list and stat
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return total
+
+
+class Monitor:
+    """Samples the peak RSS of this process's descendants and the peak disk use of a folder."""
+
+    def __init__(self, home: Path, rss_every: float = 0.25, disk_every: float = 1.0) -> None:
+        self.home = home
+        self.rss_every, self.disk_every = rss_every, disk_every
+        self.peak_rss = 0
+        self.peak_disk = 0
+        self.peak_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        me = psutil.Process()
+        next_disk = 0.0
+        while not self._stop.is_set():
+            rss, n = 0, 0
+            for child in me.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                    n += 1
+                except psutil.Error:
+                    continue
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_procs = max(self.peak_procs, n)
+            now = time.monotonic()
+            if now >= next_disk:
+                self.peak_disk = max(self.peak_disk, _disk_usage(self.home))
+                next_disk = now + self.disk_every
+            self._stop.wait(self.rss_every)
+
+    def __enter__(self) -> Monitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_disk = max(self.peak_disk, _disk_usage(self.home))
+
+
+@dataclass
+class Size:
+    years: int
+    entities_per_park: int
+    months: int | None = None  # a shorter history for smoke runs
+
+    @property
+    def end(self) -> date:  # day D: the last day of the workload
+        return date(2025, 12, 31)
+
+    @property
+    def start(self) -> date:
+        if self.months:
+            return self.end - timedelta(days=round(30.4 * self.months))
+        return date(self.end.year - self.years + 1, 1, 1)
+
+    @property
+    def name(self) -> str:
+        span = f"{self.months}m" if self.months else f"{self.years}y"
+        return f"{len(ALL_PARKS)}x{self.entities_per_park}_{span}"
+
+
+def _cpu_children() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_phase(name: str, raw: Path, home: Path, as_of: date, fresh: bool, log=print,
+              env: dict[str, str] | None = None, selection: str = "all") -> dict:
+    cpu0 = _cpu_children()
+    with Monitor(home if home.exists() else home.parent) as mon:
+        res = run_bambam(raw, home, as_of, selection=selection, fresh=fresh, name=name, log=log,
+                         env=env)
+    child = res.child
+    out = {
+        "phase": name, "as_of": as_of.isoformat(), "wall": round(res.wall, 1),
+        "wall_to_exit": round(res.wall_to_exit, 1),
+        "cpu_seconds": round(_cpu_children() - cpu0, 1),
+        "peak_rss_gb": round(mon.peak_rss / 2**30, 2),
+        "peak_home_gb": round(mon.peak_disk / 2**30, 2),
+        "peak_processes": mon.peak_procs,
+        "steps": {k: round(v, 1) for k, v in sorted(child.get("steps", {}).items())},
+        "entity_model_phases": {k: round(v, 1) for k, v in
+                                child.get("entity_model_phases", {}).items()},
+        "retrained": sum(1 for e in child.get("evaluations", {}).values()
+                         if e.get("action") not in (None, "skip")),
+        "success": child.get("success"),
+    }
+    log(f"{name}: {out['wall']:.1f}s wall, {out['cpu_seconds']:.0f} CPU s, peak RSS "
+        f"{out['peak_rss_gb']:.2f} GB, peak home {out['peak_home_gb']:.2f} GB")
+    return out
+
+
+def prepare(size: Size, work: Path, log=print) -> tuple[Path, Path, date]:
+    """(full raw source up to D, raw source as of D-1, D); generated once per size."""
+    from bambam_assets.lib.demo import generate as demo
+
+    full = work / f"raw_full_{size.name}"
+    if not (full / ".complete").exists():
+        shutil.rmtree(full, ignore_errors=True)
+        log(f"generating {len(ALL_PARKS)} parks x {size.entities_per_park} entities, "
+            f"{size.start}..{size.end} into {full}")
+        t0 = time.perf_counter()
+        summary = demo.generate(full, list(ALL_PARKS), size.entities_per_park, size.start,
+                                size.end, seed=42, qt_days=0)
+        log(f"generated in {time.perf_counter() - t0:.0f}s: {summary.get('rows')}")
+        (full / ".complete").write_text(json.dumps(summary, default=str))
+    raw = work / f"raw_history_{size.name}"
+    shutil.rmtree(raw, ignore_errors=True)
+    new_day = split_history(full, raw, size.end)
+    (work / f"changed_{size.name}.json").write_text(json.dumps(new_day.changed))
+    return full, raw, size.end
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--years", type=int, default=1)
+    ap.add_argument("--months", type=int, default=None, help="a shorter history (smoke runs)")
+    ap.add_argument("--entities-per-park", type=int, default=121)
+    ap.add_argument("--phases", default=",".join(PHASES))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bambam_full_bench"))
+    ap.add_argument("--keep-home", action="store_true")
+    args = ap.parse_args(argv)
+    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        ap.error(f"unknown phases {unknown}; known: {', '.join(PHASES)}")
+    size = Size(args.years, args.entities_per_park, args.months)
+    args.work.mkdir(parents=True, exist_ok=True)
+    full, raw, day = prepare(size, args.work)
+    home = args.work / f"home_{size.name}"
+    shutil.rmtree(home, ignore_errors=True)
+    report: dict = {"size": size.name, "entities": len(ALL_PARKS) * size.entities_per_park,
+                    "start": size.start.isoformat(), "day": day.isoformat(),
+                    "raw_gb": round(_disk_usage(full) / 2**30, 2), "phases": []}
+    fresh = True
+    for phase in PHASES:
+        if phase not in phases:
+            continue
+        if phase == "daily":
+            land(full, raw, json.loads((args.work / f"changed_{size.name}.json").read_text()))
+        as_of = day - timedelta(days=1) if phase in ("first", "noop") else day
+        selection = "retrain-all" if phase == "full" else "all"
+        report["phases"].append(run_phase(phase, raw, home, as_of, fresh, selection=selection))
+        fresh = False
+    OUT_DIR.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    out = OUT_DIR / f"full_{size.name}_{stamp}.json"
+    out.write_text(json.dumps(report, indent=1))
+    print_report(report)
+    print(f"written {out}")
+    if not args.keep_home:
+        shutil.rmtree(home, ignore_errors=True)
+    return report
+
+
+def print_report(report: dict, echo=print) -> None:
+    echo(f"\n{report['entities']} entities, {report['start']}..{report['day']} "
+         f"(raw {report['raw_gb']} GB)")
+    echo(f"{'phase':8} {'wall s':>8} {'CPU s':>8} {'peak RSS GB':>12} {'peak home GB':>13}  steps")
+    for p in report["phases"]:
+        steps = ", ".join(f"{k} {v:.0f}s" for k, v in p["steps"].items() if v >= 1)
+        echo(f"{p['phase']:8} {p['wall']:8.1f} {p['cpu_seconds']:8.0f} {p['peak_rss_gb']:12.2f} "
+             f"{p['peak_home_gb']:13.2f}  {steps}")
+
+
+if __name__ == "__main__":
+    main()
