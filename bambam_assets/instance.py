@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from bambam_assets import settings
+from bambam_assets.lib.core import settings
 
 # Pools: warehouse writers one at a time (DuckDB has a single writer); telemetry off (no network).
 DAGSTER_YAML = """\

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from bambam_assets import settings
 from bambam_assets.definitions import defs
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.models import staleness
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash

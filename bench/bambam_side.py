@@ -196,8 +196,8 @@ def _plain_metadata(instance, run_ids: list[str]) -> dict:
 def child_main(result_path: Path, selection_name: str = "training") -> None:
     """The timed `bambam run`, then the (untimed) event-log and registry read-out."""
     entered = time.time()
-    from bambam_assets import settings
     from bambam_assets.instance import local_instance
+    from bambam_assets.lib.core import settings
     from bambam_assets.runner import run_pipeline
 
     imported = time.time()

@@ -3,7 +3,7 @@
 The scratch home is a folder of its own (default `$BAMBAM_HOME/backtests/<as-of>-<days>d/home`):
 its own warehouse, models, curves and Dagster instance, fed from the same raw source. The live
 home's warehouse, models and curves are never opened. Settings are environment variables read
-at run time (bambam_assets.settings), so the run points BAMBAM_HOME, BAMBAM_AS_OF and
+at run time (bambam_assets.lib.core.settings), so the run points BAMBAM_HOME, BAMBAM_AS_OF and
 DAGSTER_HOME at the scratch values for its duration and restores them afterwards. Every step
 filters on the as-of date (features, aggregates, training, forecast, backfill), so rows dated
 later, although ingested, are invisible to them; they are what the forecast is scored against.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import click
 
-from bambam_assets import settings
 from bambam_assets.cli.options import parse_date
+from bambam_assets.lib.core import settings
 
 
 @dataclass

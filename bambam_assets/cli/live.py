@@ -20,7 +20,7 @@ def live() -> None:
               help="Seconds per HTTP attempt.")
 def poll_once(parks: str | None, base_url: str | None, timeout: float) -> None:
     """Fetch every park in its window now; write snapshots and the fetch status."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.ingest.raw_source import open_raw_source
     from bambam_assets.lib.live.fetch_status import run_tick
     from bambam_assets.lib.live.poller import parks_from_env

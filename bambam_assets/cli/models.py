@@ -33,7 +33,7 @@ def models() -> None:
 @click.argument("entity")
 def models_list(entity: str) -> None:
     """List the kept versions of ENTITY's model (newest first; * marks the current one)."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.models import registry
 
     versions = registry.list_versions(settings.home() / "models", entity.upper())
@@ -54,7 +54,7 @@ def models_list(entity: str) -> None:
               "(default: the one before the current).")
 def models_rollback(entity: str, version: int | None) -> None:
     """Make an earlier kept version of ENTITY's model current."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.core import warehouse as wh
     from bambam_assets.lib.models import registry
 
@@ -75,7 +75,7 @@ def models_rollback(entity: str, version: int | None) -> None:
 def status(live: bool) -> None:
     """Print each entity's latest retrain evaluation: stale/fresh, reasons, new targets, age,
     model and code versions (table retrain_evaluations, written by every entity_model run)."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.core import warehouse as wh
     from bambam_assets.lib.models import batch as tb
     from bambam_assets.lib.models import staleness

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bambam_assets import settings
 from bambam_assets.dashboard import runs
 from bambam_assets.dashboard.store import WarehouseStore
+from bambam_assets.lib.core import settings
 
 DEFAULT_STALE_DAYS = 2
 

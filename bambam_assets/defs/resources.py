@@ -13,8 +13,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from bambam_assets import settings
-from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.core import settings, warehouse
 from bambam_assets.lib.ingest.raw_source import RawSource, open_raw_source
 
 

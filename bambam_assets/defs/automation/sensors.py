@@ -23,10 +23,10 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from bambam_assets import settings
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.models import batch as tb
 from bambam_assets.lib.models import staleness
