@@ -7,7 +7,6 @@ one run per asset (their BackfillPolicy is single_run), so 1,700 entities cost o
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -132,8 +131,8 @@ def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
     # Dagster's console logger prints every event at DEBUG; the CLI shows progress bars and a
     # summary instead, and the full event log stays in the instance (UI). BAMBAM_LOG_LEVEL=DEBUG
     # brings the stream back.
-    level = os.environ.get("BAMBAM_LOG_LEVEL", "WARNING").upper()
-    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": level}}}}
+    config = {**(run_config or {}),
+              "loggers": {"console": {"config": {"log_level": settings.log_level()}}}}
     result = _asset_job().execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False,
         tags={**tags, "bambam/trigger": "cli"}, run_config=config,

@@ -2,7 +2,6 @@
 lib.backfill and lib.wti (they read, call, write and report)."""
 
 
-import os
 import time
 
 import dagster as dg
@@ -10,20 +9,13 @@ import dagster as dg
 from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.forecasts import backfill, forecast, wti
 from bambam_assets.lib.forecasts import posted_aggregates as pa
 
 FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
-# Run-time overrides (read when a run starts, never at import): the backtest shortens the
-# horizon with them, since run_pipeline passes no run config.
-FORECAST_DAYS_ENV, BACKFILL_DAYS_ENV = "BAMBAM_FORECAST_DAYS", "BAMBAM_BACKFILL_DAYS"
-
-
-def _env_days(name: str) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else 0
 
 
 class ForecastConfig(dg.Config):
@@ -81,7 +73,7 @@ def entity_forecast(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
-    horizon = (config.horizon_days or _env_days(FORECAST_DAYS_ENV)
+    horizon = (config.horizon_days or settings.forecast_days()
                or forecast.DEFAULT_HORIZON_DAYS)
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_forecast", len(keys))
@@ -132,7 +124,7 @@ def entity_backfill(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
-    window = config.window_days or _env_days(BACKFILL_DAYS_ENV) or None
+    window = config.window_days or settings.backfill_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_backfill", len(keys))
 
