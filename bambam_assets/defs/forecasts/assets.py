@@ -9,7 +9,6 @@ import dagster as dg
 from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
-from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.forecasts import backfill, forecast, wti
 from bambam_assets.lib.forecasts import posted_aggregates as pa
@@ -19,14 +18,16 @@ WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
 
 
 class ForecastConfig(dg.Config):
-    """Horizon (0: $BAMBAM_FORECAST_DAYS or 730 days) and which entities of the range to run."""
+    """Horizon (0: the run_settings resource's, i.e. the run's or $BAMBAM_FORECAST_DAYS or 730
+    days) and which entities of the range to run."""
 
     horizon_days: int = 0
     only: list[str] = []
 
 
 class BackfillConfig(dg.Config):
-    """Past days to backfill (0: $BAMBAM_BACKFILL_DAYS or every day with facts) and entities."""
+    """Past days to backfill (0: the run_settings resource's, i.e. the run's or
+    $BAMBAM_BACKFILL_DAYS or every day with facts) and which entities."""
 
     window_days: int = 0
     only: list[str] = []
@@ -73,8 +74,7 @@ def entity_forecast(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
-    horizon = (config.horizon_days or settings.forecast_days()
-               or forecast.DEFAULT_HORIZON_DAYS)
+    horizon = config.horizon_days or run_settings.forecast_horizon_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_forecast", len(keys))
 
@@ -124,7 +124,7 @@ def entity_backfill(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
-    window = config.window_days or settings.backfill_days()
+    window = config.window_days or run_settings.backfill_window_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_backfill", len(keys))
 
