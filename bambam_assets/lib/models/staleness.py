@@ -66,15 +66,15 @@ class StalenessConfig:
         return float(self.max_age_hours.get(tier, self.max_age_hours.get("other", 168.0)))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StalenessConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StalenessConfig:
         """The defaults with the overrides BAMBAM_RETRAIN_MIN_NEW_TARGETS=100 and
         BAMBAM_RETRAIN_MAX_AGE_HOURS="critical=24,high=72", read now through lib/core/settings.py
-        (from `environ` instead of the environment when given)."""
+        (from `env` instead of the environment when given)."""
         cfg = cls()
-        min_new = settings.retrain_min_new_targets(environ)
+        min_new = settings.retrain_min_new_targets(env)
         if min_new is not None:
             cfg = replace(cfg, min_new_targets=min_new)
-        ages = settings.retrain_max_age_hours(environ)
+        ages = settings.retrain_max_age_hours(env)
         if ages:
             cfg = replace(cfg, max_age_hours={**cfg.max_age_hours, **ages})
         return cfg
