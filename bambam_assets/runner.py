@@ -3,19 +3,26 @@
 Unpartitioned layers (ingest, dimensions, ...) run first in one run; entity codes found by the
 ingest become `entity` partitions; then every partitioned asset runs over the whole key range in
 one run per asset (their BackfillPolicy is single_run), so 1,700 entities cost one run, not 1,700.
+
+The home, the raw source and the knobs (as-of date, forecast and backfill days, train mode) are
+resolved once per call and handed to each run as resource config and `bambam/*` tags, so the
+Dagster UI shows what every run computed with, and a caller (the backtest) can point a call at
+another home without touching the environment.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
-from bambam_assets import settings
 from bambam_assets.definitions import defs
+from bambam_assets.defs.models.assets import TrainConfig
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RunKnobs
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.models import staleness
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash
@@ -40,12 +47,13 @@ def _asset_job() -> dg.JobDefinition:
     return defs.resolve_implicit_global_asset_job_def()
 
 
-def sync_entity_partitions(instance: dg.DagsterInstance) -> list[str]:
-    """Add every entity of the entity index as an `entity` partition; returns the codes added."""
-    path = wh.warehouse_path(settings.home())
-    if not path.exists():
+def sync_entity_partitions(instance: dg.DagsterInstance, home: Path | None = None) -> list[str]:
+    """Add every entity of the entity index (of `home`, default BAMBAM_HOME) as an `entity`
+    partition; returns the codes added."""
+    home = home or settings.home()
+    if not wh.warehouse_path(home).exists():
         return []
-    with wh.reader(settings.home()) as conn:
+    with wh.reader(home) as conn:
         if not wh.table_exists(conn, "entity_index"):
             return []
         codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
@@ -56,16 +64,41 @@ def sync_entity_partitions(instance: dg.DagsterInstance) -> list[str]:
     return new
 
 
+@dataclass(frozen=True)
+class _Target:
+    """Where the runs of one run_pipeline call read and write, and their knobs: passed to every
+    run as resource config (visible in the UI) and tags, never through the environment."""
+
+    home: Path
+    raw_uri: str
+    knobs: RunKnobs
+
+    def run_config(self, extra: dict | None) -> dict:
+        extra = extra or {}
+        return {**extra, "resources": {
+            "warehouse": {"config": {"home": str(self.home)}},
+            "raw_source": {"config": {"uri": self.raw_uri}},
+            "run_settings": {"config": self.knobs.run_settings_config()},
+            **extra.get("resources", {}),
+        }}
+
+
 def run_pipeline(
     instance: dg.DagsterInstance, selection: list[str] | None = None, log=print,
-    entity_run_config: dict | None = None,
+    entity_run_config: dict | None = None, *, home: Path | None = None,
+    raw_uri: str | None = None, knobs: RunKnobs | None = None,
 ) -> RunSummary:
     """Materialize the selected assets (all when None) once; returns what ran.
 
     In graph order: one run for the unpartitioned layers upstream of the entity partitions
     (ingest, dimensions, aggregates); one run per entity-partitioned asset over the whole key
     range (a worker pool inside the step); one run for the unpartitioned layers downstream (WTI).
+
+    `home`, `raw_uri` and `knobs` (as-of date, forecast and backfill days, train mode) default to
+    the settings, read once here; every run gets them as resource config and as tags.
     """
+    home = Path(home).resolve() if home else settings.home()
+    target = _Target(home, raw_uri or settings.raw_uri(), knobs or RunKnobs.from_settings())
     summary = RunSummary()
     graph = defs.resolve_asset_graph()
     assets = _all_assets()
@@ -79,9 +112,9 @@ def run_pipeline(
                       key=lambda k: k.to_user_string())
 
     before, after = chosen(plain - downstream), chosen(plain & downstream)
-    if before and not _execute(instance, before, {}, None, summary, log):
+    if before and not _execute(instance, before, {}, None, target, summary, log):
         return summary
-    summary.new_partitions = sync_entity_partitions(instance)
+    summary.new_partitions = sync_entity_partitions(instance, target.home)
     if summary.new_partitions:
         log(f"added {len(summary.new_partitions)} entity partitions")
     keys = instance.get_dynamic_partitions(entity_partitions.name)
@@ -95,23 +128,23 @@ def run_pipeline(
         for key in order:
             config = None
             if key.to_user_string() == "entity_model":
-                config = entity_run_config or _due_config(log)
+                config = entity_run_config or _due_config(log, target)
                 if config is None:
                     continue
             log(f"over {len(keys)} entity partitions:")
-            if not _execute(instance, [key], tags, config, summary, log):
+            if not _execute(instance, [key], tags, config, target, summary, log):
                 return summary
     if after:
-        _execute(instance, after, {}, None, summary, log)
+        _execute(instance, after, {}, None, target, summary, log)
     return summary
 
 
-def _due_config(log) -> dict | None:
+def _due_config(log, target: _Target) -> dict | None:
     """Run config training exactly the stale entities (the smart-retraining rule); None if none."""
     now = datetime.now(UTC)
-    with wh.reader(settings.home()) as conn:
+    with wh.reader(target.home) as conn:
         evaluation = staleness.evaluate_warehouse(
-            conn, now=now, as_of=settings.as_of(), code_version=TRAINING_CODE_VERSION,
+            conn, now=now, as_of=target.knobs.as_of, code_version=TRAINING_CODE_VERSION,
             params_hash=params_hash(), config=staleness.StalenessConfig.from_env(),
         )
     due = staleness.due_entities(evaluation)
@@ -121,22 +154,30 @@ def _due_config(log) -> dict | None:
     log(f"{len(due)} of {len(evaluation)} entities due for retraining")
     reasons = dict(zip(evaluation["entity_code"], evaluation["summary"], strict=True))
     return {"ops": {"entity_model": {"config": {
-        "only": due, "mode": settings.train_mode(), "evaluated_at": now.isoformat(),
+        "only": due, "mode": target.knobs.train_mode, "evaluated_at": now.isoformat(),
         "reasons": {code: reasons[code] for code in due},
     }}}}
 
 
+def _train_mode_of(run_config: dict | None) -> str | None:
+    """The TrainConfig.mode an entity_model run config asks for (its default "full")."""
+    ops = (run_config or {}).get("ops", {})
+    if "entity_model" not in ops:
+        return None
+    return ops["entity_model"].get("config", {}).get("mode", TrainConfig().mode)
+
+
 def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
-             run_config: dict | None, summary: RunSummary, log) -> bool:
+             run_config: dict | None, target: _Target, summary: RunSummary, log) -> bool:
     log(f"materializing {len(keys)} assets: {', '.join(k.to_user_string() for k in keys)}")
     # Dagster's console logger prints every event at DEBUG; the CLI shows progress bars and a
     # summary instead, and the full event log stays in the instance (UI). BAMBAM_LOG_LEVEL=DEBUG
     # brings the stream back.
-    level = os.environ.get("BAMBAM_LOG_LEVEL", "WARNING").upper()
-    config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": level}}}}
+    config = {**target.run_config(run_config),
+              "loggers": {"console": {"config": {"log_level": settings.log_level()}}}}
     result = _asset_job().execute_in_process(
-        instance=instance, asset_selection=keys, raise_on_error=False,
-        tags={**tags, "bambam/trigger": "cli"}, run_config=config,
+        instance=instance, asset_selection=keys, raise_on_error=False, run_config=config,
+        tags={**tags, **target.knobs.tags(_train_mode_of(run_config)), "bambam/trigger": "cli"},
     )
     _collect(result, summary)
     if not result.success:

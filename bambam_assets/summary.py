@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bambam_assets import settings
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
 
 SUMMARY_QUERIES = {

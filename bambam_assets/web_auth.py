@@ -12,7 +12,7 @@ import binascii
 import hmac
 import ipaddress
 
-from bambam_assets import settings
+from bambam_assets.lib.core import settings
 
 REALM = "Bambam"
 

@@ -48,9 +48,12 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
         raise FileNotFoundError(f"no Bambam home at {home}")
     result_path = home / f"bench_result_{name}.json"
     log_path = home / f"bambam_{name}.log"
+    from bambam_assets.lib.core.paths import HomePaths
+
+    # the child's own environment: a copy of ours pointing at this home (never read here)
     env = os.environ | {"BAMBAM_HOME": str(home), "BAMBAM_RAW": str(raw),
                         "BAMBAM_AS_OF": as_of.isoformat(),
-                        "DAGSTER_HOME": str(home / "dagster")} | (env or {})
+                        "DAGSTER_HOME": str(HomePaths(home).dagster)} | (env or {})
     cmd = [sys.executable]
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]
@@ -117,11 +120,12 @@ def _models(home: Path) -> dict:
     """Per entity: kind, queue type, test MAE (without POSTED, with POSTED), n_test, rounds."""
     import duckdb
 
+    from bambam_assets.lib.core.paths import HomePaths
     from bambam_assets.lib.models import registry
 
-    root = home / "models"
+    root = HomePaths(home).models
     out: dict[str, dict] = {}
-    conn = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    conn = duckdb.connect(str(HomePaths(home).warehouse), read_only=True)
     try:
         rows = conn.execute(
             "SELECT entity_code, kind, queue_type, mae FROM model_registry WHERE is_current"
@@ -158,8 +162,10 @@ def _evaluations(home: Path, run_ids: list[str]) -> dict:
     (tier, stale, why, what the run did); empty when none of them trained (nothing was due)."""
     import duckdb
 
+    from bambam_assets.lib.core.paths import HomePaths
+
     sources = [f"entity_model run {r[:8]}" for r in run_ids]
-    conn = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    conn = duckdb.connect(str(HomePaths(home).warehouse), read_only=True)
     try:
         tables = {t for (t,) in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "retrain_evaluations" not in tables:
@@ -197,8 +203,8 @@ def _plain_metadata(instance, run_ids: list[str]) -> dict:
 def child_main(result_path: Path, selection_name: str = "training") -> None:
     """The timed `bambam run`, then the (untimed) event-log and registry read-out."""
     entered = time.time()
-    from bambam_assets import settings
     from bambam_assets.instance import local_instance
+    from bambam_assets.lib.core import settings
     from bambam_assets.runner import run_pipeline
 
     imported = time.time()

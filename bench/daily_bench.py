@@ -30,6 +30,7 @@ from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
+from bambam_assets.lib.core.paths import HomePaths
 from bench import new_day
 from bench.bambam_side import run_bambam
 from bench.legacy_side import run_legacy
@@ -50,7 +51,7 @@ def backdate_models(home: Path, hours: float) -> int:
 
     delta = timedelta(hours=hours)
     moved = 0
-    for meta_path in sorted((home / "models").glob("*/v*/meta.json")):  # a loop over files
+    for meta_path in sorted(HomePaths(home).models.glob("*/v*/meta.json")):  # a loop over files
         meta = json.loads(meta_path.read_text())
         for holder, key in ((meta, "trained_at"), (meta.get("metrics") or {}, "last_full_retrain_at")):
             if holder.get(key):
@@ -59,7 +60,7 @@ def backdate_models(home: Path, hours: float) -> int:
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, meta_path)
         moved += 1
-    conn = duckdb.connect(str(home / "warehouse.duckdb"))
+    conn = duckdb.connect(str(HomePaths(home).warehouse))
     try:
         micros = int(delta.total_seconds() * 1_000_000)
         conn.execute("UPDATE model_registry SET trained_at = trained_at - to_microseconds(?::BIGINT)",

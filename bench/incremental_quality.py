@@ -32,6 +32,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.models import features, incremental, registry, training
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,7 +47,7 @@ def _build_home(workdir: Path) -> Path:
     from bench.workloads import Workload, generate_workload
 
     raw, home = workdir / "raw", workdir / "home"
-    if (home / "warehouse.duckdb").exists():
+    if HomePaths(home).warehouse.exists():
         return home
     w = Workload(("MK", "EP", "HS", "AK"), 6, date(2024, 1, 1), date(2025, 12, 31))
     if not raw.exists():
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     home = args.home or _build_home(args.workdir)
     wanted = [e.strip().upper() for e in args.entities.split(",")] if args.entities else None
-    conn = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    conn = duckdb.connect(str(HomePaths(home).warehouse), read_only=True)
     try:
         as_of = args.as_of or conn.execute(
             "SELECT max(park_date) FROM fct_wait_times").fetchall()[0][0]

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bambam_assets import settings
 from bambam_assets.dashboard import start_in_thread
+from bambam_assets.lib.core import settings
+from bambam_assets.lib.core.paths import HomePaths
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -25,7 +26,7 @@ GRAPHS_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')]
 
 def main(out: Path = Path("docs/screenshots")) -> int:
     home = settings.home()
-    if not (home / "warehouse.duckdb").exists():
+    if not HomePaths(home).warehouse.exists():
         print(f"no warehouse under {home}: run `make run` first", file=sys.stderr)
         return 1
     out.mkdir(parents=True, exist_ok=True)

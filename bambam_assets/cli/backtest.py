@@ -2,28 +2,26 @@
 
 The scratch home is a folder of its own (default `$BAMBAM_HOME/backtests/<as-of>-<days>d/home`):
 its own warehouse, models, curves and Dagster instance, fed from the same raw source. The live
-home's warehouse, models and curves are never opened. Settings are environment variables read
-at run time (bambam_assets.settings), so the run points BAMBAM_HOME, BAMBAM_AS_OF and
-DAGSTER_HOME at the scratch values for its duration and restores them afterwards. Every step
+home's warehouse, models and curves are never opened. The scratch home, the raw source, the
+as-of date and the forecast and backfill days are passed to `runner.run_pipeline` explicitly
+(each run gets them as resource config and tags); the environment is never changed. Every step
 filters on the as-of date (features, aggregates, training, forecast, backfill), so rows dated
 later, although ingested, are invisible to them; they are what the forecast is scored against.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import click
 
-from bambam_assets import settings
 from bambam_assets.cli.options import parse_date
+from bambam_assets.lib.core import settings
 
 
 @dataclass
@@ -36,27 +34,14 @@ class BacktestResult:
     seconds: float
 
 
-@contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in (*values, "DAGSTER_HOME")}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
                  backfill_days: int = 30, keep_scratch: bool = True,
                  log: Callable[[str], None] = print) -> BacktestResult:
     """Run the pipeline as of `as_of` in `out_dir/home`, score the next `days` days, write
     `out_dir/report.md` and the plot; returns the scores."""
     from bambam_assets.cli.progress import ProgressBars
-    from bambam_assets.instance import local_instance
+    from bambam_assets.defs.resources import RunKnobs
+    from bambam_assets.instance import instance_at
     from bambam_assets.lib.core import warehouse as wh
     from bambam_assets.lib.forecasts import backtest, backtest_report
     from bambam_assets.runner import run_pipeline
@@ -67,23 +52,21 @@ def run_backtest(as_of: date, days: int, out_dir: Path, raw: str | None = None,
     live = settings.home()
     if scratch == live or live.is_relative_to(scratch):
         raise click.UsageError(f"the scratch home {scratch} would contain the live home {live}")
-    raw_uri = raw or settings.raw_uri()  # the live setting, read before the switch
+    raw_uri = raw or settings.raw_uri()
     if scratch.exists():
         shutil.rmtree(scratch)  # a fresh replay: nothing from an earlier backtest
     scratch.mkdir(parents=True)
-    env = {"BAMBAM_HOME": str(scratch), "BAMBAM_RAW": raw_uri, "BAMBAM_AS_OF": as_of.isoformat(),
-           "BAMBAM_FORECAST_DAYS": str(days), "BAMBAM_BACKFILL_DAYS": str(backfill_days)}
-    with _env(env):
-        instance = local_instance(scratch)
-        try:
-            with ProgressBars(scratch):
-                summary = run_pipeline(instance, log=log)
-            if not summary.success:
-                raise click.ClickException("the scratch pipeline run failed (see the log)")
-        finally:
-            instance.dispose()
-        with wh.reader(scratch) as conn:
-            scored = backtest.scored_observations(conn, scratch, as_of, days)
+    knobs = RunKnobs.from_settings(as_of=as_of, forecast_days=days, backfill_days=backfill_days)
+    instance = instance_at(scratch)
+    try:
+        with ProgressBars(scratch):
+            summary = run_pipeline(instance, log=log, home=scratch, raw_uri=raw_uri, knobs=knobs)
+        if not summary.success:
+            raise click.ClickException("the scratch pipeline run failed (see the log)")
+    finally:
+        instance.dispose()
+    with wh.reader(scratch) as conn:
+        scored = backtest.scored_observations(conn, scratch, as_of, days)
     scores = backtest.score(scored)
     lines = backtest_report.summary_lines(scores)
     notes = {"raw source": raw_uri, "scratch home": str(scratch),
@@ -111,7 +94,7 @@ def backtest(as_of: date, horizon: int, out: Path | None, raw: str | None, backf
              keep_scratch: bool) -> None:
     """Run the pipeline as of --as-of in a scratch home and score the next --horizon days
     against what was observed, beside a naive baseline; writes report.md and a PNG plot."""
-    out = out or settings.home() / "backtests" / f"{as_of.isoformat()}-{horizon}d"
+    out = out or settings.home_paths().backtests / f"{as_of.isoformat()}-{horizon}d"
     result = run_backtest(as_of, horizon, out, raw, backfill_days, keep_scratch,
                           log=click.echo)
     click.echo(f"backtest as of {as_of} over {horizon} days ({result.seconds:.0f}s):")

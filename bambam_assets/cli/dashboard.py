@@ -12,8 +12,9 @@ import click
 @click.option("--port", default=8050, show_default=True, type=int)
 def dashboard(host: str, port: int) -> None:
     """Serve pipeline status, model quality, wait-time curves and data freshness."""
-    from bambam_assets import settings, web_auth
+    from bambam_assets import web_auth
     from bambam_assets.dashboard.app import serve
+    from bambam_assets.lib.core import settings
 
     try:
         web_auth.check_bind(host, web_auth.credentials(), "the dashboard")

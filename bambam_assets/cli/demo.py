@@ -23,7 +23,7 @@ def demo_data(parks: str, entities_per_park: int, start: date, end: date, seed: 
     """Write raw files in the real formats (TouringPlans export and public files, queue-times)."""
     from tqdm import tqdm
 
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.core.parks import PARKS
     from bambam_assets.lib.demo import generate as gen
 

@@ -20,15 +20,15 @@ def live() -> None:
               help="Seconds per HTTP attempt.")
 def poll_once(parks: str | None, base_url: str | None, timeout: float) -> None:
     """Fetch every park in its window now; write snapshots and the fetch status."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.ingest.raw_source import open_raw_source
     from bambam_assets.lib.live.fetch_status import run_tick
-    from bambam_assets.lib.live.poller import parks_from_env
     from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
     park_list = [p.strip().upper() for p in parks.split(",") if p.strip()] if parks \
-        else parks_from_env()
-    with QueueTimesClient(base_url=base_url, timeout_s=timeout) as client:
+        else settings.queue_times_parks()
+    with QueueTimesClient(base_url=base_url or settings.queue_times_url(),
+                          timeout_s=timeout) as client:
         tick = run_tick(settings.home(), open_raw_source(settings.raw_uri()), client, park_list)
     for w in tick.windows.itertuples():  # one line per park
         click.echo(f"{w.park_code:4} {w.park_date}  {w.reason}")

@@ -33,10 +33,10 @@ def models() -> None:
 @click.argument("entity")
 def models_list(entity: str) -> None:
     """List the kept versions of ENTITY's model (newest first; * marks the current one)."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.models import registry
 
-    versions = registry.list_versions(settings.home() / "models", entity.upper())
+    versions = registry.list_versions(settings.home_paths().models, entity.upper())
     if not versions:
         raise click.ClickException(f"no model versions for {entity.upper()}")
     click.echo(f"{'':1} {'version':>7}  {'trained_at':25} {'kind':15} {'holdout_mae':>11}  decision")
@@ -54,18 +54,19 @@ def models_list(entity: str) -> None:
               "(default: the one before the current).")
 def models_rollback(entity: str, version: int | None) -> None:
     """Make an earlier kept version of ENTITY's model current."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.core import warehouse as wh
+    from bambam_assets.lib.core.paths import HomePaths
     from bambam_assets.lib.models import registry
 
     home = settings.home()
     try:
-        new = registry.rollback(home / "models", entity.upper(), version)
+        new = registry.rollback(HomePaths(home).models, entity.upper(), version)
     except registry.RegistryError as exc:
         raise click.ClickException(str(exc)) from exc
     if wh.warehouse_path(home).exists():
         with wh.writer(home) as conn:
-            registry.sync_current_flags(conn, home / "models", [entity.upper()])
+            registry.sync_current_flags(conn, HomePaths(home).models, [entity.upper()])
     click.echo(f"{entity.upper()}: version {new} is now current")
 
 
@@ -75,7 +76,7 @@ def models_rollback(entity: str, version: int | None) -> None:
 def status(live: bool) -> None:
     """Print each entity's latest retrain evaluation: stale/fresh, reasons, new targets, age,
     model and code versions (table retrain_evaluations, written by every entity_model run)."""
-    from bambam_assets import settings
+    from bambam_assets.lib.core import settings
     from bambam_assets.lib.core import warehouse as wh
     from bambam_assets.lib.models import batch as tb
     from bambam_assets.lib.models import staleness

@@ -18,9 +18,9 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True)
 def ui(port: int, dash_port: int, host: str) -> None:
     """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the dashboard."""
-    from bambam_assets import settings
     from bambam_assets.dashboard import start_in_thread
     from bambam_assets.instance import ensure_dagster_home
+    from bambam_assets.lib.core import settings
 
     ensure_dagster_home()
     try:

@@ -3,7 +3,6 @@ instance (opened once, read under a lock, answers cached for a second)."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,26 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bambam_assets import settings
 from bambam_assets.dashboard import runs
 from bambam_assets.dashboard.store import WarehouseStore
+from bambam_assets.lib.core import settings
 
-DEFAULT_STALE_DAYS = 2
-
-
-def stale_days_setting() -> int:
-    """BAMBAM_STALE_DAYS: days without observations before an operating entity is stale."""
-    value = os.environ.get("BAMBAM_STALE_DAYS", "").strip()
-    if not value:
-        return DEFAULT_STALE_DAYS
-    try:
-        days = int(value)
-    except ValueError as exc:
-        raise ValueError(f"BAMBAM_STALE_DAYS must be a whole number of days, got {value!r}") \
-            from exc
-    if days < 0:
-        raise ValueError(f"BAMBAM_STALE_DAYS must be >= 0, got {days}")
-    return days
+DEFAULT_STALE_DAYS = settings.DEFAULT_STALE_DAYS
+# BAMBAM_STALE_DAYS: days without observations before an operating entity is stale (read on call)
+stale_days_setting = settings.stale_days
 
 
 @dataclass

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.parks import park_of_entity, tz_of_park
+from bambam_assets.lib.core.paths import BACKFILL_DIR, FORECASTS_DIR, HomePaths
 from bambam_assets.lib.core.warehouse import table_exists
 
 _SAFE_CODE = re.compile(r"^[A-Z0-9_\-]{1,32}$")  # codes become a path part: nothing else passes
@@ -140,11 +141,11 @@ def wti_window(conn: duckdb.DuckDBPyConnection, park: str, day: date,
 # ---- Parquet (forecasts, backfill) -----------------------------------------------------------
 
 def forecast_path(home: Path, entity: str) -> Path:
-    return Path(home) / "forecasts" / f"entity_code={checked_entity(entity)}" / "forecast.parquet"
+    return HomePaths(home).curve_file(FORECASTS_DIR, checked_entity(entity))
 
 
 def backfill_path(home: Path, entity: str) -> Path:
-    return Path(home) / "backfill" / f"entity_code={checked_entity(entity)}" / "backfill.parquet"
+    return HomePaths(home).curve_file(BACKFILL_DIR, checked_entity(entity))
 
 
 def _read_day(path: Path, day: date, columns: list[str], tz: str) -> pd.DataFrame | None:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bambam_assets.lib.core.paths import HomePaths
+
 RUNNING = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 RUN_COLUMNS = ["run_id", "job", "status", "started_at", "ended_at", "duration_s", "assets",
                "selection", "failure_reason", "trigger"]
@@ -22,12 +24,12 @@ RUN_COLUMNS = ["run_id", "job", "status", "started_at", "ended_at", "duration_s"
 
 def open_instance(home: Path):  # -> dg.DagsterInstance | None (dagster imported lazily)
     """The local instance under `home`/dagster, or None before any run made it."""
-    dagster_home = Path(home) / "dagster"
-    if not (dagster_home / "dagster.yaml").exists():
+    layout = HomePaths(home)
+    if not layout.dagster_yaml.exists():
         return None
     import dagster as dg
 
-    return dg.DagsterInstance.from_config(str(dagster_home))
+    return dg.DagsterInstance.from_config(str(layout.dagster))
 
 
 def asset_groups() -> dict[str, str]:

@@ -71,7 +71,7 @@ def test_demo_backtest_beats_naive_and_leaves_the_live_home_alone(
     report = result.report.read_text()
     assert "ACTUAL MAE" in report and "better" in report and "backtest.png" in report
     assert result.plot.stat().st_size > 10_000
-    # scratch home only: nothing in the live home, settings restored
+    # scratch home only: nothing in the live home, the environment never changed
     assert not (bambam_home / "warehouse.duckdb").exists()
     assert os.environ["BAMBAM_HOME"] == str(bambam_home)
     assert os.environ["BAMBAM_AS_OF"] == "2024-03-31"

@@ -52,3 +52,4 @@ def test_sensor_requests_ingest_then_adds_partitions(bambam_home: Path) -> None:
     new = evaluate(instance, bambam_home)
     assert len(new.run_requests) == 1 and new.run_requests[0].run_key != key
     assert new.run_requests[0].tags["bambam/files"] == "1"
+    assert new.run_requests[0].tags["bambam/as_of"] == "2024-03-31"  # the run knobs, as tags

@@ -47,6 +47,7 @@ def test_one_range_run_with_due_entities_in_tier_order(world, monkeypatch) -> No
     req = data.run_requests[0]
     assert req.tags[sensors.RANGE_START] == "DL1" and req.tags[sensors.RANGE_END] == "UF1"
     assert req.tags["bambam/trigger"] == "retrain_sensor"
+    assert req.tags["bambam/as_of"] == "2024-06-01" and req.tags["bambam/train_mode"] == "auto"
     cfg = req.run_config["ops"]["entity_model"]["config"]
     assert cfg["only"] == ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
     assert cfg["mode"] == "auto"  # BAMBAM_TRAIN_MODE's default, read at each tick
@@ -125,12 +126,14 @@ def _check_schedules(instance: dg.DagsterInstance) -> None:
     assert req.tags[sensors.RANGE_START] == "MK1" and req.tags[sensors.RANGE_END] == "DL1"
     assert req.run_config["ops"]["entity_model"]["config"] == {"only": [], "mode": "full"}
     assert req.run_key == "weekly-full-2024-06-02"
+    assert req.tags["bambam/train_mode"] == "full" and "bambam/as_of" in req.tags
     assert weekly.cron_schedule == "0 3 * * 0"
     assert weekly.execution_timezone == "America/New_York"
     daily = schedules.build_daily_schedule(cron="30 5 * * *")
     (dreq,) = daily.evaluate_tick(
         dg.build_schedule_context(instance, scheduled_execution_time=when)).run_requests
     assert dreq.run_key == "daily-2024-06-02"
+    assert {"bambam/as_of", "bambam/forecast_days", "bambam/backfill_days"} <= set(dreq.tags)
     assert daily.cron_schedule == "30 5 * * *" and daily.job_name == "daily_pipeline_job"
     assert schedules.daily_pipeline_schedule.cron_schedule == "0 6 * * *"
 

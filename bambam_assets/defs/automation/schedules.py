@@ -11,6 +11,7 @@ import dagster as dg
 from bambam_assets.defs.automation.sensors import TRIGGER_TAG, range_tags
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.resources import RunKnobs
 
 DAILY_CRON = "0 6 * * *"  # 06:00 park time of the critical tier (WDW)
 WEEKLY_CRON = "0 3 * * 0"  # Sunday 03:00, before the daily run
@@ -32,7 +33,8 @@ def build_daily_schedule(cron: str = DAILY_CRON, timezone: str = PARK_TZ,
     def _daily(context: dg.ScheduleEvaluationContext):
         day = context.scheduled_execution_time
         return dg.RunRequest(run_key=f"daily-{day:%Y-%m-%d}",
-                             tags={TRIGGER_TAG: "daily_schedule"})
+                             tags={**RunKnobs.from_settings().tags(),
+                                   TRIGGER_TAG: "daily_schedule"})
 
     return _daily
 
@@ -52,7 +54,8 @@ def build_weekly_full_retrain_schedule(
         return dg.RunRequest(
             run_key=f"weekly-full-{day:%Y-%m-%d}",
             asset_selection=[entity_model.key],
-            tags={**range_tags(keys), TRIGGER_TAG: "weekly_full_retrain"},
+            tags={**range_tags(keys), **RunKnobs.from_settings(train_mode="full").tags(),
+                  TRIGGER_TAG: "weekly_full_retrain"},
             run_config={"ops": {entity_model.op.name: {"config": {"only": [], "mode": "full"}}}},
         )
 

@@ -23,11 +23,12 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from bambam_assets import settings
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
-from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.defs.resources import RunKnobs, RunSettingsResource, WarehouseResource
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.models import batch as tb
 from bambam_assets.lib.models import staleness
 
@@ -85,13 +86,15 @@ def range_tags(keys: list[str]) -> dict[str, str]:
 
 
 def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
-                        mode: str = "full") -> dg.RunRequest:
-    """ONE run of entity_model over the full key range, training only the due entities."""
+                        mode: str = "full", knob_tags: dict[str, str] | None = None,
+                        ) -> dg.RunRequest:
+    """ONE run of entity_model over the full key range, training only the due entities;
+    `knob_tags`: the run knobs (RunKnobs.tags)."""
     due_text = ",".join(plan.due)
     return dg.RunRequest(
         run_key=plan.run_key,
         asset_selection=[entity_model.key],
-        tags={**range_tags(keys), TRIGGER_TAG: SENSOR_TRIGGER,
+        tags={**range_tags(keys), **(knob_tags or {}), TRIGGER_TAG: SENSOR_TRIGGER,
               "bambam/due_count": str(len(plan.due)),
               "bambam/due": due_text if len(due_text) <= 200 else due_text[:197] + "..."},
         run_config={"ops": {entity_model.op.name: {"config": {
@@ -109,7 +112,7 @@ def _summary(reasons: dict[str, str], limit: int = 25) -> str:
 
 def _writer_active(home) -> bool:
     # the same lock file warehouse.writer() holds for the whole write
-    lock = FileLock(str(home / "warehouse.write.lock"), timeout=0)
+    lock = FileLock(str(HomePaths(home).warehouse_lock), timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -171,9 +174,11 @@ def build_retrain_sensor(
                 return dg.SkipReason(msg)
             context.log.info(msg)
             return dg.SensorResult(dynamic_partitions_requests=add)
-        return dg.SensorResult(run_requests=[retrain_run_request(plan, keys, now,
-                                                                mode or settings.train_mode())],
-                               dynamic_partitions_requests=add)
+        run_mode = mode or settings.train_mode()
+        knobs = RunKnobs.from_settings(as_of=as_of, train_mode=run_mode)
+        return dg.SensorResult(
+            run_requests=[retrain_run_request(plan, keys, now, run_mode, knobs.tags())],
+            dynamic_partitions_requests=add)
 
     return _retrain_sensor
 

@@ -11,6 +11,7 @@ from bambam_assets.defs.resources import (
     RunSettingsResource,
     WarehouseResource,
 )
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import DIM_DDL, replace_dimension
 from bambam_assets.lib.dimensions import (
     calendar,
@@ -263,7 +264,7 @@ def _rebuild_park_hours(
 
 
 def _cache(warehouse: WarehouseResource):
-    return warehouse.home_path() / "cache" / "raw"
+    return HomePaths(warehouse.home_path()).raw_cache
 
 
 dimension_assets = [dim_calendar, dim_season, dim_entity, dim_metatable, dim_event_tables,

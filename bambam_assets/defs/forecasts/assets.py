@@ -2,7 +2,6 @@
 lib.backfill and lib.wti (they read, call, write and report)."""
 
 
-import os
 import time
 
 import dagster as dg
@@ -16,25 +15,19 @@ from bambam_assets.lib.forecasts import posted_aggregates as pa
 
 FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
-# Run-time overrides (read when a run starts, never at import): the backtest shortens the
-# horizon with them, since run_pipeline passes no run config.
-FORECAST_DAYS_ENV, BACKFILL_DAYS_ENV = "BAMBAM_FORECAST_DAYS", "BAMBAM_BACKFILL_DAYS"
-
-
-def _env_days(name: str) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else 0
 
 
 class ForecastConfig(dg.Config):
-    """Horizon (0: $BAMBAM_FORECAST_DAYS or 730 days) and which entities of the range to run."""
+    """Horizon (0: the run_settings resource's, i.e. the run's or $BAMBAM_FORECAST_DAYS or 730
+    days) and which entities of the range to run."""
 
     horizon_days: int = 0
     only: list[str] = []
 
 
 class BackfillConfig(dg.Config):
-    """Past days to backfill (0: $BAMBAM_BACKFILL_DAYS or every day with facts) and entities."""
+    """Past days to backfill (0: the run_settings resource's, i.e. the run's or
+    $BAMBAM_BACKFILL_DAYS or every day with facts) and which entities."""
 
     window_days: int = 0
     only: list[str] = []
@@ -81,8 +74,7 @@ def entity_forecast(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
-    horizon = (config.horizon_days or _env_days(FORECAST_DAYS_ENV)
-               or forecast.DEFAULT_HORIZON_DAYS)
+    horizon = config.horizon_days or run_settings.forecast_horizon_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_forecast", len(keys))
 
@@ -132,7 +124,7 @@ def entity_backfill(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
-    window = config.window_days or _env_days(BACKFILL_DAYS_ENV) or None
+    window = config.window_days or run_settings.backfill_window_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_backfill", len(keys))
 

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.ingest.ingest import ingest
 
 INGEST_GROUP = "ingest"
@@ -32,7 +33,7 @@ def ingest_wait_times(
 ):
     """Read every new or changed raw file (manifest-driven) into the warehouse."""
     source = raw_source.open()
-    cache = warehouse.home_path() / "cache" / "raw"
+    cache = HomePaths(warehouse.home_path()).raw_cache
     last_logged = [0]
 
     def progress(done: int, total: int) -> None:

@@ -7,7 +7,8 @@ import dagster as dg
 import duckdb
 
 from bambam_assets.defs.models.partitions import entity_partitions
-from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
+from bambam_assets.defs.resources import RawSourceResource, RunKnobs, WarehouseResource
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.ingest.ingest import pending_files
 from bambam_assets.lib.ingest.raw_source import RawFile
 
@@ -47,7 +48,7 @@ def raw_files_sensor(
         files = source.list_files()
     except FileNotFoundError as exc:  # no raw folder yet: nothing to ingest, say so each tick
         return dg.SkipReason(str(exc))
-    db = warehouse.home_path() / "warehouse.duckdb"
+    db = HomePaths(warehouse.home_path()).warehouse
     if not db.exists():
         todo, to_add = files, []
     else:
@@ -63,7 +64,7 @@ def raw_files_sensor(
         requests.append(
             dg.RunRequest(
                 run_key=run_key_for(todo),
-                tags={"bambam/files": str(len(todo))},
+                tags={**RunKnobs.from_settings().tags(), "bambam/files": str(len(todo))},
             )
         )
     if not requests and not to_add:

@@ -18,20 +18,17 @@ which a demo replaying past dates must not do on its own.
 """
 
 
-import os
 import time
 from datetime import UTC, datetime
 
 import dagster as dg
 
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.live.fetch_status import run_tick
-from bambam_assets.lib.live.poller import parks_from_env
 from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
 LIVE_GROUP = "live"
-INTERVAL_ENV = "BAMBAM_QUEUE_TIMES_INTERVAL_S"
-DEFAULT_INTERVAL_S = 300
 TICK_SECONDS = 60
 
 fetch_status_specs = [
@@ -48,13 +45,9 @@ fetch_status_specs = [
 ]
 
 
-def interval_from_env() -> int:
-    """BAMBAM_QUEUE_TIMES_INTERVAL_S, read when called (default 300 s, at least 60)."""
-    value = os.environ.get(INTERVAL_ENV, "")
-    try:
-        return max(TICK_SECONDS, int(value)) if value else DEFAULT_INTERVAL_S
-    except ValueError as exc:
-        raise ValueError(f"{INTERVAL_ENV} must be a number of seconds, got {value!r}") from exc
+def poll_interval_s() -> int:
+    """BAMBAM_QUEUE_TIMES_INTERVAL_S, read when called (default 300 s), at least one tick."""
+    return max(TICK_SECONDS, settings.queue_times_interval_s())
 
 
 @dg.sensor(
@@ -72,14 +65,14 @@ def queue_times_poll(
 ):
     now = datetime.now(UTC)
     last = float(context.cursor) if context.cursor else 0.0
-    interval = interval_from_env()
+    interval = poll_interval_s()
     if now.timestamp() - last < interval - 5:  # 5 s slack: ticks drift
         return dg.SkipReason(f"next poll in {interval - (now.timestamp() - last):.0f} s")
     started = time.monotonic()
     try:
-        with QueueTimesClient() as client:
-            tick = run_tick(warehouse.home_path(), raw_source.open(), client, parks_from_env(),
-                            now=now)
+        with QueueTimesClient(base_url=settings.queue_times_url()) as client:
+            tick = run_tick(warehouse.home_path(), raw_source.open(), client,
+                            settings.queue_times_parks(), now=now)
     except Exception as exc:  # e.g. the raw source is unreachable: no cursor move, retry
         context.log.warning(f"queue-times poll failed, retried next tick: {exc}")
         return dg.SkipReason(f"poll failed: {type(exc).__name__}: {exc}")

@@ -8,6 +8,7 @@ import dagster as dg
 from bambam_assets.defs.automation.freshness import MODEL_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.models import batch as tb
 from bambam_assets.lib.models import incremental, registry, staleness
@@ -54,7 +55,7 @@ def entity_model(
     if config.mode not in incremental.MODES:
         raise dg.Failure(f"mode must be one of {incremental.MODES}, got {config.mode!r}")
     as_of = run_settings.as_of_date()
-    models_root = warehouse.home_path() / "models"
+    models_root = HomePaths(warehouse.home_path()).models
     evaluated_at = (datetime.fromisoformat(config.evaluated_at) if config.evaluated_at
                     else datetime.now(UTC))
     # Read everything the batch needs once; workers get plain frames and never open DuckDB.

@@ -12,12 +12,11 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-STATUS_DIR = "status"
-PROGRESS_FILE = "progress.json"
+from bambam_assets.lib.core.paths import HomePaths
 
 
 def progress_path(home: Path) -> Path:
-    return Path(home) / STATUS_DIR / PROGRESS_FILE
+    return HomePaths(home).progress
 
 
 def write_progress(

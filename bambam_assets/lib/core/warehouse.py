@@ -16,11 +16,11 @@ from pathlib import Path
 import duckdb
 from filelock import FileLock
 
-WAREHOUSE_FILE = "warehouse.duckdb"
+from bambam_assets.lib.core.paths import HomePaths
 
 
 def warehouse_path(home: Path) -> Path:
-    return Path(home) / WAREHOUSE_FILE
+    return HomePaths(home).warehouse
 
 
 def _connect_with_retry(path: Path, read_only: bool, timeout_s: float) -> duckdb.DuckDBPyConnection:
@@ -41,7 +41,7 @@ def writer(home: Path, timeout_s: float = 600.0) -> Iterator[duckdb.DuckDBPyConn
     """A read-write connection, held by one process at a time (file lock beside the database)."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(home / "warehouse.write.lock"), timeout=timeout_s):
+    with FileLock(str(HomePaths(home).warehouse_lock), timeout=timeout_s):
         conn = _connect_with_retry(warehouse_path(home), read_only=False, timeout_s=timeout_s)
         try:
             yield conn

@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.forecast import Reader
@@ -215,7 +216,7 @@ def run_backfill(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
 
 def _one(home: Path, code: str, slots: pd.DataFrame) -> BackfillResult:
     try:
-        model = registry.load_model(home / "models", code)
+        model = registry.load_model(HomePaths(home).models, code)
     except registry.RegistryError:
         model = None
     frame = backfill_frame(slots, model)

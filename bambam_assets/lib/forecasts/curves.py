@@ -20,8 +20,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FORECASTS_DIR, BACKFILL_DIR = "forecasts", "backfill"
-FORECAST_FILE, BACKFILL_FILE = "forecast.parquet", "backfill.parquet"
+# the layout (folder and file names) is spelled in lib/core/paths.py; re-exported for callers
+from bambam_assets.lib.core.paths import (  # noqa: F401
+    BACKFILL_DIR,
+    BACKFILL_FILE,
+    CURVE_FILE,
+    FORECAST_FILE,
+    FORECASTS_DIR,
+    HomePaths,
+)
 
 FORECAST_SCHEMA = pa.schema([
     ("entity_code", pa.string()), ("park_date", pa.date32()), ("slot", pa.string()),
@@ -40,20 +47,17 @@ BACKFILL_COLUMNS: tuple[str, ...] = tuple(BACKFILL_SCHEMA.names)
 
 def entity_file(home: Path, kind: str, entity: str) -> Path:
     """Path of an entity's curve file; kind is FORECASTS_DIR or BACKFILL_DIR."""
-    name = FORECAST_FILE if kind == FORECASTS_DIR else BACKFILL_FILE
-    return Path(home) / kind / f"entity_code={entity}" / name
+    return HomePaths(home).curve_file(kind, entity)
 
 
 def glob_of(home: Path, kind: str) -> str:
     """The glob matching every entity's file of one kind."""
-    name = FORECAST_FILE if kind == FORECASTS_DIR else BACKFILL_FILE
-    return str(Path(home) / kind / "entity_code=*" / name)
+    return HomePaths(home).curve_glob(kind)
 
 
 def has_files(home: Path, kind: str) -> bool:
     """Whether at least one entity has a file of this kind (read_parquet fails on none)."""
-    name = FORECAST_FILE if kind == FORECASTS_DIR else BACKFILL_FILE
-    return any((Path(home) / kind).glob(f"entity_code=*/{name}"))
+    return any(HomePaths(home).curves(kind).glob(f"entity_code=*/{CURVE_FILE[kind]}"))
 
 
 def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema) -> int:

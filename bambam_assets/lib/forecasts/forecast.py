@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.band import apply_band, fit_band
 from bambam_assets.lib.forecasts.posted_aggregates import lookup_cte_sql
@@ -197,7 +198,7 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
         sf = None
         for i in range(0, len(codes), ENTITY_CHUNK):
             chunk = codes[i:i + ENTITY_CHUNK]
-            models = {c: _load(home / "models", c) for c in chunk}
+            models = {c: _load(HomePaths(home).models, c) for c in chunk}
             with reader() as conn:  # short: the writer cannot open the file while we hold it
                 if sf is None:
                     sf = slot_features(conn, str(park), start, end)

@@ -26,6 +26,8 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
+from bambam_assets.lib.core import settings
+
 S3_SCHEME = "s3://"
 FETCH_ATTEMPTS = 3  # each file read gets 3 tries, 2**attempt s apart (as the legacy ETL)
 _CHUNK = 1 << 20
@@ -164,7 +166,7 @@ class S3RawSource(RawSource):
 
     The boto3 client is built on first use, so the object is cheap to construct and pickles
     without it; the endpoint is `endpoint_url`, else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL as
-    set at that moment.
+    set at that moment (read through lib/core/settings.py).
     """
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
@@ -191,12 +193,9 @@ class S3RawSource(RawSource):
         self._lock = threading.Lock()
 
     def resolved_endpoint(self) -> str | None:
-        """The endpoint the client uses (None = AWS), read from the environment now."""
-        if self.endpoint_url:
-            return self.endpoint_url
-        if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
-            return None
-        return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        """The endpoint the client uses (None = AWS): `endpoint_url`, else the AWS endpoint
+        settings as they are now (lib/core/settings.aws_endpoint_url)."""
+        return self.endpoint_url or settings.aws_endpoint_url()
 
     @property
     def client(self) -> Any:

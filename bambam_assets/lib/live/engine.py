@@ -26,6 +26,7 @@ import pandas as pd
 
 from bambam_assets.lib.core import warehouse
 from bambam_assets.lib.core.parks import park_of_entity, tz_of_park
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED
 from bambam_assets.lib.live.poller import park_day
 from bambam_assets.lib.models import registry, training
@@ -164,7 +165,7 @@ class LiveEngine:
         self.now = now or (lambda: datetime.now(UTC))
         self.live_ttl_s, self.dims_ttl_s, self.read_timeout_s = live_ttl_s, dims_ttl_s, \
             read_timeout_s
-        self.models = ModelCache(self.home / "models")
+        self.models = ModelCache(HomePaths(self.home).models)
         self._mem = duckdb.connect(":memory:")
         self._mem.execute("SET threads = 1")  # small queries: threads only add overhead
         self._mem_lock = threading.Lock()

@@ -23,6 +23,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.ingest.raw_source import RawSource
 from bambam_assets.lib.live.poller import (
     FetchResult,
@@ -32,8 +33,6 @@ from bambam_assets.lib.live.poller import (
     read_park_hours,
 )
 from bambam_assets.lib.live.queue_times_client import QueueTimesClient
-
-STATUS_SUBDIR = ("status", "fetch")
 
 FETCH_STATUS_DDL = """
     CREATE TABLE IF NOT EXISTS fetch_status (     -- one row per polled park
@@ -58,7 +57,7 @@ UNMAPPED_COLUMNS = ("park_code", "queue_times_id", "queue_times_name", "first_se
 
 
 def status_dir(home: Path) -> Path:
-    return Path(home).joinpath(*STATUS_SUBDIR)
+    return HomePaths(home).fetch_status
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -96,7 +95,7 @@ def record_results(home: Path, results: Sequence[FetchResult],
     d.mkdir(parents=True, exist_ok=True)
     mapped = {int(i) for i in mapped_ids}
     states = []
-    with FileLock(str(d / ".lock"), timeout=30):  # the CLI and the sensor may poll together
+    with FileLock(str(HomePaths(home).fetch_lock), timeout=30):  # the CLI and the sensor may poll together
         for r in results:  # one file per park
             old = read_park_status(home, r.park_code) or {}
             state = {k: old.get(k) for k in STATUS_COLUMNS}
@@ -182,14 +181,13 @@ def fold_status(conn: duckdb.DuckDBPyConnection, home: Path) -> tuple[int, int]:
 
 # ---- one poll tick: hours, fetch, status files, fold ---------------------------------------------
 
-HOURS_CACHE = ".park_hours_cache.parquet"  # hidden: not a per-park status file
 
 
 def hours_for_poll(home: Path, parks: Sequence[str], now: datetime,
                    timeout_s: float = 2.0) -> tuple[pd.DataFrame, str]:
     """Park hours around `now` from the warehouse (short read-only connection), else the copy
     cached by the last successful read; returns (hours, where they came from)."""
-    cache = status_dir(home) / HOURS_CACHE
+    cache = HomePaths(home).park_hours_cache
     day = now.astimezone(UTC).date()
     try:
         with warehouse.reader(home, timeout_s=timeout_s) as conn:

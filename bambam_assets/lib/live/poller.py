@@ -15,7 +15,6 @@ where the ingest sensor picks it up. Nothing here opens DuckDB for writing.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,7 +40,6 @@ STALE_AFTER = timedelta(hours=24)
 MAPPING_KEY = "queue_times/entity_mapping.csv"
 SNAPSHOT_PREFIX = "queue_times"
 _MAPPING_MAX_BYTES = 64 * 2**20
-PARKS_ENV = "BAMBAM_QUEUE_TIMES_PARKS"
 HOURS_COLUMNS = ("park_code", "park_date", "opening_time", "closing_time",
                  "opening_time_with_emh", "closing_time_with_emh")
 
@@ -64,14 +62,6 @@ class FetchResult:
     unmapped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         {"queue_times_id": pd.Series(dtype="int64"), "queue_times_name": pd.Series(dtype=object)}))
     window_reason: str = ""
-
-
-def parks_from_env() -> list[str]:
-    """BAMBAM_QUEUE_TIMES_PARKS (comma list), default every park with a queue-times id; read
-    when called. Unknown codes are kept so that their error shows in fetch_status."""
-    value = os.environ.get(PARKS_ENV, "")
-    parks = [p.strip().upper() for p in value.split(",") if p.strip()]
-    return parks or list(QUEUE_TIMES_PARK_ID)
 
 
 def park_day(instant: datetime, park_code: str) -> date:

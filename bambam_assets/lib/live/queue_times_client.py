@@ -9,7 +9,6 @@ fails at once, and the caller records the error and tries again on its next tick
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import httpx
@@ -21,7 +20,6 @@ from tenacity import (
 )
 
 DEFAULT_BASE_URL = "https://queue-times.com"
-BASE_URL_ENV = "BAMBAM_QUEUE_TIMES_URL"
 # A sensor tick is bounded (Dagster cancels slow evaluations), so one attempt must stay short.
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_ATTEMPTS = 3
@@ -58,11 +56,6 @@ class Snapshot:
     elapsed_s: float
 
 
-def base_url_from_env() -> str:
-    """BAMBAM_QUEUE_TIMES_URL, read when called (never at import)."""
-    return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-
-
 def validate_snapshot(body: bytes) -> dict:
     """The decoded snapshot; raises QueueTimesError when it is not JSON or not the API's shape."""
     try:
@@ -84,7 +77,7 @@ class QueueTimesClient:
     def __init__(self, base_url: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
                  attempts: int = DEFAULT_ATTEMPTS, backoff_s: float = DEFAULT_BACKOFF_S,
                  trust_env: bool = False, transport: httpx.BaseTransport | None = None) -> None:
-        self.base_url = (base_url or base_url_from_env()).rstrip("/")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         # trust_env False: the legacy bypassed the environment proxy (and localhost mirrors

@@ -16,7 +16,6 @@ new data or age calls for it, not on every tick. The target count is `features.t
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -25,6 +24,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import TIER_OF_PARK, TIER_RANK
 from bambam_assets.lib.core.warehouse import staged, table_exists
 from bambam_assets.lib.models.features import target_counts
@@ -66,20 +66,17 @@ class StalenessConfig:
         return float(self.max_age_hours.get(tier, self.max_age_hours.get("other", 168.0)))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StalenessConfig:
-        """BAMBAM_RETRAIN_MIN_NEW_TARGETS=100, BAMBAM_RETRAIN_MAX_AGE_HOURS="critical=24,high=72"."""
-        env = os.environ if environ is None else environ
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StalenessConfig:
+        """The defaults with the overrides BAMBAM_RETRAIN_MIN_NEW_TARGETS=100 and
+        BAMBAM_RETRAIN_MAX_AGE_HOURS="critical=24,high=72", read now through lib/core/settings.py
+        (from `env` instead of the environment when given)."""
         cfg = cls()
-        if env.get("BAMBAM_RETRAIN_MIN_NEW_TARGETS"):
-            cfg = replace(cfg, min_new_targets=int(env["BAMBAM_RETRAIN_MIN_NEW_TARGETS"]))
-        if env.get("BAMBAM_RETRAIN_MAX_AGE_HOURS"):
-            ages = dict(cfg.max_age_hours)
-            for part in env["BAMBAM_RETRAIN_MAX_AGE_HOURS"].split(","):
-                tier, _, hours = part.partition("=")
-                if tier.strip() not in TIER_RANK or not hours.strip():
-                    raise ValueError(f"BAMBAM_RETRAIN_MAX_AGE_HOURS: bad item {part!r}")
-                ages[tier.strip()] = float(hours)
-            cfg = replace(cfg, max_age_hours=ages)
+        min_new = settings.retrain_min_new_targets(env)
+        if min_new is not None:
+            cfg = replace(cfg, min_new_targets=min_new)
+        ages = settings.retrain_max_age_hours(env)
+        if ages:
+            cfg = replace(cfg, max_age_hours={**cfg.max_age_hours, **ages})
         return cfg
 
 

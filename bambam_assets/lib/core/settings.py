@@ -1,0 +1,221 @@
+"""Every environment variable Bambam reads, in one place.
+
+Each setting is a typed function that reads its variable when called (never at import), so a
+test or a long-lived process sees the current value. A value the setting cannot take raises
+`SettingError` (a ValueError) with one line naming the variable, the bad value and what is
+expected. An empty variable counts as unset. Every function takes an optional `env` mapping in
+place of `os.environ` (tests, or a caller holding its own environment).
+
+No other module of bambam_assets, bench or scripts reads the environment
+(bambam_tests/lib/core/test_settings.py checks that, and that README.md documents every
+BAMBAM_* name read here). Pure: no Dagster import.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+from bambam_assets.lib.core.parks import PARKS, QUEUE_TIMES_PARK_ID, TIER_RANK
+from bambam_assets.lib.core.paths import HomePaths
+
+HOME, RAW, AS_OF = "BAMBAM_HOME", "BAMBAM_RAW", "BAMBAM_AS_OF"
+FORECAST_DAYS, BACKFILL_DAYS = "BAMBAM_FORECAST_DAYS", "BAMBAM_BACKFILL_DAYS"
+TRAIN_MODE = "BAMBAM_TRAIN_MODE"
+RETRAIN_MIN_NEW_TARGETS = "BAMBAM_RETRAIN_MIN_NEW_TARGETS"
+RETRAIN_MAX_AGE_HOURS = "BAMBAM_RETRAIN_MAX_AGE_HOURS"
+DASH_USER, DASH_PASSWORD = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
+STALE_DAYS = "BAMBAM_STALE_DAYS"
+LOG_LEVEL = "BAMBAM_LOG_LEVEL"
+QUEUE_TIMES_URL = "BAMBAM_QUEUE_TIMES_URL"
+QUEUE_TIMES_PARKS = "BAMBAM_QUEUE_TIMES_PARKS"
+QUEUE_TIMES_INTERVAL_S = "BAMBAM_QUEUE_TIMES_INTERVAL_S"
+# boto3's own variables, read here too so that the S3 raw source can name the endpoint it uses
+AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"
+AWS_IGNORE_CONFIGURED_ENDPOINT_URLS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
+
+DEFAULT_HOME = "./.bambam"
+TRAIN_MODES = ("full", "auto", "incremental")
+DEFAULT_TRAIN_MODE = "auto"
+DEFAULT_STALE_DAYS = 2
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_LOG_LEVEL = "WARNING"
+DEFAULT_QUEUE_TIMES_INTERVAL_S = 300
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value its setting cannot take."""
+
+
+def _get(name: str, env: Mapping[str, str] | None, strip: bool = True) -> str:
+    value = (os.environ if env is None else env).get(name, "")
+    return value.strip() if strip else value
+
+
+def _bad(name: str, value: str, expected: str) -> SettingError:
+    return SettingError(f"{name} must be {expected}, got {value!r}")
+
+
+def _int(name: str, value: str, minimum: int) -> int:
+    expected = f"a whole number >= {minimum}"
+    try:
+        number = int(value)
+    except ValueError:
+        raise _bad(name, value, expected) from None
+    if number < minimum:
+        raise _bad(name, value, expected)
+    return number
+
+
+# ---- where: the home folder and the raw source ------------------------------------------------
+
+def home(env: Mapping[str, str] | None = None) -> Path:
+    """BAMBAM_HOME: the folder holding the warehouse, models, forecasts and Dagster instance
+    (lib/core/paths.py), default ./.bambam, resolved to an absolute path."""
+    return Path(_get(HOME, env) or DEFAULT_HOME).resolve()
+
+
+def home_paths(env: Mapping[str, str] | None = None) -> HomePaths:
+    """The paths under BAMBAM_HOME."""
+    return HomePaths(home(env))
+
+
+def dagster_home(env: Mapping[str, str] | None = None) -> Path:
+    """The Dagster instance folder: $BAMBAM_HOME/dagster."""
+    return home_paths(env).dagster
+
+
+def raw_uri(env: Mapping[str, str] | None = None) -> str:
+    """BAMBAM_RAW: the raw source, a local folder or s3://bucket/prefix (default
+    $BAMBAM_HOME/raw)."""
+    return _get(RAW, env) or str(home_paths(env).raw)
+
+
+def aws_endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
+    """The S3 endpoint boto3 would use (None: AWS): AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL,
+    unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true."""
+    if _get(AWS_IGNORE_CONFIGURED_ENDPOINT_URLS, env).lower() == "true":
+        return None
+    return _get(AWS_ENDPOINT_URL_S3, env) or _get(AWS_ENDPOINT_URL, env) or None
+
+
+# ---- what a run computes -----------------------------------------------------------------------
+
+def as_of(env: Mapping[str, str] | None = None) -> date:
+    """BAMBAM_AS_OF: the date a run treats as today (YYYY-MM-DD; default: the real date)."""
+    value = _get(AS_OF, env)
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _bad(AS_OF, value, "a date YYYY-MM-DD") from None
+
+
+def forecast_days(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_FORECAST_DAYS: days after the as-of date to forecast (None: the default, 730)."""
+    value = _get(FORECAST_DAYS, env)
+    return _int(FORECAST_DAYS, value, 1) if value else None
+
+
+def backfill_days(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_BACKFILL_DAYS: past days to backfill (None: every day with facts)."""
+    value = _get(BACKFILL_DAYS, env)
+    return _int(BACKFILL_DAYS, value, 1) if value else None
+
+
+def train_mode(env: Mapping[str, str] | None = None) -> str:
+    """BAMBAM_TRAIN_MODE: how scheduled retrains train a due entity (lib/models/incremental.py).
+
+    "auto" (default): continue boosting the current model on the rows since its data end when it
+    is allowed (same code and parameters, a full retrain within the last week, few new targets),
+    else retrain in full; "full": always retrain from scratch; "incremental": like auto without
+    the new-target cap.
+    """
+    value = _get(TRAIN_MODE, env).lower() or DEFAULT_TRAIN_MODE
+    if value not in TRAIN_MODES:
+        raise _bad(TRAIN_MODE, value, f"one of {', '.join(TRAIN_MODES)}")
+    return value
+
+
+def retrain_min_new_targets(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_RETRAIN_MIN_NEW_TARGETS: new target observations that make an entity stale
+    (None: the rule's default, 100)."""
+    value = _get(RETRAIN_MIN_NEW_TARGETS, env)
+    return _int(RETRAIN_MIN_NEW_TARGETS, value, 0) if value else None
+
+
+def retrain_max_age_hours(env: Mapping[str, str] | None = None) -> dict[str, float]:
+    """BAMBAM_RETRAIN_MAX_AGE_HOURS: per-tier maximum model age overrides, e.g.
+    "critical=24,high=72" ({}: the rule's defaults)."""
+    value = _get(RETRAIN_MAX_AGE_HOURS, env)
+    expected = f"comma-separated tier=hours items (tiers: {', '.join(TIER_RANK)}; hours > 0)"
+    ages: dict[str, float] = {}
+    for part in value.split(",") if value else []:
+        tier, _, hours = (s.strip() for s in part.partition("="))
+        try:
+            number = float(hours)
+        except ValueError:
+            raise _bad(RETRAIN_MAX_AGE_HOURS, value, expected) from None
+        if tier not in TIER_RANK or not number > 0:
+            raise _bad(RETRAIN_MAX_AGE_HOURS, value, expected)
+        ages[tier] = number
+    return ages
+
+
+# ---- servers, dashboard, logging ----------------------------------------------------------------
+
+def basic_auth(env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """BAMBAM_DASH_USER and BAMBAM_DASH_PASSWORD: Basic Auth of the dashboard and the live API,
+    on only when both are non-empty (taken as they are: no stripping)."""
+    user = _get(DASH_USER, env, strip=False)
+    password = _get(DASH_PASSWORD, env, strip=False)
+    return (user, password) if user and password else None
+
+
+def stale_days(env: Mapping[str, str] | None = None) -> int:
+    """BAMBAM_STALE_DAYS: days without observations before the dashboard calls an operating
+    entity stale (default 2)."""
+    value = _get(STALE_DAYS, env)
+    return _int(STALE_DAYS, value, 0) if value else DEFAULT_STALE_DAYS
+
+
+def log_level(env: Mapping[str, str] | None = None) -> str:
+    """BAMBAM_LOG_LEVEL: the Dagster console log level of `bambam run` (default WARNING)."""
+    value = _get(LOG_LEVEL, env).upper() or DEFAULT_LOG_LEVEL
+    if value not in LOG_LEVELS:
+        raise _bad(LOG_LEVEL, value, f"one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+# ---- the queue-times poll ------------------------------------------------------------------------
+
+def queue_times_url(env: Mapping[str, str] | None = None) -> str | None:
+    """BAMBAM_QUEUE_TIMES_URL: the queue-times API base URL (None: https://queue-times.com)."""
+    value = _get(QUEUE_TIMES_URL, env)
+    if value and not value.startswith(("http://", "https://")):
+        raise _bad(QUEUE_TIMES_URL, value, "an http:// or https:// URL")
+    return value or None
+
+
+def queue_times_parks(env: Mapping[str, str] | None = None) -> list[str]:
+    """BAMBAM_QUEUE_TIMES_PARKS: comma-separated park codes to poll (default: every park with a
+    queue-times id). A known park without a queue-times id is kept, so that its error shows in
+    fetch_status; a code that is no park is an error."""
+    value = _get(QUEUE_TIMES_PARKS, env)
+    parks = [p.strip().upper() for p in value.split(",") if p.strip()]
+    unknown = [p for p in parks if p not in PARKS]
+    if unknown:
+        raise _bad(QUEUE_TIMES_PARKS, value,
+                   f"comma-separated park codes ({', '.join(PARKS)}); unknown: "
+                   f"{', '.join(unknown)}")
+    return parks or list(QUEUE_TIMES_PARK_ID)
+
+
+def queue_times_interval_s(env: Mapping[str, str] | None = None) -> int:
+    """BAMBAM_QUEUE_TIMES_INTERVAL_S: seconds between two queue-times polls (default 300; the
+    sensor ticks every 60 s, so shorter intervals poll every tick)."""
+    value = _get(QUEUE_TIMES_INTERVAL_S, env)
+    return _int(QUEUE_TIMES_INTERVAL_S, value, 1) if value else DEFAULT_QUEUE_TIMES_INTERVAL_S
