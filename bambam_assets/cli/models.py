@@ -56,7 +56,7 @@ def models_rollback(entity: str, version: int | None) -> None:
     """Make an earlier kept version of ENTITY's model current."""
     from bambam_assets import settings
     from bambam_assets.lib.core import warehouse as wh
-    from bambam_assets.lib.models import registry
+    from bambam_assets.lib.models import registry, registry_table
 
     home = settings.home()
     try:
@@ -65,7 +65,7 @@ def models_rollback(entity: str, version: int | None) -> None:
         raise click.ClickException(str(exc)) from exc
     if wh.warehouse_path(home).exists():
         with wh.writer(home) as conn:
-            registry.sync_current_flags(conn, home / "models", [entity.upper()])
+            registry_table.sync_current_flags(conn, home / "models", [entity.upper()])
     click.echo(f"{entity.upper()}: version {new} is now current")
 
 

@@ -23,7 +23,7 @@ from bambam_assets.dashboard.pages import curves, freshness, quality, status
 from bambam_assets.dashboard.store import WarehouseStore
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
-from bambam_assets.lib.models import registry
+from bambam_assets.lib.models import registry_table
 from bambam_assets.web_auth import check_bind
 
 AS_OF = date(2024, 3, 20)
@@ -39,7 +39,7 @@ def home(tmp_path: Path) -> Path:
     with wh.writer(home) as conn:
         schema.ensure_tables(conn)
         conn.execute(schema.DIM_DDL["dim_entity"])
-        registry.ensure_registry_tables(conn)
+        registry_table.ensure_registry_tables(conn)
         conn.execute("""INSERT INTO dim_entity (entity_code, entity_name, park_code, queue_type,
                         opened_on, extinct_on) VALUES
             ('MK1', 'Space Mountain', 'MK', 'STANDBY', DATE '1975-01-15', DATE '2099-01-01'),
