@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bambam_assets.lib.core.parks import TIER_OF_PARK, TIER_RANK
+from bambam_assets.lib.core.schema import ensure_tables
 from bambam_assets.lib.core.warehouse import staged, table_exists
 from bambam_assets.lib.models.features import target_counts
 
@@ -34,16 +35,7 @@ DEFAULT_MAX_AGE_HOURS: dict[str, float] = {
 }
 NO_TARGETS = "no target observations (nothing to train)"
 
-EVALUATIONS_DDL = """
-    CREATE TABLE IF NOT EXISTS retrain_evaluations (  -- one row per entity: its latest evaluation
-        entity_code VARCHAR PRIMARY KEY, park_code VARCHAR, tier VARCHAR, queue_type VARCHAR,
-        stale BOOLEAN, reasons VARCHAR[], summary VARCHAR, target_count BIGINT,
-        target_count_at_last_model BIGINT, new_targets BIGINT, current_version INTEGER,
-        latest_version INTEGER, trained_at TIMESTAMPTZ, age_hours DOUBLE, max_age_hours DOUBLE,
-        code_version VARCHAR, params_hash VARCHAR, expected_code_version VARCHAR,
-        expected_params_hash VARCHAR, as_of DATE, evaluated_at TIMESTAMPTZ, action VARCHAR,
-        source VARCHAR
-    )"""
+# Columns of `retrain_evaluations` (DDL and grain in lib.core.schema).
 EVALUATION_COLUMNS: tuple[str, ...] = (
     "entity_code", "park_code", "tier", "queue_type", "stale", "reasons", "summary",
     "target_count", "target_count_at_last_model", "new_targets", "current_version",
@@ -214,7 +206,7 @@ def due_entities(evaluation: pd.DataFrame) -> list[str]:
 
 def write_evaluations(conn: duckdb.DuckDBPyConnection, evaluation: pd.DataFrame) -> int:
     """Upsert the evaluation rows into `retrain_evaluations` (latest per entity); returns rows."""
-    conn.execute(EVALUATIONS_DDL)
+    ensure_tables(conn)
     rows = evaluation.loc[:, list(EVALUATION_COLUMNS)].copy()
     rows["reasons"] = rows["reasons"].map(list)
     with staged(conn, _bambam_evals=rows):

@@ -11,7 +11,7 @@ import pytest
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.dimensions import entities
-from bambam_assets.lib.models import registry_table, staleness
+from bambam_assets.lib.models import staleness
 
 AS_OF = date(2024, 6, 1)
 NOW = datetime(2024, 6, 2, 12, 0, tzinfo=UTC)
@@ -38,7 +38,6 @@ def build_world(home: Path, world: dict = WORLD, now: datetime = NOW) -> None:
     """A warehouse with facts, entity_index, dim_entity and model_registry for `world`."""
     with wh.writer(home) as conn:
         schema.ensure_tables(conn)
-        registry_table.ensure_registry_tables(conn)
         for code, (qtype, n, sold_out, posted, model) in world.items():
             park = "".join(ch for ch in code if ch.isalpha())
             kind = "PRIORITY" if qtype == "PRIORITY" else "ACTUAL"
