@@ -46,8 +46,6 @@ def sync_entity_partitions(instance: dg.DagsterInstance) -> list[str]:
     if not path.exists():
         return []
     with wh.reader(settings.home()) as conn:
-        if not wh.table_exists(conn, "entity_index"):
-            return []
         codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
     existing = set(instance.get_dynamic_partitions(entity_partitions.name))
     new = [c for c in codes if c not in existing]
