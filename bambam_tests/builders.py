@@ -160,7 +160,6 @@ def build_world(home: Path, world: dict = WORLD, now: datetime = WORLD_NOW) -> N
     """A warehouse with facts, entity_index, dim_entity and model_registry for `world`."""
     with wh.writer(home) as conn:
         schema.ensure_tables(conn)
-        registry.ensure_registry_tables(conn)
         for code, (qtype, n, sold_out, posted, model) in world.items():
             park = "".join(ch for ch in code if ch.isalpha())
             kind = "PRIORITY" if qtype == "PRIORITY" else "ACTUAL"

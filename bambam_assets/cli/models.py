@@ -57,7 +57,7 @@ def models_rollback(entity: str, version: int | None) -> None:
     from bambam_assets.lib.core import settings
     from bambam_assets.lib.core import warehouse as wh
     from bambam_assets.lib.core.paths import HomePaths
-    from bambam_assets.lib.models import registry
+    from bambam_assets.lib.models import registry, registry_table
 
     home = settings.home()
     try:
@@ -66,7 +66,7 @@ def models_rollback(entity: str, version: int | None) -> None:
         raise click.ClickException(str(exc)) from exc
     if wh.warehouse_path(home).exists():
         with wh.writer(home) as conn:
-            registry.sync_current_flags(conn, HomePaths(home).models, [entity.upper()])
+            registry_table.sync_current_flags(conn, HomePaths(home).models, [entity.upper()])
     click.echo(f"{entity.upper()}: version {new} is now current")
 
 

@@ -1,8 +1,9 @@
 """Warehouse queries behind the model-quality, freshness and status pages (pure: no Dash).
 
-Every function takes an open read-only connection and returns a DataFrame, or None when a table
-it needs does not exist yet (the page shows "no data yet"). Values from the page are bound
-parameters (`?`); the only text put into SQL is constant fragments written here.
+Every function takes an open read-only connection and returns a DataFrame (empty when nothing
+was recorded yet). Every table read here exists once the warehouse file does (each writer runs
+lib.core.schema.ensure_tables); a missing file is the store's "no data yet". Values from the page
+are bound parameters (`?`); the only text put into SQL is constant fragments written here.
 """
 
 from __future__ import annotations
@@ -13,24 +14,11 @@ import duckdb
 import pandas as pd
 
 from bambam_assets.lib.core.parks import TIER_OF_PARK, park_of_entity
-from bambam_assets.lib.core.warehouse import table_exists
 
 # The raw source an observation came from, from its file key (docs/raw_formats.md layouts):
 # export/{kind}/... -> kind (wait_times, fastpass_times); public/..., queue_times/... -> top folder.
 SOURCE_SQL = """CASE WHEN source_file LIKE 'export/%' THEN split_part(source_file, '/', 2)
                      ELSE split_part(source_file, '/', 1) END"""
-
-
-def has_tables(conn: duckdb.DuckDBPyConnection, *names: str) -> bool:
-    return all(table_exists(conn, n) for n in names)
-
-
-def _entity_names_sql(conn: duckdb.DuckDBPyConnection) -> str:
-    """A relation (entity_code, entity_name, park_code): dim_entity, or an empty one before it."""
-    if table_exists(conn, "dim_entity"):
-        return "(SELECT entity_code, entity_name, park_code FROM dim_entity)"
-    return ("(SELECT NULL::VARCHAR AS entity_code, NULL::VARCHAR AS entity_name, "
-            "NULL::VARCHAR AS park_code WHERE false)")
 
 
 def _with_park_and_tier(df: pd.DataFrame) -> pd.DataFrame:
@@ -40,20 +28,18 @@ def _with_park_and_tier(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def model_quality(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def model_quality(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The current model of each entity with its metrics.
 
     Grain: one row per entity having a current model: entity_code, entity_name, park_code, tier,
     version, kind, queue_type, trained_at, mae, rmse, naive_mae, skill (1 - mae/naive_mae),
     holdout_mae, decision.
     """
-    if not table_exists(conn, "model_registry"):
-        return None
-    df = conn.execute(f"""
+    df = conn.execute("""
         SELECT r.entity_code, coalesce(e.entity_name, r.entity_code) AS entity_name, e.park_code,
                r.version, r.kind, r.queue_type, r.trained_at, r.mae, r.rmse, r.naive_mae,
                r.holdout_mae, r.decision
-        FROM model_registry r LEFT JOIN {_entity_names_sql(conn)} e USING (entity_code)
+        FROM model_registry r LEFT JOIN dim_entity e USING (entity_code)
         WHERE r.is_current
         ORDER BY r.entity_code
     """).df()
@@ -62,11 +48,9 @@ def model_quality(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     return df
 
 
-def mae_history(conn: duckdb.DuckDBPyConnection, entity: str) -> pd.DataFrame | None:
+def mae_history(conn: duckdb.DuckDBPyConnection, entity: str) -> pd.DataFrame:
     """Every stored version of one entity's model. Grain: one row per version, ascending:
     version, trained_at, mae, holdout_mae, rmse, naive_mae, promoted, is_current, decision."""
-    if not table_exists(conn, "model_registry"):
-        return None
     return conn.execute("""
         SELECT version, trained_at, mae, holdout_mae, rmse, naive_mae, promoted, is_current,
                decision
@@ -74,15 +58,13 @@ def mae_history(conn: duckdb.DuckDBPyConnection, entity: str) -> pd.DataFrame | 
     """, [entity]).df()
 
 
-def worse_models(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def worse_models(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Entities whose newest model version scored worse than the version before it.
 
     The score is holdout_mae (the version's MAE on its newest held-out days), else mae.
     Grain: one row per such entity, worst relative change first: entity_code, latest_version,
     previous_version, latest_mae, previous_mae, delta (minutes), pct (delta / previous), decision.
     """
-    if not table_exists(conn, "model_registry"):
-        return None
     return conn.execute("""
         WITH v AS (
             SELECT entity_code, version, coalesce(holdout_mae, mae) AS score, decision,
@@ -98,11 +80,9 @@ def worse_models(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     """).df()
 
 
-def retrain_evaluations(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def retrain_evaluations(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The newest retraining evaluation of each entity. Grain: one row per entity:
     entity_code, stale, reasons, evaluated_at."""
-    if not table_exists(conn, "retrain_evaluations"):
-        return None
     return conn.execute("""
         SELECT entity_code, stale, CAST(reasons AS VARCHAR) AS reasons, evaluated_at
         FROM retrain_evaluations
@@ -111,11 +91,9 @@ def retrain_evaluations(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     """).df()
 
 
-def model_failures(conn: duckdb.DuckDBPyConnection, limit: int = 50) -> pd.DataFrame | None:
+def model_failures(conn: duckdb.DuckDBPyConnection, limit: int = 50) -> pd.DataFrame:
     """Newest failed training attempts. Grain: one row per failure: entity_code, failed_at,
     error, run_id."""
-    if not table_exists(conn, "model_failures"):
-        return None
     return conn.execute("""
         SELECT entity_code, failed_at, error, run_id FROM model_failures
         ORDER BY failed_at DESC, entity_code LIMIT ?
@@ -123,7 +101,7 @@ def model_failures(conn: duckdb.DuckDBPyConnection, limit: int = 50) -> pd.DataF
 
 
 def entity_freshness(conn: duckdb.DuckDBPyConnection, as_of: date,
-                     stale_days: int) -> pd.DataFrame | None:
+                     stale_days: int) -> pd.DataFrame:
     """Latest observation of each observed entity and whether it is stale.
 
     An entity is operating on `as_of` when the dimension has it opened by then and not extinct
@@ -132,13 +110,7 @@ def entity_freshness(conn: duckdb.DuckDBPyConnection, as_of: date,
     entity_name, park_code, latest_observed_at, latest_park_date, row_count, days_since,
     operating, stale; stale first, then the oldest.
     """
-    if not table_exists(conn, "entity_index"):
-        return None
-    dim = ("(SELECT entity_code, entity_name, opened_on, extinct_on FROM dim_entity)"
-           if table_exists(conn, "dim_entity") else
-           "(SELECT NULL::VARCHAR AS entity_code, NULL::VARCHAR AS entity_name, "
-           "NULL::DATE AS opened_on, NULL::DATE AS extinct_on WHERE false)")
-    return conn.execute(f"""
+    return conn.execute("""
         WITH f AS (
             SELECT i.entity_code, coalesce(d.entity_name, i.entity_code) AS entity_name,
                    i.park_code, i.latest_observed_at, CAST(i.latest_park_date AS DATE)
@@ -146,20 +118,18 @@ def entity_freshness(conn: duckdb.DuckDBPyConnection, as_of: date,
                    date_diff('day', CAST(i.latest_park_date AS DATE), ?::DATE) AS days_since,
                    coalesce(d.opened_on <= ?::DATE, true)
                        AND coalesce(d.extinct_on > ?::DATE, true) AS operating
-            FROM entity_index i LEFT JOIN {dim} d USING (entity_code)
+            FROM entity_index i LEFT JOIN dim_entity d USING (entity_code)
         )
         SELECT *, operating AND coalesce(days_since > ?, true) AS stale FROM f
         ORDER BY stale DESC, days_since DESC NULLS FIRST, entity_code
     """, [as_of, as_of, as_of, stale_days]).df()
 
 
-def source_freshness(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def source_freshness(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Latest observation of each entity in each raw source (one scan of the facts).
 
     Grain: one row per (entity_code, source): latest_observed_at, latest_park_date, rows.
     """
-    if not table_exists(conn, "fct_wait_times"):
-        return None
     return conn.execute(f"""
         SELECT entity_code, {SOURCE_SQL} AS source, max(observed_at) AS latest_observed_at,
                max(park_date) AS latest_park_date, count(*) AS rows
@@ -175,13 +145,11 @@ def source_summary(per_entity: pd.DataFrame) -> pd.DataFrame:
             .sort_values("source", ignore_index=True))
 
 
-def rejected_per_day(conn: duckdb.DuckDBPyConnection, days: int = 90) -> pd.DataFrame | None:
+def rejected_per_day(conn: duckdb.DuckDBPyConnection, days: int = 90) -> pd.DataFrame:
     """Rejected raw rows per day of rejection and reason, over the last `days` days with any.
 
     Grain: one row per (day, reason): day DATE, reason, rows.
     """
-    if not table_exists(conn, "fct_rejected_rows"):
-        return None
     return conn.execute("""
         WITH r AS (SELECT CAST(rejected_at AS DATE) AS day, reason FROM fct_rejected_rows)
         SELECT day, reason, count(*) AS rows FROM r
@@ -190,12 +158,10 @@ def rejected_per_day(conn: duckdb.DuckDBPyConnection, days: int = 90) -> pd.Data
     """, [days]).df()
 
 
-def ingest_polls(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def ingest_polls(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """What the raw-source polls found, per file format. Grain: one row per format: files,
     failed (files not processed), last_ingested_at, newest_file_modified_at, rows_added,
     rows_rejected."""
-    if not table_exists(conn, "ingest_manifest"):
-        return None
     return conn.execute("""
         SELECT format, count(*) AS files, count(*) FILTER (WHERE status <> 'processed') AS failed,
                max(ingested_at) AS last_ingested_at, max(modified_at) AS newest_file_modified_at,
@@ -204,9 +170,7 @@ def ingest_polls(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     """).df()
 
 
-def fetch_status(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def fetch_status(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The live queue-times poller's last fetch per park (its table as written).
     Grain: one row per park."""
-    if not table_exists(conn, "fetch_status"):
-        return None
     return conn.execute("SELECT * FROM fetch_status ORDER BY park_code").df()

@@ -4,6 +4,9 @@ Observations, profiles, park hours and WTI come from the warehouse (an open read
 connection); forecasts and backfilled ACTUALs come from their Parquet files, read directly with
 pyarrow (one day's row groups), so the warehouse file is never touched for them. Times are shown on
 the park's own clock: `local_time` columns are naive local timestamps of the park's time zone.
+
+The warehouse tables read here exist once the warehouse file does (lib.core.schema), except the
+WTI tables, which exist once the WTI asset has run: their queries give None before.
 """
 
 from __future__ import annotations
@@ -40,28 +43,22 @@ def park_tz(park_code: str | None, entity: str) -> str:
     return tz_of_park(park) if park else "UTC"
 
 
-def entity_choices(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+def entity_choices(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Entities that can be plotted. Grain: one row per entity of entity_index: entity_code,
     entity_name, park_code, first_park_date, latest_park_date."""
-    if not table_exists(conn, "entity_index"):
-        return None
-    names = ("(SELECT entity_code, entity_name FROM dim_entity)" if table_exists(conn, "dim_entity")
-             else "(SELECT NULL::VARCHAR AS entity_code, NULL::VARCHAR AS entity_name WHERE false)")
-    return conn.execute(f"""
+    return conn.execute("""
         SELECT i.entity_code, coalesce(n.entity_name, i.entity_code) AS entity_name, i.park_code,
                CAST(i.first_park_date AS DATE) AS first_park_date,
                CAST(i.latest_park_date AS DATE) AS latest_park_date
-        FROM entity_index i LEFT JOIN {names} n USING (entity_code)
+        FROM entity_index i LEFT JOIN dim_entity n USING (entity_code)
         ORDER BY i.park_code, i.entity_code
     """).df()
 
 
 def observations(conn: duckdb.DuckDBPyConnection, entity: str, day: date,
-                 tz: str) -> pd.DataFrame | None:
+                 tz: str) -> pd.DataFrame:
     """Observed waits of one entity on one park day. Grain: one row per observation
     (POSTED, ACTUAL, PRIORITY): local_time, wait_time_type, wait_time_minutes."""
-    if not table_exists(conn, "fct_wait_times"):
-        return None
     return conn.execute("""
         SELECT timezone(?, observed_at) AS local_time, wait_time_type, wait_time_minutes
         FROM fct_wait_times
@@ -72,10 +69,8 @@ def observations(conn: duckdb.DuckDBPyConnection, entity: str, day: date,
 
 
 def park_hours(conn: duckdb.DuckDBPyConnection, park: str, day: date,
-               tz: str) -> pd.DataFrame | None:
+               tz: str) -> pd.DataFrame:
     """The park's hours that day, on its clock. Grain: at most one row: opening, closing, source."""
-    if not table_exists(conn, "dim_park_hours"):
-        return None
     return conn.execute("""
         SELECT timezone(?, opening_time) AS opening, timezone(?, closing_time) AS closing, source
         FROM dim_park_hours WHERE park_code = ? AND park_date = ?
@@ -83,11 +78,9 @@ def park_hours(conn: duckdb.DuckDBPyConnection, park: str, day: date,
 
 
 def time_of_day_profile(conn: duckdb.DuckDBPyConnection, entity: str,
-                        tz: str) -> pd.DataFrame | None:
+                        tz: str) -> pd.DataFrame:
     """Mean observed wait by local hour of day over the entity's history.
     Grain: one row per (wait_time_type, hour): mean_minutes, n."""
-    if not table_exists(conn, "fct_wait_times"):
-        return None
     return conn.execute("""
         SELECT wait_time_type, hour(timezone(?, observed_at)) AS hour,
                avg(wait_time_minutes) AS mean_minutes, count(*) AS n
@@ -98,11 +91,9 @@ def time_of_day_profile(conn: duckdb.DuckDBPyConnection, entity: str,
     """, [tz, entity, OBSERVED_TYPES]).df()
 
 
-def day_of_week_profile(conn: duckdb.DuckDBPyConnection, entity: str) -> pd.DataFrame | None:
+def day_of_week_profile(conn: duckdb.DuckDBPyConnection, entity: str) -> pd.DataFrame:
     """Mean observed wait by ISO day of week (Mon=1) of the park day.
     Grain: one row per (wait_time_type, dow): mean_minutes, n."""
-    if not table_exists(conn, "fct_wait_times"):
-        return None
     return conn.execute("""
         SELECT wait_time_type, isodow(park_date) AS dow, avg(wait_time_minutes) AS mean_minutes,
                count(*) AS n

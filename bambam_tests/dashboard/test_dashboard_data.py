@@ -23,7 +23,6 @@ from bambam_assets.dashboard.pages import curves, freshness, quality, status
 from bambam_assets.dashboard.store import WarehouseStore
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
-from bambam_assets.lib.models import registry
 from bambam_assets.web_auth import check_bind
 
 AS_OF = date(2024, 3, 20)
@@ -37,9 +36,7 @@ def home(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     home.mkdir()
     with wh.writer(home) as conn:
-        schema.ensure_tables(conn)
         conn.execute(schema.DIM_DDL["dim_entity"])
-        registry.ensure_registry_tables(conn)
         conn.execute("""INSERT INTO dim_entity (entity_code, entity_name, park_code, queue_type,
                         opened_on, extinct_on) VALUES
             ('MK1', 'Space Mountain', 'MK', 'STANDBY', DATE '1975-01-15', DATE '2099-01-01'),
@@ -170,15 +167,19 @@ def test_rejected_rows_per_day_and_reason_in_window(home: Path) -> None:
     assert polls.loc["standby", "rows_added"] == 10
 
 
-def test_missing_tables_give_none(tmp_path: Path) -> None:
-    with wh.writer(tmp_path) as conn:
-        conn.execute("CREATE TABLE unrelated (x INTEGER)")
+def test_a_new_warehouse_gives_empty_answers(tmp_path: Path) -> None:
+    with wh.writer(tmp_path):  # what any first writer leaves: every table, empty
+        pass
     with _read(tmp_path) as conn:
         for fn in (data.model_quality, data.worse_models, data.retrain_evaluations,
                    data.model_failures, data.source_freshness, data.rejected_per_day,
                    data.ingest_polls, data.fetch_status, dc.entity_choices):
-            assert fn(conn) is None, fn.__name__
-        assert data.entity_freshness(conn, AS_OF, 2) is None
+            assert fn(conn).empty, fn.__name__
+        assert data.entity_freshness(conn, AS_OF, 2).empty
+        assert data.mae_history(conn, "MK1").empty
+        assert dc.observations(conn, "MK1", AS_OF, NY).empty
+        assert dc.park_hours(conn, "MK", AS_OF, NY).empty
+        # the WTI tables exist once the WTI asset has run
         assert dc.wti_day(conn, "MK", AS_OF) is None and dc.wti_window(conn, "MK", AS_OF) is None
 
 

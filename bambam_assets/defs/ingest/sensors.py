@@ -54,7 +54,7 @@ def raw_files_sensor(
     else:
         try:
             with warehouse.reader() as conn:
-                todo = pending_files_readonly(conn, files)
+                todo = pending_files(conn, files)
                 existing = set(context.instance.get_dynamic_partitions(entity_partitions.name))
                 to_add = new_entity_partitions(conn, existing)
         except duckdb.IOException as exc:  # a writer holds the file: try again next tick
@@ -74,10 +74,3 @@ def raw_files_sensor(
         dynamic_partitions_requests=[entity_partitions.build_add_request(to_add)] if to_add else [],
     )
 
-
-def pending_files_readonly(conn: duckdb.DuckDBPyConnection, files: list[RawFile]) -> list[RawFile]:
-    """pending_files on a read-only connection (no table creation): all files when no manifest."""
-    has_manifest = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_manifest'"
-    ).fetchall()[0][0]
-    return pending_files(conn, files) if has_manifest else list(files)

@@ -11,7 +11,7 @@ from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.models import batch as tb
-from bambam_assets.lib.models import incremental, registry, staleness
+from bambam_assets.lib.models import incremental, registry, registry_table, staleness
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, train_batch
 from bambam_assets.lib.models.features import build_training_frame
 
@@ -91,12 +91,12 @@ def entity_model(
     result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
                          workers=config.workers or None, mode=config.mode,
                          target_counts=counts, tail_entities=tails, plan=planned)
-    rows = registry.registry_rows(models_root, result.outcomes)
-    failures = registry.failure_rows(result.failures, context.run_id)
+    rows = registry_table.registry_rows(models_root, result.outcomes)
+    failures = registry_table.failure_rows(result.failures, context.run_id)
     evaluation = _with_actions(evaluation, set(context.partition_keys), set(keys), result,
                                f"entity_model run {context.run_id[:8]}")
     with warehouse.writer() as conn:
-        registry.write_registry(conn, rows, failures)
+        registry_table.write_registry(conn, rows, failures)
         staleness.write_evaluations(conn, evaluation)
         if result.outcomes:
             conn.execute(

@@ -1,6 +1,24 @@
-"""Warehouse tables: names, columns and DDL, written once and used everywhere.
+"""Warehouse tables: names, columns, DDL and migrations, written once and used everywhere.
 
 Every table lives in `BAMBAM_HOME/warehouse.duckdb`. Each DDL comment states the table's grain.
+
+`ensure_tables(conn)` creates every table of DDL that is missing and adds the MIGRATIONS columns
+an older warehouse lacks. `warehouse.writer()` runs it on every connection it opens (and each lib
+function that writes one of these tables runs it too, for bare connections), so: once the
+warehouse file exists, every table of DDL exists; a home written by an older release is migrated
+by its first writer; readers never check whether a table exists (a missing warehouse FILE is the
+one "nothing yet" case they handle).
+
+Dimensions (DIM_DDL) are rebuilt whole by their assets (`replace_dimension`). ensure_tables
+creates them empty together with `dim_build_log`, i.e. in a warehouse whose dimensions were never
+built, so readers can join them from the start. Once the log exists, a missing dimension table
+was dropped: it is left missing, so its asset sees it and rebuilds it
+(lib.dimensions.inputs.is_current).
+
+Not here: tables an asset rebuilds whole from a query, whose columns are that query's:
+dim_metatable (the metatable export's own columns, defs.dimensions), posted_aggregates
+(lib.forecasts.posted_aggregates), park_wti and park_wti_daily (lib.forecasts.wti). They exist
+once their asset has run.
 """
 
 from __future__ import annotations
@@ -77,31 +95,110 @@ DDL: dict[str, str] = {
             target_count_at_last_model BIGINT,
             updated_at TIMESTAMPTZ
         )""",
+    # One row per dimension asset (or multi-asset) name: the fingerprint of the inputs of its
+    # last successful build, and when that build happened (lib.dimensions.inputs).
+    "dim_build_log": """
+        CREATE TABLE IF NOT EXISTS dim_build_log (
+            dimension VARCHAR PRIMARY KEY,
+            fingerprint VARCHAR NOT NULL,
+            built_at TIMESTAMPTZ NOT NULL
+        )""",
+    # One row per (entity, version) ever saved: the warehouse mirror of the model files
+    # (lib.models.registry_table; the files under models/ are the truth).
+    "model_registry": """
+        CREATE TABLE IF NOT EXISTS model_registry (
+            entity_code VARCHAR NOT NULL, version INTEGER NOT NULL, kind VARCHAR,
+            queue_type VARCHAR, trained_at TIMESTAMPTZ, promoted BOOLEAN, is_current BOOLEAN,
+            holdout_mae DOUBLE, mae DOUBLE, rmse DOUBLE, mape DOUBLE, r2 DOUBLE,
+            naive_mae DOUBLE, best_iteration INTEGER, "rows" BIGINT, seconds DOUBLE,
+            target_count BIGINT, code_version VARCHAR, params_hash VARCHAR, path VARCHAR,
+            decision VARCHAR, error VARCHAR,
+            PRIMARY KEY (entity_code, version)
+        )""",
+    # One row per failed training attempt (lib.models.registry_table).
+    "model_failures": """
+        CREATE TABLE IF NOT EXISTS model_failures (
+            entity_code VARCHAR NOT NULL, failed_at TIMESTAMPTZ NOT NULL, error VARCHAR,
+            run_id VARCHAR
+        )""",
+    # One row per entity: its latest retraining evaluation (lib.models.staleness).
+    "retrain_evaluations": """
+        CREATE TABLE IF NOT EXISTS retrain_evaluations (
+            entity_code VARCHAR PRIMARY KEY, park_code VARCHAR, tier VARCHAR,
+            queue_type VARCHAR, stale BOOLEAN, reasons VARCHAR[], summary VARCHAR,
+            target_count BIGINT, target_count_at_last_model BIGINT, new_targets BIGINT,
+            current_version INTEGER, latest_version INTEGER, trained_at TIMESTAMPTZ,
+            age_hours DOUBLE, max_age_hours DOUBLE, code_version VARCHAR, params_hash VARCHAR,
+            expected_code_version VARCHAR, expected_params_hash VARCHAR, as_of DATE,
+            evaluated_at TIMESTAMPTZ, action VARCHAR, source VARCHAR
+        )""",
+    # One row per polled park: the live queue-times poller's last fetch (lib.live.fetch_status).
+    "fetch_status": """
+        CREATE TABLE IF NOT EXISTS fetch_status (
+            park_code VARCHAR PRIMARY KEY, queue_times_id INTEGER,
+            last_attempt TIMESTAMPTZ, last_success TIMESTAMPTZ,
+            rides_seen INTEGER, rows_written INTEGER, stale_rows INTEGER, unmapped_rides INTEGER,
+            error VARCHAR, error_kind VARCHAR, attempts INTEGER, consecutive_failures INTEGER,
+            last_snapshot_key VARCHAR, updated_at TIMESTAMPTZ
+        )""",
+    # One row per (park, queue-times ride the mapping does not know) (lib.live.fetch_status).
+    "queue_times_unmapped": """
+        CREATE TABLE IF NOT EXISTS queue_times_unmapped (
+            park_code VARCHAR NOT NULL, queue_times_id BIGINT NOT NULL, queue_times_name VARCHAR,
+            first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
+            PRIMARY KEY (park_code, queue_times_id)
+        )""",
+}
+BUILD_LOG = "dim_build_log"
+
+
+# Columns added after a table was first released, as (column, type): a warehouse built before
+# gets them on its next ensure_tables (NULL in existing rows), so no rebuild is ever needed. A new
+# column goes both into the table's DDL above and here.
+MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "ingest_manifest": (("content_sha256", "VARCHAR"), ("content_lines", "BIGINT")),
 }
 
 
-# Columns added after a table was first released: a warehouse built before gets them on its
-# next ensure_tables (NULL in existing rows), so no rebuild is ever needed.
-MIGRATIONS: dict[str, tuple[str, ...]] = {
-    "ingest_manifest": (
-        "ALTER TABLE ingest_manifest ADD COLUMN IF NOT EXISTS content_sha256 VARCHAR",
-        "ALTER TABLE ingest_manifest ADD COLUMN IF NOT EXISTS content_lines BIGINT",
-    ),
-}
+def _columns(conn) -> dict[str, set[str]]:
+    """{table: its column names} of the connection's own database and schema (one query)."""
+    rows = conn.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = current_schema()"
+    ).fetchall()
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, set()).add(column)
+    return columns
 
 
 def ensure_tables(conn, names: tuple[str, ...] | None = None) -> None:
-    """Create the named warehouse tables (all when None) if they do not exist, and add the
-    columns of MIGRATIONS that an older warehouse lacks."""
+    """Create the tables of DDL (all when `names` is None) that do not exist, and add the
+    MIGRATIONS columns that an older warehouse lacks (needs a writer connection).
+
+    Idempotent and cheap: one catalog query, then statements only for what is missing. Creating
+    `dim_build_log` also creates the missing dimension tables (empty): see the module docstring.
+    """
+    present = _columns(conn)
     for name, ddl in DDL.items():
-        if names is None or name in names:
-            conn.execute(ddl)
-            for statement in MIGRATIONS.get(name, ()):
-                conn.execute(statement)
+        if names is not None and name not in names:
+            continue
+        if name not in present:
+            conn.execute(ddl)  # the DDL has every column, migrated ones included
+            if name == BUILD_LOG:
+                for dim, dim_ddl in DIM_DDL.items():
+                    if dim not in present:
+                        conn.execute(_if_not_exists(dim_ddl))
+            continue
+        for column, sql_type in MIGRATIONS.get(name, ()):
+            if column not in present[name]:  # constant names and types, never data
+                conn.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 
 
 # Dimensions are rebuilt whole on every materialization: created from this DDL, then filled
 # with INSERT ... BY NAME, so an empty dimension (missing export) still has the right types.
+# dim_park_hours_versions is the exception: its rows are the history of the hours, merged and
+# rewritten by the park-hours asset, never replaced by CREATE OR REPLACE.
 DIM_DDL: dict[str, str] = {
     # One row per entity.
     "dim_entity": """
@@ -160,6 +257,11 @@ DIM_DDL: dict[str, str] = {
             event_name VARCHAR, event_hard_ticket BOOLEAN
         )""",
 }
+
+
+def _if_not_exists(ddl: str) -> str:
+    """A DIM_DDL statement as a CREATE TABLE IF NOT EXISTS (the same columns)."""
+    return ddl.replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
 
 
 def replace_dimension(conn, name: str, frame) -> int:

@@ -4,6 +4,9 @@ DuckDB lets one process hold the file while it writes, and then no other process
 all, not even read-only. So: writers take a cross-process file lock first (one writer at a time,
 whatever launched them: the daemon, the CLI or a test), keep their connection short, and readers
 retry briefly instead of failing.
+
+Every writer connection first creates and migrates the warehouse tables (schema.ensure_tables):
+once the file exists, a reader finds every table the pipeline keeps.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import duckdb
 from filelock import FileLock
 
+from bambam_assets.lib.core import schema
 from bambam_assets.lib.core.paths import HomePaths
 
 
@@ -38,12 +42,16 @@ def _connect_with_retry(path: Path, read_only: bool, timeout_s: float) -> duckdb
 
 @contextmanager
 def writer(home: Path, timeout_s: float = 600.0) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-write connection, held by one process at a time (file lock beside the database)."""
+    """A read-write connection, held by one process at a time (file lock beside the database).
+
+    Its tables are created and migrated before it is handed out (schema.ensure_tables).
+    """
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(str(HomePaths(home).warehouse_lock), timeout=timeout_s):
         conn = _connect_with_retry(warehouse_path(home), read_only=False, timeout_s=timeout_s)
         try:
+            schema.ensure_tables(conn)
             yield conn
         finally:
             conn.close()
@@ -63,6 +71,9 @@ def reader(home: Path, timeout_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConne
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether table `name` exists. Those of schema.DDL always do once the warehouse file does:
+    this is for the tables an asset creates when it first runs (park_wti...) and for telling a
+    dropped dimension table (lib.dimensions.inputs.is_current)."""
     return bool(
         conn.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]

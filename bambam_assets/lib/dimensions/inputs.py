@@ -5,7 +5,8 @@ date, the fingerprints of the dimensions it reads) before doing any work. When t
 equals the one logged at its last build and its tables still exist, the tables already hold what
 a rebuild would write, so the asset reports the existing tables instead of rebuilding them.
 
-Pure DuckDB + stdlib: no Dagster here, so the logic is testable on a bare connection.
+The log is table `dim_build_log` (DDL and grain in lib.core.schema). Pure DuckDB + stdlib: no
+Dagster here, so the logic is testable on a bare connection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, date, datetime
 
 import duckdb
 
+from bambam_assets.lib.core.schema import ensure_tables
 from bambam_assets.lib.core.warehouse import table_exists
 from bambam_assets.lib.ingest.exports import export_files
 from bambam_assets.lib.ingest.formats import RawFormat
@@ -27,21 +29,6 @@ from bambam_assets.lib.ingest.formats import RawFormat
 # e.g. lib/calendar.py, lib/park_hours.py) changes what it writes: every dimension then
 # rebuilds once on the next run.
 DIMENSION_CODE_VERSION = "1"
-
-# One row per dimension asset (or multi-asset) name: the fingerprint of the inputs of its last
-# successful build, and when that build happened.
-BUILD_LOG_DDL = """
-    CREATE TABLE IF NOT EXISTS dim_build_log (
-        dimension VARCHAR PRIMARY KEY,
-        fingerprint VARCHAR NOT NULL,
-        built_at TIMESTAMPTZ NOT NULL
-    )"""
-
-
-def ensure_build_log(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create `dim_build_log` if it does not exist (needs a writer connection)."""
-    conn.execute(BUILD_LOG_DDL)
-
 
 def export_identities(conn: duckdb.DuckDBPyConnection, fmt: RawFormat) -> list[str]:
     """Identities (key|size|etag-or-mtime) of the processed export files of one format.
@@ -86,7 +73,7 @@ def fingerprint(*parts: object) -> str:
 
 def stored_fingerprint(conn: duckdb.DuckDBPyConnection, dimension: str) -> str | None:
     """The fingerprint logged at the last build of `dimension`; None when it was never logged."""
-    ensure_build_log(conn)
+    ensure_tables(conn)
     rows = conn.execute(
         "SELECT fingerprint FROM dim_build_log WHERE dimension = ?", [dimension]
     ).fetchall()
@@ -109,11 +96,12 @@ def is_current(
     """The ISO-8601 (UTC) time of the last build when it can be reused, else None.
 
     Reusable means: the logged fingerprint equals `fp` and every table in `tables` exists (a
-    dropped table, or a fresh warehouse file next to an old log, must be rebuilt). When it is not
-    reusable the log row is deleted: the caller rebuilds next, and a rebuild that dies half-way
-    must not leave a row that a later run with the OLD inputs would take for its tables.
+    dropped table must be rebuilt; schema.ensure_tables never recreates a dimension table once
+    the log exists, so this check sees it missing). When it is not reusable the log row is
+    deleted: the caller rebuilds next, and a rebuild that dies half-way must not leave a row that
+    a later run with the OLD inputs would take for its tables.
     """
-    ensure_build_log(conn)
+    ensure_tables(conn)
     rows = conn.execute(
         "SELECT fingerprint, built_at FROM dim_build_log WHERE dimension = ?", [dimension]
     ).fetchall()
@@ -125,7 +113,7 @@ def is_current(
 
 def record_build(conn: duckdb.DuckDBPyConnection, dimension: str, fp: str) -> None:
     """Log that `dimension` was just built from inputs with fingerprint `fp` (upsert)."""
-    ensure_build_log(conn)
+    ensure_tables(conn)
     conn.execute(
         """
         INSERT INTO dim_build_log (dimension, fingerprint, built_at) VALUES (?, ?, ?)

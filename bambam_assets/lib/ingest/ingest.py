@@ -60,10 +60,6 @@ class IngestReport:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
 
-def ensure_ingest_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    schema.ensure_tables(conn)
-
-
 def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> list[RawFile]:
     """Files not yet processed in this exact version (new, changed, or failed before).
 
@@ -144,7 +140,7 @@ def ingest(
     """
     started = time.perf_counter()
     report = IngestReport()
-    ensure_ingest_tables(conn)
+    schema.ensure_tables(conn)
     listed = source.list_files()
     report.files_listed = len(listed)
     todo = pending_files(conn, listed)

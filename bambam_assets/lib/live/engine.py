@@ -40,7 +40,7 @@ _DIMS_SQL = {  # in-memory copy: only the columns feature_ctes_sql and the API r
                       "FROM dim_park_hours",
     "dim_entity": "SELECT entity_code, entity_name, queue_type FROM dim_entity",
 }
-_DIMS_EMPTY = {
+_DIMS_EMPTY = {  # the same columns, empty: no warehouse file yet
     "dim_calendar": "park_date DATE, date_group_id VARCHAR",
     "dim_season": "park_date DATE, season VARCHAR, season_year VARCHAR",
     "dim_park_hours": "park_code VARCHAR, park_date DATE, opening_time TIMESTAMPTZ, "
@@ -179,12 +179,9 @@ class LiveEngine:
     def _copy_dims(self, conn: duckdb.DuckDBPyConnection) -> None:
         with self._mem_lock:
             for name, sql in _DIMS_SQL.items():  # four small tables, constant SQL
-                if warehouse.table_exists(conn, name):
-                    self._mem.register("_src", conn.sql(sql).to_arrow_table())
-                    self._mem.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _src")
-                    self._mem.unregister("_src")
-                else:
-                    self._mem.execute(f"CREATE OR REPLACE TABLE {name} ({_DIMS_EMPTY[name]})")
+                self._mem.register("_src", conn.sql(sql).to_arrow_table())
+                self._mem.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _src")
+                self._mem.unregister("_src")
         self._dims_at = time.monotonic()
 
     def _ensure_dims(self) -> None:
@@ -219,16 +216,12 @@ class LiveEngine:
                         "SELECT entity_code, park_code, park_date, observed_at, wait_time_type, "
                         "CAST(wait_time_minutes AS DOUBLE) AS minutes FROM fct_wait_times "
                         "WHERE park_code = ? AND park_date = ? AND wait_time_type IN (?, ?, ?)",
-                        [park, today, POSTED, ACTUAL, CLOSED]).df() \
-                        if warehouse.table_exists(conn, "fct_wait_times") else None
+                        [park, today, POSTED, ACTUAL, CLOSED]).df()
             except (FileNotFoundError, duckdb.Error) as exc:
                 if state is not None and state.park_date == today:
                     state.read_at = time.monotonic()  # busy: serve the last copy a while longer
                     return state
                 raise WarehouseUnavailable(f"warehouse not readable: {exc}") from exc
-        if facts is None:
-            facts = pd.DataFrame(columns=["entity_code", "park_code", "park_date", "observed_at",
-                                          "wait_time_type", "minutes"])
         facts["observed_at"] = pd.to_datetime(facts["observed_at"], utc=True)
         state = ParkState(park, today, facts, time.monotonic(), self.now())
         self._parks[park] = state

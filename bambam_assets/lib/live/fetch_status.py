@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.core import schema, warehouse
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.ingest.raw_source import RawSource
 from bambam_assets.lib.live.poller import (
@@ -34,20 +34,7 @@ from bambam_assets.lib.live.poller import (
 )
 from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
-FETCH_STATUS_DDL = """
-    CREATE TABLE IF NOT EXISTS fetch_status (     -- one row per polled park
-        park_code VARCHAR PRIMARY KEY, queue_times_id INTEGER,
-        last_attempt TIMESTAMPTZ, last_success TIMESTAMPTZ,
-        rides_seen INTEGER, rows_written INTEGER, stale_rows INTEGER, unmapped_rides INTEGER,
-        error VARCHAR, error_kind VARCHAR, attempts INTEGER, consecutive_failures INTEGER,
-        last_snapshot_key VARCHAR, updated_at TIMESTAMPTZ
-    )"""
-UNMAPPED_DDL = """
-    CREATE TABLE IF NOT EXISTS queue_times_unmapped (   -- one row per (park, unmapped ride)
-        park_code VARCHAR NOT NULL, queue_times_id BIGINT NOT NULL, queue_times_name VARCHAR,
-        first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
-        PRIMARY KEY (park_code, queue_times_id)
-    )"""
+# Columns of `fetch_status` and `queue_times_unmapped` (DDL and grain in lib.core.schema).
 STATUS_COLUMNS = (
     "park_code", "queue_times_id", "last_attempt", "last_success", "rides_seen", "rows_written",
     "stale_rows", "unmapped_rides", "error", "error_kind", "attempts", "consecutive_failures",
@@ -152,18 +139,13 @@ def read_status(home: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return status, unmapped
 
 
-def ensure_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(FETCH_STATUS_DDL)
-    conn.execute(UNMAPPED_DDL)
-
-
 def fold_status(conn: duckdb.DuckDBPyConnection, home: Path) -> tuple[int, int]:
     """Replace the rows of every park with a status file in both tables; returns their counts.
 
     Parks without a file keep their rows (a deleted status folder never empties the tables).
     """
     status, unmapped = read_status(home)
-    ensure_tables(conn)
+    schema.ensure_tables(conn)
     if status.empty:
         return 0, 0
     cols = ", ".join(STATUS_COLUMNS)  # constant names

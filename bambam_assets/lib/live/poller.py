@@ -77,10 +77,6 @@ def park_day(instant: datetime, park_code: str) -> date:
 def read_park_hours(conn: duckdb.DuckDBPyConnection, parks: Sequence[str], first: date,
                     last: date) -> pd.DataFrame:
     """Hours of `parks` for park days first..last. Grain: one row per (park_code, park_date)."""
-    has = conn.execute("SELECT count(*) FROM information_schema.tables "
-                       "WHERE table_name = 'dim_park_hours'").fetchall()[0][0]
-    if not has:
-        return empty_hours()
     return conn.execute(
         f"SELECT {', '.join(HOURS_COLUMNS)} FROM dim_park_hours "  # constant column names
         "WHERE park_code IN (SELECT unnest(?::VARCHAR[])) AND park_date BETWEEN ? AND ?",

@@ -1,4 +1,5 @@
-"""Versioned per-entity model registry: files on disk are the truth, a DuckDB table mirrors them.
+"""Versioned per-entity model registry: files on disk are the truth, a DuckDB table mirrors them
+(lib.models.registry_table, which imports this module; this module never imports it).
 
 Layout under `models_root` (= `BAMBAM_HOME/models`)::
 
@@ -335,19 +336,3 @@ def rollback(models_root: Path, entity: str, version: int | None = None) -> int:
             _set_current(d, version)
     return version
 
-
-# The warehouse side lives in registry_table; re-exported (`X as X`) so callers keep one entry
-# point. Imported last: registry_table imports the file-side names defined above.
-from bambam_assets.lib.models.registry_table import FAILURE_COLUMNS as FAILURE_COLUMNS  # noqa: E402
-from bambam_assets.lib.models.registry_table import FAILURES_DDL as FAILURES_DDL  # noqa: E402
-from bambam_assets.lib.models.registry_table import REGISTRY_COLUMNS as REGISTRY_COLUMNS  # noqa: E402
-from bambam_assets.lib.models.registry_table import REGISTRY_DDL as REGISTRY_DDL  # noqa: E402
-from bambam_assets.lib.models.registry_table import (  # noqa: E402
-    ensure_registry_tables as ensure_registry_tables,
-)
-from bambam_assets.lib.models.registry_table import failure_rows as failure_rows  # noqa: E402
-from bambam_assets.lib.models.registry_table import registry_rows as registry_rows  # noqa: E402
-from bambam_assets.lib.models.registry_table import (  # noqa: E402
-    sync_current_flags as sync_current_flags,
-)
-from bambam_assets.lib.models.registry_table import write_registry as write_registry  # noqa: E402

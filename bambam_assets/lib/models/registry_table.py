@@ -1,7 +1,7 @@
 """The warehouse mirror of the model registry: tables `model_registry` and `model_failures`.
 
-The files under models/ are the source of truth (lib.registry); these tables mirror them for
-queries and the dashboard.
+The files under models/ are the source of truth (lib.models.registry); these tables mirror them
+for queries and the dashboard. Their DDL (and grain) is in lib.core.schema.
 """
 
 from __future__ import annotations
@@ -13,22 +13,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from bambam_assets.lib.core.schema import ensure_tables
 from bambam_assets.lib.core.warehouse import staged
 from bambam_assets.lib.models.registry import SaveOutcome, current_version, read_meta, version_dir
 
-REGISTRY_DDL = """
-    CREATE TABLE IF NOT EXISTS model_registry (   -- one row per (entity, version) ever saved
-        entity_code VARCHAR NOT NULL, version INTEGER NOT NULL, kind VARCHAR, queue_type VARCHAR,
-        trained_at TIMESTAMPTZ, promoted BOOLEAN, is_current BOOLEAN, holdout_mae DOUBLE,
-        mae DOUBLE, rmse DOUBLE, mape DOUBLE, r2 DOUBLE, naive_mae DOUBLE, best_iteration INTEGER,
-        "rows" BIGINT, seconds DOUBLE, target_count BIGINT, code_version VARCHAR,
-        params_hash VARCHAR, path VARCHAR, decision VARCHAR, error VARCHAR,
-        PRIMARY KEY (entity_code, version)
-    )"""
-FAILURES_DDL = """
-    CREATE TABLE IF NOT EXISTS model_failures (   -- one row per failed training attempt
-        entity_code VARCHAR NOT NULL, failed_at TIMESTAMPTZ NOT NULL, error VARCHAR, run_id VARCHAR
-    )"""
 REGISTRY_COLUMNS = (
     "entity_code", "version", "kind", "queue_type", "trained_at", "promoted", "is_current",
     "holdout_mae", "mae", "rmse", "mape", "r2", "naive_mae", "best_iteration", "rows", "seconds",
@@ -93,11 +81,6 @@ def failure_rows(
     })
 
 
-def ensure_registry_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(REGISTRY_DDL)
-    conn.execute(FAILURES_DDL)
-
-
 def write_registry(
     conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame, failures: pd.DataFrame
 ) -> None:
@@ -105,7 +88,7 @@ def write_registry(
 
     For each entity whose row is current, every other version of it is marked not current.
     """
-    ensure_registry_tables(conn)
+    ensure_tables(conn)
     cols = ", ".join(f'"{c}"' for c in REGISTRY_COLUMNS)  # constant names, no data in SQL text
     with staged(conn, _bambam_reg_rows=rows.loc[:, list(REGISTRY_COLUMNS)],
                 _bambam_reg_fail=failures.loc[:, list(FAILURE_COLUMNS)]):
@@ -130,7 +113,7 @@ def sync_current_flags(
     conn: duckdb.DuckDBPyConnection, models_root: Path, entities: Iterable[str]
 ) -> None:
     """Set `is_current` of the entities' rows from their CURRENT files (after a rollback)."""
-    ensure_registry_tables(conn)
+    ensure_tables(conn)
     entities = list(entities)
     current = pd.DataFrame({
         "entity_code": pd.Series(entities, dtype="string"),

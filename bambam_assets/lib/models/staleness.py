@@ -26,7 +26,8 @@ import pandas as pd
 
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import TIER_OF_PARK, TIER_RANK
-from bambam_assets.lib.core.warehouse import staged, table_exists
+from bambam_assets.lib.core.schema import ensure_tables
+from bambam_assets.lib.core.warehouse import staged
 from bambam_assets.lib.models.features import target_counts
 
 DEFAULT_MAX_AGE_HOURS: dict[str, float] = {
@@ -34,16 +35,7 @@ DEFAULT_MAX_AGE_HOURS: dict[str, float] = {
 }
 NO_TARGETS = "no target observations (nothing to train)"
 
-EVALUATIONS_DDL = """
-    CREATE TABLE IF NOT EXISTS retrain_evaluations (  -- one row per entity: its latest evaluation
-        entity_code VARCHAR PRIMARY KEY, park_code VARCHAR, tier VARCHAR, queue_type VARCHAR,
-        stale BOOLEAN, reasons VARCHAR[], summary VARCHAR, target_count BIGINT,
-        target_count_at_last_model BIGINT, new_targets BIGINT, current_version INTEGER,
-        latest_version INTEGER, trained_at TIMESTAMPTZ, age_hours DOUBLE, max_age_hours DOUBLE,
-        code_version VARCHAR, params_hash VARCHAR, expected_code_version VARCHAR,
-        expected_params_hash VARCHAR, as_of DATE, evaluated_at TIMESTAMPTZ, action VARCHAR,
-        source VARCHAR
-    )"""
+# Columns of `retrain_evaluations` (DDL and grain in lib.core.schema).
 EVALUATION_COLUMNS: tuple[str, ...] = (
     "entity_code", "park_code", "tier", "queue_type", "stale", "reasons", "summary",
     "target_count", "target_count_at_last_model", "new_targets", "current_version",
@@ -87,7 +79,7 @@ _STATE_SQL = """
            r.latest_target_count
     FROM entity_index i
     LEFT JOIN (SELECT entity_code, any_value(queue_type) AS queue_type
-               FROM {dim} GROUP BY entity_code) q USING (entity_code)
+               FROM dim_entity GROUP BY entity_code) q USING (entity_code)
     LEFT JOIN (
         SELECT entity_code,
                max(version) FILTER (WHERE is_current) AS current_version,
@@ -96,30 +88,14 @@ _STATE_SQL = """
                arg_max(code_version, version) AS code_version,
                arg_max(params_hash, version) AS params_hash,
                arg_max(target_count, version) AS latest_target_count
-        FROM {reg} GROUP BY entity_code
+        FROM model_registry GROUP BY entity_code
     ) r USING (entity_code)
     ORDER BY i.entity_code
 """
-# Stand-ins for tables that do not exist yet (first run: no model_registry, maybe no dim_entity).
-_EMPTY_DIM = "(SELECT NULL::VARCHAR AS entity_code, NULL::VARCHAR AS queue_type WHERE false)"
-_EMPTY_REG = ("(SELECT NULL::VARCHAR AS entity_code, NULL::INTEGER AS version, NULL::BOOLEAN AS "
-              "is_current, NULL::TIMESTAMPTZ AS trained_at, NULL::VARCHAR AS code_version, "
-              "NULL::VARCHAR AS params_hash, NULL::BIGINT AS target_count WHERE false)")
-
 
 def entity_state(conn: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
     """What the rule reads. Grain: one row per entity of `entity_index` (works read-only)."""
-    if not table_exists(conn, "entity_index"):
-        return pd.DataFrame(columns=["entity_code", "park_code", "target_count_at_last_model",
-                                     "queue_type", "current_version", "latest_version",
-                                     "trained_at", "code_version", "params_hash",
-                                     "latest_target_count", "target_count"])
-    # table names are constants chosen here, never data
-    sql = _STATE_SQL.format(
-        dim="dim_entity" if table_exists(conn, "dim_entity") else _EMPTY_DIM,
-        reg="model_registry" if table_exists(conn, "model_registry") else _EMPTY_REG,
-    )
-    state = conn.execute(sql).df()
+    state = conn.execute(_STATE_SQL).df()
     counts = target_counts(conn, as_of)[["entity_code", "target_count"]]
     state = state.merge(counts, on="entity_code", how="left")
     state["target_count"] = state["target_count"].fillna(0).astype("int64")
@@ -211,7 +187,7 @@ def due_entities(evaluation: pd.DataFrame) -> list[str]:
 
 def write_evaluations(conn: duckdb.DuckDBPyConnection, evaluation: pd.DataFrame) -> int:
     """Upsert the evaluation rows into `retrain_evaluations` (latest per entity); returns rows."""
-    conn.execute(EVALUATIONS_DDL)
+    ensure_tables(conn)
     rows = evaluation.loc[:, list(EVALUATION_COLUMNS)].copy()
     rows["reasons"] = rows["reasons"].map(list)
     with staged(conn, _bambam_evals=rows):
@@ -223,6 +199,4 @@ def write_evaluations(conn: duckdb.DuckDBPyConnection, evaluation: pd.DataFrame)
 
 def read_evaluations(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """The recorded latest evaluations. Grain: one row per entity (empty when none recorded)."""
-    if not table_exists(conn, "retrain_evaluations"):
-        return pd.DataFrame(columns=list(EVALUATION_COLUMNS))
     return conn.execute("SELECT * FROM retrain_evaluations ORDER BY entity_code").df()

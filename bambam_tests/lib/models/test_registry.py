@@ -14,6 +14,7 @@ import pytest
 import xgboost as xgb
 
 from bambam_assets.lib.models import registry as reg
+from bambam_assets.lib.models import registry_table as reg_table
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -242,8 +243,9 @@ def test_write_registry_and_sync_flags(root: Path) -> None:
                           now=T0)
     o_ep = _save(root, 3.0, entity="EP09")
     conn = duckdb.connect()
-    fails = reg.failure_rows({"HS80": ValueError("no rows"), "AK07": "timeout"}, "run-1", now=T0)
-    reg.write_registry(conn, reg.registry_rows(root, [o1, o_ep]), fails)
+    fails = reg_table.failure_rows({"HS80": ValueError("no rows"), "AK07": "timeout"}, "run-1",
+                                   now=T0)
+    reg_table.write_registry(conn, reg_table.registry_rows(root, [o1, o_ep]), fails)
     row = conn.execute("""SELECT version, kind, queue_type, trained_at, promoted, is_current,
         holdout_mae, mae, rmse, mape, r2, naive_mae, best_iteration, "rows", seconds,
         target_count, code_version, params_hash, decision, error
@@ -255,11 +257,13 @@ def test_write_registry_and_sync_flags(root: Path) -> None:
                                          ("HS80", "ValueError: no rows", "run-1")]
 
     o2 = _save(root, 20.0, n=1)  # rejected
-    reg.write_registry(conn, reg.registry_rows(root, [o2]), reg.failure_rows({}, "run-2"))
+    reg_table.write_registry(conn, reg_table.registry_rows(root, [o2]),
+                             reg_table.failure_rows({}, "run-2"))
     o3 = _save(root, 8.0, n=2)  # promoted
-    rows3 = reg.registry_rows(root, [o3])
-    reg.write_registry(conn, rows3, reg.failure_rows({}, "run-3"))
-    reg.write_registry(conn, rows3, reg.failure_rows({}, "run-3"))  # upsert: no duplicate
+    rows3 = reg_table.registry_rows(root, [o3])
+    reg_table.write_registry(conn, rows3, reg_table.failure_rows({}, "run-3"))
+    # upsert: no duplicate
+    reg_table.write_registry(conn, rows3, reg_table.failure_rows({}, "run-3"))
 
     def flags() -> list[tuple]:
         return conn.execute("SELECT version, promoted, is_current FROM model_registry "
@@ -267,7 +271,7 @@ def test_write_registry_and_sync_flags(root: Path) -> None:
 
     assert flags() == [(1, True, False), (2, False, False), (3, True, True)]
     reg.rollback(root, "MK141", 1)
-    reg.sync_current_flags(conn, root, ["MK141", "EP09"])
+    reg_table.sync_current_flags(conn, root, ["MK141", "EP09"])
     assert flags() == [(1, True, True), (2, False, False), (3, True, False)]
     assert conn.execute("SELECT is_current FROM model_registry WHERE entity_code = 'EP09'"
                         ).fetchall() == [(True,)]
@@ -276,9 +280,10 @@ def test_write_registry_and_sync_flags(root: Path) -> None:
 
 def test_write_registry_with_only_failures(root: Path) -> None:
     conn = duckdb.connect()
-    empty = reg.registry_rows(root, [])
-    assert list(empty.columns) == list(reg.REGISTRY_COLUMNS) and len(empty) == 0
-    reg.write_registry(conn, empty, reg.failure_rows({"MK1": RuntimeError("boom")}, None, T0))
+    empty = reg_table.registry_rows(root, [])
+    assert list(empty.columns) == list(reg_table.REGISTRY_COLUMNS) and len(empty) == 0
+    reg_table.write_registry(conn, empty,
+                             reg_table.failure_rows({"MK1": RuntimeError("boom")}, None, T0))
     assert conn.execute("SELECT count(*) FROM model_registry").fetchone() == (0,)
     assert conn.execute("SELECT entity_code, failed_at, error, run_id FROM model_failures"
                         ).fetchall() == [("MK1", T0, "RuntimeError: boom", None)]

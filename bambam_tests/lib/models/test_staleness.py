@@ -94,9 +94,7 @@ def test_config_overrides(world_home: Path) -> None:
 
 def test_no_registry_yet_and_evaluation_table(tmp_path: Path) -> None:
     home = tmp_path / "h"
-    build_world(home, {"MK1": ("STANDBY", 10, 0, 0, None)})
-    with wh.writer(home) as conn:
-        conn.execute("DROP TABLE model_registry")
+    build_world(home, {"MK1": ("STANDBY", 10, 0, 0, None)})  # model_registry exists, empty
     ev = _evaluate(home)
     assert ev["reasons"].tolist() == [["no current model"]]
     ev["action"] = "test"
