@@ -4,10 +4,10 @@ lib.backfill and lib.wti (they read, call, write and report)."""
 
 import os
 import time
+from datetime import timedelta
 
 import dagster as dg
 
-from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core.progress import StepProgress
@@ -155,6 +155,10 @@ def entity_backfill(
 
 
 _WTI_DEPS = ["entity_forecast", "entity_backfill", "dim_entity"]
+# The park-level WTI is recomputed at least daily (on_cron): 24 h without a park_wti
+# materialization warns, 26 h fails (an asset-level 1.13 FreshnessPolicy).
+WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 
 
 @dg.multi_asset(
