@@ -8,6 +8,7 @@ also bounds how long incremental updates can pile up.
 
 import dagster as dg
 
+from bambam_assets.defs import groups
 from bambam_assets.defs.automation.sensors import TRIGGER_TAG, range_tags
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
@@ -18,7 +19,7 @@ PARK_TZ = "America/New_York"
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline_job",
-    selection=dg.AssetSelection.groups("ingest", "dimensions"),
+    selection=dg.AssetSelection.groups(groups.INGEST, groups.DIMENSIONS),
     description="Ingest new raw files and rebuild the dimensions (the retrain sensor follows).",
 )
 

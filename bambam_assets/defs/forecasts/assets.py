@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import dagster as dg
 
+from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.forecasts import backfill, forecast, wti
 from bambam_assets.lib.forecasts import posted_aggregates as pa
 
-FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
 # Run-time overrides (read when a run starts, never at import): the backtest shortens the
 # horizon with them, since run_pipeline passes no run config.
@@ -46,7 +46,8 @@ def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
 
 
 @dg.asset(
-    group_name=FORECAST_GROUP, pool="warehouse", deps=["fct_wait_times", "dim_calendar"],
+    group_name=group_of("posted_aggregates"), pool="warehouse",
+    deps=["fct_wait_times", "dim_calendar"],
     description="Recency-weighted POSTED statistics per (entity, date_group_id, local hour), "
     "plus the fallback levels (entity+dgid, entity+hour, entity, park+hour) of the lookup.",
 )
@@ -68,7 +69,7 @@ def posted_aggregates(
     partitions_def=entity_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    group_name=FORECAST_GROUP,
+    group_name=group_of("entity_forecast"),
     deps=["entity_model", posted_aggregates, "dim_park_hours", "dim_calendar", "dim_season"],
     automation_condition=dg.AutomationCondition.eager(),
     description="Per entity: every 5-minute slot of park hours from as-of+1 to +730 days, "
@@ -119,7 +120,7 @@ def entity_forecast(
     partitions_def=entity_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    group_name=FORECAST_GROUP,
+    group_name=group_of("entity_backfill"),
     deps=["entity_model", "fct_wait_times", "dim_park_hours"],
     automation_condition=dg.AutomationCondition.eager(),
     description="Per entity: 5-minute ACTUAL curves of past park days (observed, else imputed "
@@ -163,12 +164,12 @@ WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("park_wti", group_name=WTI_GROUP, deps=_WTI_DEPS,
+        dg.AssetSpec("park_wti", group_name=group_of("park_wti"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
                      freshness_policy=WTI_FRESHNESS,
                      description="One row per (park, slot): mean ACTUAL over the park's open "
                      "STANDBY entities (backfill, else forecast), n_entities, min, max."),
-        dg.AssetSpec("park_wti_daily", group_name=WTI_GROUP, deps=_WTI_DEPS,
+        dg.AssetSpec("park_wti_daily", group_name=group_of("park_wti_daily"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
                      description="One row per (park, park_date): mean of the slot WTIs, "
                      "p10/p90 over the day's slots, entities with a value."),

@@ -24,24 +24,24 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
 from bambam_assets.lib.live.fetch_status import run_tick
 from bambam_assets.lib.live.poller import parks_from_env
 from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
-LIVE_GROUP = "live"
 INTERVAL_ENV = "BAMBAM_QUEUE_TIMES_INTERVAL_S"
 DEFAULT_INTERVAL_S = 300
 TICK_SECONDS = 60
 
 fetch_status_specs = [
     dg.AssetSpec(
-        "fetch_status", group_name=LIVE_GROUP,
+        "fetch_status", group_name=group_of("fetch_status"),
         description="One row per polled park: last attempt, last success, rides seen, rows "
         "written, rows older than 24 h, error (written by the queue_times_poll sensor).",
     ),
     dg.AssetSpec(
-        "queue_times_unmapped", group_name=LIVE_GROUP,
+        "queue_times_unmapped", group_name=group_of("queue_times_unmapped"),
         description="One row per (park, queue-times ride) missing from the entity mapping, "
         "with first and last seen; such rides never get invented codes.",
     ),

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core.progress import StepProgress
@@ -12,8 +13,6 @@ from bambam_assets.lib.models import batch as tb
 from bambam_assets.lib.models import incremental, registry, staleness
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, train_batch
 from bambam_assets.lib.models.features import build_training_frame
-
-MODEL_GROUP = "models"
 
 # The asset-level freshness alarm (1.13 FreshnessPolicy). It judges entity_model by its latest
 # materialization of ANY partition (research §5), so it cannot hold the per-entity, per-tier ages
@@ -42,7 +41,7 @@ class TrainConfig(dg.Config):
     partitions_def=entity_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    group_name=MODEL_GROUP,
+    group_name=group_of("entity_model"),
     freshness_policy=MODEL_FRESHNESS,
     code_version=f"{TRAINING_CODE_VERSION}-{params_hash()}",
     deps=["fct_wait_times", "entity_index", "dim_entity", "dim_calendar", "dim_season",
