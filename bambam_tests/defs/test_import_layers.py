@@ -45,3 +45,7 @@ def test_group_table_is_the_groups_of_the_definitions() -> None:
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string(): graph.get(k).group_name
             for k in graph.get_all_asset_keys()} == ASSET_GROUPS
+
+
+def test_the_retrain_builder_of_lib_is_dagster_free() -> None:
+    assert "dagster" not in loaded_after_import("bambam_assets.lib.models.retrain")

@@ -9,9 +9,10 @@ also bounds how long incremental updates can pile up.
 import dagster as dg
 
 from bambam_assets.defs import groups
-from bambam_assets.defs.automation.sensors import TRIGGER_TAG, range_tags
+from bambam_assets.defs.automation.sensors import TRIGGER_TAG
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.models.retrain import full_retrain_run
 
 DAILY_CRON = "0 6 * * *"  # 06:00 park time of the critical tier (WDW)
 WEEKLY_CRON = "0 3 * * 0"  # Sunday 03:00, before the daily run
@@ -50,12 +51,7 @@ def build_weekly_full_retrain_schedule(
         if not keys:
             return dg.SkipReason("no entity partitions yet")
         day = context.scheduled_execution_time
-        return dg.RunRequest(
-            run_key=f"weekly-full-{day:%Y-%m-%d}",
-            asset_selection=[entity_model.key],
-            tags={**range_tags(keys), TRIGGER_TAG: "weekly_full_retrain"},
-            run_config={"ops": {entity_model.op.name: {"config": {"only": [], "mode": "full"}}}},
-        )
+        return full_retrain_run(keys, "weekly_full_retrain").request(f"weekly-full-{day:%Y-%m-%d}")
 
     return _weekly
 

@@ -10,7 +10,7 @@ from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.models import batch as tb
-from bambam_assets.lib.models import incremental, registry, staleness
+from bambam_assets.lib.models import incremental, registry, retrain, staleness
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, train_batch
 from bambam_assets.lib.models.features import build_training_frame
 
@@ -66,9 +66,7 @@ def entity_model(
     # Read everything the batch needs once; workers get plain frames and never open DuckDB.
     with warehouse.reader() as conn:
         # the staleness of every entity of the range, as the sensor saw it (same rule, same clock)
-        evaluation = staleness.evaluate_warehouse(
-            conn, now=evaluated_at, as_of=as_of, code_version=tb.TRAINING_CODE_VERSION,
-            params_hash=tb.params_hash(), config=staleness.StalenessConfig.from_env())
+        evaluation = retrain.evaluate(conn, evaluated_at, as_of)
         counts = _target_counts(evaluation, keys)
         # entities due for an incremental update read only their update window's rows
         planned = tb.plan_modes(models_root, counts, config.mode, datetime.now(UTC))
