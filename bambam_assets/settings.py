@@ -58,3 +58,21 @@ def basic_auth() -> tuple[str, str] | None:
     user = os.environ.get(DASH_USER, "")
     password = os.environ.get(DASH_PASSWORD, "")
     return (user, password) if user and password else None
+
+
+def max_failed_share() -> float:
+    """BAMBAM_MAX_FAILED_SHARE: the share of a run's entities (0 to 1, default 0.2) that may fail
+    while the run still succeeds; beyond it the per-entity step fails after the other entities
+    landed (lib/core/failures.py). Read when called."""
+    name, default = "BAMBAM_MAX_FAILED_SHARE", 0.2
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 <= share <= 1.0:  # also refuses nan
+        raise ValueError(f"{name} must be a number from 0 to 1 (a share of the entities, "
+                         f"e.g. 0.2), got {value!r}")
+    return share

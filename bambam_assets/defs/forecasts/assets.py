@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import dagster as dg
 
+from bambam_assets import settings
+from bambam_assets.defs.failures import fail_if_too_many_failed
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
@@ -82,6 +84,7 @@ def entity_forecast(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
+    max_failed_share = settings.max_failed_share()
     horizon = (config.horizon_days or _env_days(FORECAST_DAYS_ENV)
                or forecast.DEFAULT_HORIZON_DAYS)
     home = warehouse.home_path()
@@ -114,6 +117,8 @@ def entity_forecast(
             md["notes"] = "; ".join(r.notes)
         yield dg.AssetMaterialization(asset_key=context.asset_key, partition=r.entity_code,
                                       metadata=md)
+    fail_if_too_many_failed([r.entity_code for r in results if r.mode == forecast.FAILED],
+                            sum(r.mode != forecast.NO_DATA for r in results), max_failed_share)
 
 
 @dg.asset(
@@ -133,6 +138,7 @@ def entity_backfill(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
+    max_failed_share = settings.max_failed_share()
     window = config.window_days or _env_days(BACKFILL_DAYS_ENV) or None
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_backfill", len(keys))
@@ -153,6 +159,8 @@ def entity_backfill(
                       "model_version": r.model_version if r.model_version is not None else -1,
                       "as_of": str(as_of), "window_days": window or 0, "path": r.path},
         )
+    fail_if_too_many_failed([r.entity_code for r in results if r.error], len(results),
+                            max_failed_share)
 
 
 _WTI_DEPS = ["entity_forecast", "entity_backfill", "dim_entity"]

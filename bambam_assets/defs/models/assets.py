@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from bambam_assets import settings
+from bambam_assets.defs.failures import fail_if_too_many_failed
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
@@ -59,6 +61,7 @@ def entity_model(
         keys = [k for k in keys if k in wanted]
     if config.mode not in incremental.MODES:
         raise dg.Failure(f"mode must be one of {incremental.MODES}, got {config.mode!r}")
+    max_failed_share = settings.max_failed_share()  # a bad setting fails before any training
     as_of = run_settings.as_of_date()
     models_root = warehouse.home_path() / "models"
     evaluated_at = (datetime.fromisoformat(config.evaluated_at) if config.evaluated_at
@@ -130,6 +133,9 @@ def entity_model(
             asset_key=context.asset_key, partition=code,
             metadata={"error": f"{type(exc).__name__}: {exc}" if not isinstance(exc, str) else exc},
         )
+    # Everything above is recorded; too many failures still fail the run, visibly.
+    fail_if_too_many_failed(list(result.failures), len(result.outcomes) + len(result.failures),
+                            max_failed_share)
 
 
 def _target_counts(evaluation, keys: list[str]) -> dict[str, int]:
