@@ -21,11 +21,13 @@ import dagster as dg
 from bambam_assets.definitions import defs
 from bambam_assets.defs.models.assets import TrainConfig
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.models.retrain import EntityModelRun, due_run, full_retrain_run
 from bambam_assets.defs.resources import RunKnobs
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
-from bambam_assets.lib.models import staleness
-from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash
+from bambam_assets.lib.models import retrain
+
+CLI_TRIGGER = "cli"
 
 
 @dataclass
@@ -83,14 +85,17 @@ class _Target:
 
 def run_pipeline(
     instance: dg.DagsterInstance, selection: list[str] | None = None, log=print,
-    entity_run_config: dict | None = None, *, home: Path | None = None,
-    raw_uri: str | None = None, knobs: RunKnobs | None = None,
+    retrain_all: bool = False, *, home: Path | None = None, raw_uri: str | None = None,
+    knobs: RunKnobs | None = None,
 ) -> RunSummary:
     """Materialize the selected assets (all when None) once; returns what ran.
 
     In graph order: one run for the unpartitioned layers upstream of the entity partitions
     (ingest, dimensions, aggregates); one run per entity-partitioned asset over the whole key
     range (a worker pool inside the step); one run for the unpartitioned layers downstream (WTI).
+    entity_model trains the due entities (the retrain sensor's rule and run builder,
+    defs/models/retrain.py), or every entity in full with `retrain_all` (the weekly schedule's
+    run).
 
     `home`, `raw_uri` and `knobs` (as-of date, forecast and backfill days, train mode) default to
     the settings, read once here; every run gets them as resource config and as tags.
@@ -118,17 +123,17 @@ def run_pipeline(
     keys = instance.get_dynamic_partitions(entity_partitions.name)
     parted_keys = chosen(parted)
     if parted_keys and keys:
-        tags = {"dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1]}
         # One run per partitioned asset, in graph order: a range-run step yields per-partition
         # materializations, not an output, so a downstream step in the same run would be skipped.
         order = [k for k in graph.toposorted_asset_keys if k in set(parted_keys)]
         for key in order:
-            config = None
+            tags, config = retrain.range_tags(keys), None
             if key.to_user_string() == "entity_model":
-                config = entity_run_config or _due_config(log, target)
-                if config is None:
+                run = (full_retrain_run(keys, CLI_TRIGGER) if retrain_all
+                       else _due_run(keys, log, target))
+                if run is None:
                     continue
+                tags, config = run.tags, run.run_config
             log(f"over {len(keys)} entity partitions:")
             if not _execute(instance, [key], tags, config, target, summary, log):
                 return summary
@@ -137,24 +142,19 @@ def run_pipeline(
     return summary
 
 
-def _due_config(log, target: _Target) -> dict | None:
-    """Run config training exactly the stale entities (the smart-retraining rule); None if none."""
+def _due_run(keys: list[str], log, target: _Target) -> EntityModelRun | None:
+    """The entity_model run training exactly the stale entities (the smart-retraining rule, built
+    like the retrain sensor's request); None when nothing is due."""
     now = datetime.now(UTC)
+    as_of = target.knobs.as_of
     with wh.reader(target.home) as conn:
-        evaluation = staleness.evaluate_warehouse(
-            conn, now=now, as_of=target.knobs.as_of, code_version=TRAINING_CODE_VERSION,
-            params_hash=params_hash(), config=staleness.StalenessConfig.from_env(),
-        )
-    due = staleness.due_entities(evaluation)
-    if not due:
+        evaluation = retrain.evaluate(conn, now, as_of)
+    plan = retrain.plan_retrain(evaluation, keys, now, as_of)
+    if not plan.due:
         log("no entity is due for retraining")
         return None
-    log(f"{len(due)} of {len(evaluation)} entities due for retraining")
-    reasons = dict(zip(evaluation["entity_code"], evaluation["summary"], strict=True))
-    return {"ops": {"entity_model": {"config": {
-        "only": due, "mode": target.knobs.train_mode, "evaluated_at": now.isoformat(),
-        "reasons": {code: reasons[code] for code in due},
-    }}}}
+    log(f"{len(plan.due)} of {len(evaluation)} entities due for retraining")
+    return due_run(plan, keys, now, target.knobs.train_mode, CLI_TRIGGER)
 
 
 def _train_mode_of(run_config: dict | None) -> str | None:
@@ -175,7 +175,8 @@ def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
               "loggers": {"console": {"config": {"log_level": settings.log_level()}}}}
     result = _asset_job().execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False, run_config=config,
-        tags={**tags, **target.knobs.tags(_train_mode_of(run_config)), "bambam/trigger": "cli"},
+        tags={**tags, **target.knobs.tags(_train_mode_of(run_config)),
+              retrain.TRIGGER_TAG: CLI_TRIGGER},
     )
     _collect(result, summary)
     if not result.success:

@@ -210,11 +210,10 @@ def child_main(result_path: Path, selection_name: str = "training") -> None:
     imported = time.time()
     instance = local_instance()
     selection = training_selection() if selection_name == "training" else None
-    # "retrain-all": every asset, every entity retrained from scratch (`bambam run --retrain-all`)
-    config = ({"ops": {"entity_model": {"config": {"mode": "full"}}}}
-              if selection_name == "retrain-all" else None)
     t0 = time.time()
-    summary = run_pipeline(instance, selection, log=print, entity_run_config=config)
+    # "retrain-all": every asset, every entity retrained from scratch (`bambam run --retrain-all`)
+    summary = run_pipeline(instance, selection, log=print,
+                           retrain_all=selection_name == "retrain-all")
     t1 = time.time()
     result = {
         "success": summary.success, "run_ids": summary.run_ids, "selection": selection,

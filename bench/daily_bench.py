@@ -8,7 +8,7 @@
 2. Setup, not timed: a fresh Bambam home built as of D-1 (`run_pipeline`, every entity trained),
    then every model's trained_at moved back 24 hours (registry table, meta.json files,
    entity_index.last_modeled_at): the setup run "happened yesterday". The staleness rule ages
-   models by the wall clock (runner._due_config: now - trained_at), so without this the
+   models by the wall clock (runner._due_run: now - trained_at), so without this the
    critical tier's models would look minutes old and nothing would be due by age.
 3. Day D lands (changed files copied into the raw folder).
 4. Timed: Bambam's daily run as of D, a fresh process on the existing home (ingest of the changed

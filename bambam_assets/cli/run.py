@@ -25,10 +25,9 @@ def run(select: tuple[str, ...], retrain_all: bool) -> None:
     from bambam_assets.summary import print_summary
 
     instance = local_instance()
-    config = {"ops": {"entity_model": {"config": {"mode": "full"}}}} if retrain_all else None
     with ProgressBars(settings.home()):
         summary = run_pipeline(instance, list(select) or None, log=click.echo,
-                               entity_run_config=config)
+                               retrain_all=retrain_all)
     print_summary(summary, echo=click.echo)
     if not summary.success:
         sys.exit(1)

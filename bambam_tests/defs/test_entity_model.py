@@ -80,7 +80,8 @@ def warehouse_home(tmp_path: Path) -> Path:
     return home
 
 
-def _materialize(home: Path, instance: dg.DagsterInstance, workers: int = 1):
+def _materialize(home: Path, instance: dg.DagsterInstance, workers: int = 1,
+                 raise_on_error: bool = True):
     return dg.materialize(
         [entity_model],
         instance=instance,
@@ -88,6 +89,7 @@ def _materialize(home: Path, instance: dg.DagsterInstance, workers: int = 1):
                    "run_settings": RunSettingsResource(as_of=AS_OF.isoformat())},
         run_config={"ops": {"entity_model": {"config": {"workers": workers}}}},
         tags=RANGE_TAGS,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -140,3 +142,59 @@ def test_one_failing_entity_does_not_stop_the_others(warehouse_home: Path, monke
         failures = conn.execute("SELECT entity_code, error FROM model_failures").fetchall()
     assert failures == [("MK2", "RuntimeError: boom in MK2")]
     assert registry.current_version(warehouse_home / "models", "MK2") is None
+
+
+def _failing(monkeypatch, codes: set[str]) -> None:
+    real = training.train_entity
+
+    def flaky(frame, queue_type, nthread=1):
+        code = frame["entity_code"].iloc[0]
+        if code in codes:
+            raise RuntimeError(f"boom in {code}")
+        return real(frame, queue_type, nthread=nthread)
+
+    monkeypatch.setattr(training, "train_entity", flaky)
+
+
+def _step_error(result) -> str:
+    """The step's error message and those of its causes (a raised exception is wrapped)."""
+    (failure,) = result.get_step_failure_events()
+    error, messages = failure.event_specific_data.error, []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def test_most_entities_failing_fails_the_run_after_the_others_land(
+        warehouse_home: Path, monkeypatch) -> None:
+    monkeypatch.delenv("BAMBAM_MAX_FAILED_SHARE", raising=False)
+    _failing(monkeypatch, {"MK1", "MK2"})
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", ["MK1", "MK2", "MK3", "MK4"])
+    result = _materialize(warehouse_home, instance, workers=1, raise_on_error=False)
+    assert not result.success
+    error = _step_error(result)
+    # MK4 (no targets) is skipped, not attempted: 2 of the 3 trained entities failed
+    assert "2 of 3 entities failed (67%)" in error
+    assert "BAMBAM_MAX_FAILED_SHARE=0.2 allows (1 of 3): MK1, MK2" in error
+    # the successful partition is still materialized, the failures are still recorded
+    assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == {"MK3"}
+    assert registry.current_version(warehouse_home / "models", "MK3") == 1
+    with wh.reader(warehouse_home) as conn:
+        failures = conn.execute("SELECT entity_code FROM model_failures ORDER BY 1").fetchall()
+    assert failures == [("MK1",), ("MK2",)]
+
+
+def test_max_failed_share_setting(warehouse_home: Path, monkeypatch) -> None:
+    _failing(monkeypatch, {"MK1", "MK2"})
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", ["MK1", "MK2", "MK3", "MK4"])
+    monkeypatch.setenv("BAMBAM_MAX_FAILED_SHARE", "2")  # a bad setting: a clear error, no training
+    bad = _materialize(warehouse_home, instance, workers=1, raise_on_error=False)
+    assert not bad.success
+    assert "BAMBAM_MAX_FAILED_SHARE must be a number from 0 to 1" in _step_error(bad)
+    assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == set()
+    monkeypatch.setenv("BAMBAM_MAX_FAILED_SHARE", "0.7")  # 2 of 3 is within 70% (3 * 0.7 -> 3)
+    assert _materialize(warehouse_home, instance, workers=1).success
+    assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == {"MK3"}

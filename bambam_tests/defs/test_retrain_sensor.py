@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from bambam_assets.defs.automation import schedules, sensors
-from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.defs.resources import RunKnobs, RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.models import batch as tb
 from bambam_tests.builders import WORLD, WORLD_NOW, build_world
@@ -156,3 +156,42 @@ def test_everything_loads_in_one_definitions() -> None:
     model = defs.resolve_assets_def("entity_model")
     policy = model.specs_by_key[dg.AssetKey("entity_model")].freshness_policy
     assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=26)
+
+
+def test_bambam_run_and_the_sensor_build_the_same_entity_model_run(world, monkeypatch) -> None:
+    """`bambam run` (runner) and the sensor share one builder: same due list, config and range
+    and due tags for the same warehouse and clock; only the trigger tag differs."""
+    from bambam_assets import runner
+
+    home, instance = world
+    monkeypatch.setenv("BAMBAM_HOME", str(home))
+    monkeypatch.setenv("BAMBAM_AS_OF", "2024-06-01")
+    monkeypatch.setenv("BAMBAM_TRAIN_MODE", "full")
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return WORLD_NOW.astimezone(tz)
+
+    monkeypatch.setattr(runner, "datetime", FrozenClock)
+    lines: list[str] = []
+    target = runner._Target(home, str(home / "raw"), RunKnobs.from_settings())
+    run = runner._due_run(KEYS, lines.append, target)
+    req = _tick(home, instance, WORLD_NOW).run_requests[0]
+    assert run.run_config == req.run_config
+    assert run.run_config["ops"]["entity_model"]["config"]["only"] == \
+        ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
+    # the run knobs (bambam/as_of, ...) are added to every CLI run when it executes
+    knob_tags = set(RunKnobs.from_settings().tags())
+    sensor_tags = {k: v for k, v in req.tags.items()
+                   if not k.startswith("dagster/sensor") and k not in knob_tags}
+    assert {**run.tags, "bambam/trigger": "retrain_sensor"} == sensor_tags
+    assert run.tags["bambam/trigger"] == "cli"
+    assert lines == ["7 of 11 entities due for retraining"]
+    # the weekly schedule and `bambam run --retrain-all` share the full-retrain run as well
+    from bambam_assets.defs.models.retrain import full_retrain_run
+
+    full = full_retrain_run(KEYS, "cli")
+    assert full.run_config == {"ops": {"entity_model": {"config": {"only": [], "mode": "full"}}}}
+    assert full.tags == {sensors.RANGE_START: "DL1", sensors.RANGE_END: "UF1",
+                         "bambam/trigger": "cli"}

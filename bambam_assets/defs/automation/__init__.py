@@ -1,5 +1,6 @@
-"""Smart retraining in Dagster: the retrain sensor, schedules, declarative automation, freshness.
+"""Smart retraining in Dagster: the retrain sensor, the schedules and declarative automation.
 
-Import from the submodules (`sensors`, `schedules`, `freshness`): `freshness` is imported by the
-model assets, so this package must not import them back at import time.
+Import from the submodules (`sensors`, `schedules`). This layer depends on the asset layers (it
+targets entity_model); no asset module imports it. The freshness policies sit next to their
+assets (defs/models/assets.py, defs/forecasts/assets.py).
 """

@@ -8,9 +8,11 @@ also bounds how long incremental updates can pile up.
 
 import dagster as dg
 
-from bambam_assets.defs.automation.sensors import TRIGGER_TAG, range_tags
+from bambam_assets.defs import groups
+from bambam_assets.defs.automation.sensors import TRIGGER_TAG
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.models.retrain import full_retrain_run
 from bambam_assets.defs.resources import RunKnobs
 
 DAILY_CRON = "0 6 * * *"  # 06:00 park time of the critical tier (WDW)
@@ -19,7 +21,7 @@ PARK_TZ = "America/New_York"
 
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline_job",
-    selection=dg.AssetSelection.groups("ingest", "dimensions"),
+    selection=dg.AssetSelection.groups(groups.INGEST, groups.DIMENSIONS),
     description="Ingest new raw files and rebuild the dimensions (the retrain sensor follows).",
 )
 
@@ -51,13 +53,9 @@ def build_weekly_full_retrain_schedule(
         if not keys:
             return dg.SkipReason("no entity partitions yet")
         day = context.scheduled_execution_time
-        return dg.RunRequest(
-            run_key=f"weekly-full-{day:%Y-%m-%d}",
-            asset_selection=[entity_model.key],
-            tags={**range_tags(keys), **RunKnobs.from_settings(train_mode="full").tags(),
-                  TRIGGER_TAG: "weekly_full_retrain"},
-            run_config={"ops": {entity_model.op.name: {"config": {"only": [], "mode": "full"}}}},
-        )
+        knobs = RunKnobs.from_settings(train_mode="full").tags()
+        return full_retrain_run(keys, "weekly_full_retrain", knobs).request(
+            f"weekly-full-{day:%Y-%m-%d}")
 
     return _weekly
 

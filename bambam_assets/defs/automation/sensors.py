@@ -11,78 +11,38 @@ it). The evaluation is recorded by the run it requests: entity_model re-evaluate
 clock (`TrainConfig.evaluated_at`) and writes `retrain_evaluations` in the write connection it
 opens anyway, so no extra run per tick and the sensor never writes. The reasons are visible in
 the tick (log lines, skip reason) and in the run (tags, config `reasons`).
+
+The due list, run config and tags come from the builder `bambam run` uses as well
+(lib/models/retrain.py, defs/models/retrain.py): a change to the rule changes both paths.
 """
 
-import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
-import pandas as pd
 from filelock import FileLock, Timeout
 
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
+from bambam_assets.defs.models.retrain import due_run
 from bambam_assets.defs.resources import RunKnobs, RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.core.paths import HomePaths
-from bambam_assets.lib.models import batch as tb
-from bambam_assets.lib.models import staleness
+from bambam_assets.lib.models import retrain
+from bambam_assets.lib.models.retrain import (  # noqa: F401 - re-exported for callers and tests
+    RetrainPlan,
+    plan_retrain,
+    range_tags,
+    window_start,
+)
 
-TRIGGER_TAG = "bambam/trigger"
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+TRIGGER_TAG = retrain.TRIGGER_TAG
+RANGE_START, RANGE_END = retrain.RANGE_START_TAG, retrain.RANGE_END_TAG
 SENSOR_TRIGGER = "retrain_sensor"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-
-
-@dataclass
-class RetrainPlan:
-    """What one evaluation asks for."""
-
-    due: list[str]  # stale entities that are partitions, in training order
-    reasons: dict[str, str]  # due entity -> why
-    fresh: dict[str, str]  # not-due entity -> why not
-    missing_partitions: list[str] = field(default_factory=list)  # stale but not a partition yet
-    run_key: str = ""
-
-
-def window_start(now: datetime, window_hours: int) -> datetime:
-    """Start of the evaluation window holding `now` (UTC): a failed run's due set is re-requested
-    once per window, never twice in one."""
-    now = now.astimezone(UTC)
-    return now.replace(minute=0, second=0, microsecond=0,
-                       hour=now.hour - now.hour % max(1, min(window_hours, 24)))
-
-
-def plan_retrain(evaluation: pd.DataFrame, partition_keys: list[str], now: datetime,
-                 as_of: date, window_hours: int = 6) -> RetrainPlan:
-    """The due list and a run key derived from (due set and its state, as-of, window)."""
-    keys = set(partition_keys)
-    stale = evaluation[evaluation["stale"]]
-    is_key = stale["entity_code"].isin(keys)
-    due = stale[is_key]
-    fresh = evaluation[~evaluation["stale"]]
-    # the state of each due entity: a new version or new targets make a new key at once
-    state = (due["entity_code"] + "@" + due["latest_version"].astype("string").fillna("-")
-             + "#" + due["target_count"].astype(str)).str.cat(sep=",")
-    digest = hashlib.sha256(state.encode()).hexdigest()[:16]
-    start = window_start(now, window_hours)
-    return RetrainPlan(
-        due=due["entity_code"].tolist(),
-        reasons=dict(zip(due["entity_code"], due["summary"], strict=True)),
-        fresh=dict(zip(fresh["entity_code"], fresh["summary"], strict=True)),
-        missing_partitions=stale.loc[~is_key, "entity_code"].tolist(),
-        run_key=f"retrain-{as_of.isoformat()}-{start:%Y%m%dT%H}-{digest}",
-    )
-
-
-def range_tags(keys: list[str]) -> dict[str, str]:
-    """Tags that make one run cover the whole `entity` key range (single_run backfill policy)."""
-    return {RANGE_START: keys[0], RANGE_END: keys[-1]}
 
 
 def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
@@ -90,18 +50,7 @@ def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
                         ) -> dg.RunRequest:
     """ONE run of entity_model over the full key range, training only the due entities;
     `knob_tags`: the run knobs (RunKnobs.tags)."""
-    due_text = ",".join(plan.due)
-    return dg.RunRequest(
-        run_key=plan.run_key,
-        asset_selection=[entity_model.key],
-        tags={**range_tags(keys), **(knob_tags or {}), TRIGGER_TAG: SENSOR_TRIGGER,
-              "bambam/due_count": str(len(plan.due)),
-              "bambam/due": due_text if len(due_text) <= 200 else due_text[:197] + "..."},
-        run_config={"ops": {entity_model.op.name: {"config": {
-            "only": plan.due, "mode": mode, "evaluated_at": now.astimezone(UTC).isoformat(),
-            "reasons": plan.reasons,
-        }}}},
-    )
+    return due_run(plan, keys, now, mode, SENSOR_TRIGGER, knob_tags).request(plan.run_key)
 
 
 def _summary(reasons: dict[str, str], limit: int = 25) -> str:
@@ -154,9 +103,7 @@ def build_retrain_sensor(
         as_of = run_settings.as_of_date()
         try:
             with wh.reader(home, timeout_s=5) as conn:
-                evaluation = staleness.evaluate_warehouse(
-                    conn, now=now, as_of=as_of, code_version=tb.TRAINING_CODE_VERSION,
-                    params_hash=tb.params_hash(), config=staleness.StalenessConfig.from_env())
+                evaluation = retrain.evaluate(conn, now, as_of)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             return dg.SkipReason(f"warehouse locked by a writer ({exc}): evaluating next tick")
         keys = context.instance.get_dynamic_partitions(entity_partitions.name)

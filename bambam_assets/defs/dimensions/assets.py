@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
+from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.resources import (
     RawSourceResource,
     RunSettingsResource,
@@ -25,7 +26,6 @@ from bambam_assets.lib.dimensions import (
 from bambam_assets.lib.ingest.exports import read_exports
 from bambam_assets.lib.ingest.formats import RawFormat
 
-DIM_GROUP = "dimensions"
 CALENDAR_START = date(2005, 1, 1)
 HORIZON_DAYS = 730
 INGEST_DEPS = ["fct_wait_times"]
@@ -57,7 +57,7 @@ def _missing(metadata: dict, context: dg.AssetExecutionContext, what: str) -> No
     metadata["warning"] = msg
 
 
-@dg.asset(group_name=DIM_GROUP, pool="warehouse")
+@dg.asset(group_name=group_of("dim_calendar"), pool="warehouse")
 def dim_calendar(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     run_settings: RunSettingsResource,
@@ -75,7 +75,7 @@ def dim_calendar(
     return _built(fp, {"dagster/row_count": n, "as_of": str(as_of)})
 
 
-@dg.asset(group_name=DIM_GROUP, pool="warehouse", deps=[dim_calendar])
+@dg.asset(group_name=group_of("dim_season"), pool="warehouse", deps=[dim_calendar])
 def dim_season(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per date: season and season_year from the legacy holiday-window rules."""
     with warehouse.writer() as conn:
@@ -95,7 +95,7 @@ def dim_season(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name=DIM_GROUP, pool="warehouse", deps=INGEST_DEPS)
+@dg.asset(group_name=group_of("dim_entity"), pool="warehouse", deps=INGEST_DEPS)
 def dim_entity(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_source: RawSourceResource
 ) -> dg.MaterializeResult:
@@ -125,7 +125,7 @@ def dim_entity(
     return _built(fp, metadata)
 
 
-@dg.asset(group_name=DIM_GROUP, pool="warehouse", deps=INGEST_DEPS)
+@dg.asset(group_name=group_of("dim_metatable"), pool="warehouse", deps=INGEST_DEPS)
 def dim_metatable(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_source: RawSourceResource
 ) -> dg.MaterializeResult:
@@ -153,9 +153,9 @@ def dim_metatable(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("dim_event_days", group_name=DIM_GROUP, deps=INGEST_DEPS,
+        dg.AssetSpec("dim_event_days", group_name=group_of("dim_event_days"), deps=INGEST_DEPS,
                      description="One row per (date, park, event)."),
-        dg.AssetSpec("dim_events", group_name=DIM_GROUP, deps=INGEST_DEPS,
+        dg.AssetSpec("dim_events", group_name=group_of("dim_events"), deps=INGEST_DEPS,
                      description="One row per event code, with the hard-ticket flag."),
     ],
     pool="warehouse",
@@ -191,10 +191,11 @@ def dim_event_tables(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("dim_park_hours_versions", group_name=DIM_GROUP, deps=INGEST_DEPS,
+        dg.AssetSpec("dim_park_hours_versions", group_name=group_of("dim_park_hours_versions"),
+                     deps=INGEST_DEPS,
                      description="One row per (park, date, version): official hours with validity "
                      "intervals; a new version only when the hours changed."),
-        dg.AssetSpec("dim_park_hours", group_name=DIM_GROUP,
+        dg.AssetSpec("dim_park_hours", group_name=group_of("dim_park_hours"),
                      deps=["dim_park_hours_versions", "dim_calendar", "dim_metatable"],
                      description="One row per (park, date) as of the run's date: official hours, "
                      "metatable where the export lacks a day, donor hours for the next 730 days."),

@@ -3,17 +3,19 @@ lib.backfill and lib.wti (they read, call, write and report)."""
 
 
 import time
+from datetime import timedelta
 
 import dagster as dg
 
-from bambam_assets.defs.automation.freshness import WTI_FRESHNESS
+from bambam_assets.defs.failures import fail_if_too_many_failed
+from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.forecasts import backfill, forecast, wti
 from bambam_assets.lib.forecasts import posted_aggregates as pa
 
-FORECAST_GROUP, WTI_GROUP = "forecasts", "wti"
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
 
 
@@ -39,7 +41,8 @@ def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
 
 
 @dg.asset(
-    group_name=FORECAST_GROUP, pool="warehouse", deps=["fct_wait_times", "dim_calendar"],
+    group_name=group_of("posted_aggregates"), pool="warehouse",
+    deps=["fct_wait_times", "dim_calendar"],
     description="Recency-weighted POSTED statistics per (entity, date_group_id, local hour), "
     "plus the fallback levels (entity+dgid, entity+hour, entity, park+hour) of the lookup.",
 )
@@ -61,7 +64,7 @@ def posted_aggregates(
     partitions_def=entity_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    group_name=FORECAST_GROUP,
+    group_name=group_of("entity_forecast"),
     deps=["entity_model", posted_aggregates, "dim_park_hours", "dim_calendar", "dim_season"],
     automation_condition=dg.AutomationCondition.eager(),
     description="Per entity: every 5-minute slot of park hours from as-of+1 to +730 days, "
@@ -74,6 +77,7 @@ def entity_forecast(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
+    max_failed_share = settings.max_failed_share()
     horizon = config.horizon_days or run_settings.forecast_horizon_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_forecast", len(keys))
@@ -105,13 +109,15 @@ def entity_forecast(
             md["notes"] = "; ".join(r.notes)
         yield dg.AssetMaterialization(asset_key=context.asset_key, partition=r.entity_code,
                                       metadata=md)
+    fail_if_too_many_failed([r.entity_code for r in results if r.mode == forecast.FAILED],
+                            sum(r.mode != forecast.NO_DATA for r in results), max_failed_share)
 
 
 @dg.asset(
     partitions_def=entity_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     output_required=False,
-    group_name=FORECAST_GROUP,
+    group_name=group_of("entity_backfill"),
     deps=["entity_model", "fct_wait_times", "dim_park_hours"],
     automation_condition=dg.AutomationCondition.eager(),
     description="Per entity: 5-minute ACTUAL curves of past park days (observed, else imputed "
@@ -124,6 +130,7 @@ def entity_backfill(
 ):
     keys = _keys(context, config.only)
     as_of = run_settings.as_of_date()
+    max_failed_share = settings.max_failed_share()
     window = config.window_days or run_settings.backfill_window_days()
     home = warehouse.home_path()
     progress = StepProgress(home, context.run_id, "entity_backfill", len(keys))
@@ -144,19 +151,25 @@ def entity_backfill(
                       "model_version": r.model_version if r.model_version is not None else -1,
                       "as_of": str(as_of), "window_days": window or 0, "path": r.path},
         )
+    fail_if_too_many_failed([r.entity_code for r in results if r.error], len(results),
+                            max_failed_share)
 
 
 _WTI_DEPS = ["entity_forecast", "entity_backfill", "dim_entity"]
+# The park-level WTI is recomputed at least daily (on_cron): 24 h without a park_wti
+# materialization warns, 26 h fails (an asset-level 1.13 FreshnessPolicy).
+WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("park_wti", group_name=WTI_GROUP, deps=_WTI_DEPS,
+        dg.AssetSpec("park_wti", group_name=group_of("park_wti"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
                      freshness_policy=WTI_FRESHNESS,
                      description="One row per (park, slot): mean ACTUAL over the park's open "
                      "STANDBY entities (backfill, else forecast), n_entities, min, max."),
-        dg.AssetSpec("park_wti_daily", group_name=WTI_GROUP, deps=_WTI_DEPS,
+        dg.AssetSpec("park_wti_daily", group_name=group_of("park_wti_daily"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
                      description="One row per (park, park_date): mean of the slot WTIs, "
                      "p10/p90 over the day's slots, entities with a value."),

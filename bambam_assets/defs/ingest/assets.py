@@ -3,26 +3,25 @@
 
 import dagster as dg
 
+from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.ingest.ingest import ingest
-
-INGEST_GROUP = "ingest"
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            "fct_wait_times", group_name=INGEST_GROUP,
+            "fct_wait_times", group_name=group_of("fct_wait_times"),
             description="One row per wait-time observation (entity, instant, type, minutes), "
             "unique on the four legacy key columns; CLOSED rows mark downtime.",
         ),
         dg.AssetSpec(
-            "fct_rejected_rows", group_name=INGEST_GROUP,
+            "fct_rejected_rows", group_name=group_of("fct_rejected_rows"),
             description="One row per raw row that could not be used, with file, line and reason.",
         ),
         dg.AssetSpec(
-            "entity_index", group_name=INGEST_GROUP,
+            "entity_index", group_name=group_of("entity_index"),
             description="One row per entity: first/latest observation, counts per type, last model.",
         ),
     ],

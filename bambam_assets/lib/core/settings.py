@@ -219,3 +219,25 @@ def queue_times_interval_s(env: Mapping[str, str] | None = None) -> int:
     sensor ticks every 60 s, so shorter intervals poll every tick)."""
     value = _get(QUEUE_TIMES_INTERVAL_S, env)
     return _int(QUEUE_TIMES_INTERVAL_S, value, 1) if value else DEFAULT_QUEUE_TIMES_INTERVAL_S
+
+
+# ---- how many entity failures a run tolerates -------------------------------------------------
+
+MAX_FAILED_SHARE = "BAMBAM_MAX_FAILED_SHARE"
+DEFAULT_MAX_FAILED_SHARE = 0.2
+
+
+def max_failed_share(env: Mapping[str, str] | None = None) -> float:
+    """BAMBAM_MAX_FAILED_SHARE: the share of a run's entities (0 to 1, default 0.2) that may fail
+    while the run still succeeds; beyond it the per-entity step fails after the other entities
+    landed (lib/core/failures.py)."""
+    value = _get(MAX_FAILED_SHARE, env)
+    if not value:
+        return DEFAULT_MAX_FAILED_SHARE
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not 0.0 <= share <= 1.0:  # also refuses nan
+        raise _bad(MAX_FAILED_SHARE, value, "a number from 0 to 1 (a share of the entities)")
+    return share

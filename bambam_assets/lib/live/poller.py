@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import duckdb
+import httpx
 import pandas as pd
 
 from bambam_assets.lib.core.parks import (
@@ -181,7 +182,9 @@ def summarize(result: FetchResult, snap: Snapshot, mapping: pd.DataFrame) -> Non
 
 def fetch_park(client: QueueTimesClient, source: RawSource, park_code: str,
                mapping: pd.DataFrame, now: datetime | None = None) -> FetchResult:
-    """Fetch one park and write its snapshot; every failure is returned, never raised."""
+    """Fetch one park and write its snapshot; a failed fetch (network, HTTP, body) or a failed
+    write to the raw source is returned in the result, never raised. Anything else is a bug and
+    raises."""
     attempted = (now or datetime.now(UTC)).astimezone(UTC)
     qt_id = QUEUE_TIMES_PARK_ID.get(park_code)
     result = FetchResult(park_code, qt_id, attempted, ok=False)
@@ -191,16 +194,22 @@ def fetch_park(client: QueueTimesClient, source: RawSource, park_code: str,
         return result
     try:
         snap = client.fetch(qt_id)
-        result.attempts = snap.attempts
-        key = snapshot_key(park_code, attempted)
-        source.write_bytes(key, snap.body)  # the response as received: the ingest parses it
-        result.snapshot_key = key
-        summarize(result, snap, mapping)
-        result.ok = True
     except QueueTimesError as exc:
         result.error_kind, result.error, result.attempts = exc.kind, str(exc), exc.attempts
-    except Exception as exc:  # a raw-source write failure is recorded the same way
+        return result
+    except httpx.HTTPError as exc:  # what the client does not classify (e.g. a bad encoding)
+        result.error_kind, result.error = "http_error", f"{type(exc).__name__}: {exc}"
+        return result
+    result.attempts = snap.attempts
+    key = snapshot_key(park_code, attempted)
+    try:
+        source.write_bytes(key, snap.body)  # the response as received: the ingest parses it
+    except OSError as exc:  # the raw source refused or is out of reach (RawSource raises OSErrors)
         result.error_kind, result.error = "write_failed", f"{type(exc).__name__}: {exc}"
+        return result
+    result.snapshot_key = key
+    summarize(result, snap, mapping)
+    result.ok = True
     return result
 
 
