@@ -26,10 +26,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "demo": frozenset({"core"}),
 }
 
-# Project modules outside lib that lib may import, as the layer they count as.
-# bambam_assets/settings.py is moving to lib/core/settings.py (another change in flight); until
-# then lib may import it as if it were already core.
-OUTSIDE_AS_LAYER: dict[str, str] = {"bambam_assets.settings": "core"}
+# Project modules outside lib that lib may import, as the layer they count as: none.
+OUTSIDE_AS_LAYER: dict[str, str] = {}
 
 FORBIDDEN_LIBRARIES = ("dagster",)  # and every dagster_* package
 
