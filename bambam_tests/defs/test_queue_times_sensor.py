@@ -17,8 +17,9 @@ from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.live import fetch_status, poller
-from bambam_tests.conftest import write
-from bambam_tests.lib.live.test_poller import MAPPING, NOW, FakeQueueTimes, mk_snapshot
+from bambam_tests.builders import POLLER_MAPPING as MAPPING
+from bambam_tests.builders import POLLER_NOW as NOW
+from bambam_tests.builders import FakeQueueTimes, mk_snapshot, write
 
 
 @pytest.fixture
@@ -88,7 +89,7 @@ def test_queue_times_unreachable_or_http_errors_are_a_skip_with_the_reason(
         ["fetch_status", "queue_times_unmapped"]
     monkeypatch.setenv("BAMBAM_QUEUE_TIMES_URL", f"http://127.0.0.1:{_closed_port()}")
     monkeypatch.setattr(live, "QueueTimesClient",
-                        lambda: poller.QueueTimesClient(attempts=1, backoff_s=0.01))
+                        lambda **kw: poller.QueueTimesClient(attempts=1, backoff_s=0.01, **kw))
     down = _tick(poll_env)
     assert "DL: connection: ConnectError" in down.skip_reason.skip_message
     # the S3 raw source out of reach (a RawSource raises ConnectionError): skip, cursor kept
@@ -121,8 +122,8 @@ def test_a_programming_error_is_a_sensor_error(poll_env: Path,
 
 @pytest.mark.parametrize(("env", "value", "message"), [
     ("BAMBAM_QUEUE_TIMES_URL", "ftp://queue-times.com", "BAMBAM_QUEUE_TIMES_URL must be an"),
-    ("BAMBAM_QUEUE_TIMES_PARKS", "XX,YY", "BAMBAM_QUEUE_TIMES_PARKS names no park"),
-    ("BAMBAM_QUEUE_TIMES_INTERVAL_S", "soon", "BAMBAM_QUEUE_TIMES_INTERVAL_S must be a number"),
+    ("BAMBAM_QUEUE_TIMES_PARKS", "XX,YY", "BAMBAM_QUEUE_TIMES_PARKS must be comma-separated park codes"),
+    ("BAMBAM_QUEUE_TIMES_INTERVAL_S", "soon", "BAMBAM_QUEUE_TIMES_INTERVAL_S must be a whole number"),
     ("BAMBAM_RAW", "s3://", "names no bucket"),
 ])
 def test_a_bad_setting_is_a_sensor_error(poll_env: Path, monkeypatch: pytest.MonkeyPatch,

@@ -4,10 +4,7 @@ ingest of the written snapshot, fetch status and the unmapped report."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -22,81 +19,17 @@ from bambam_assets.lib.ingest.raw_source import LocalRawSource
 from bambam_assets.lib.live import fetch_status as fs
 from bambam_assets.lib.live.poller import poll, snapshot_key, window_status
 from bambam_assets.lib.live.queue_times_client import QueueTimesClient
-from bambam_tests.builders import write
-
-NOW = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)  # 10:00 EDT in Orlando, 23:00 in Tokyo
-MAPPING = ("entity_code,park_code,queue_times_id,queue_times_name\n"
-           "MK101,MK,9101,Space Mountain\nMK102,MK,9102,Jungle Cruise\n"
-           "MK103,MK,9103,Haunted Mansion\n")
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def mk_snapshot(now: datetime) -> dict:
-    """Three mapped rides (open 40, closed, 2 days stale) and one unmapped ride."""
-    return {"lands": [{"id": 1, "name": "Tomorrowland", "rides": [
-        {"id": 9101, "name": "Space Mountain", "is_open": True, "wait_time": 40,
-         "last_updated": iso(now - timedelta(minutes=3))},
-        {"id": 9102, "name": "Jungle Cruise", "is_open": False, "wait_time": 0,
-         "last_updated": iso(now - timedelta(minutes=4))},
-    ]}], "rides": [
-        {"id": 9103, "name": "Haunted Mansion", "is_open": True, "wait_time": 25,
-         "last_updated": iso(now - timedelta(days=2))},
-        {"id": 9999, "name": "Meet Mickey", "is_open": True, "wait_time": 15,
-         "last_updated": iso(now - timedelta(minutes=2))},
-    ]}
-
-
-class FakeQueueTimes:
-    """A real threaded HTTP server; `behaviour[qt_id]` = list of steps consumed per request,
-    the last one repeating: "ok", "500", "slow", "malformed"; ids not listed answer 404."""
-
-    def __init__(self, body: dict, delay_s: float = 1.0) -> None:
-        self.body, self.delay_s = body, delay_s
-        self.behaviour: dict[int, list[str]] = {}
-        self.hits: dict[int, int] = {}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                parts = self.path.strip("/").split("/")
-                qt = int(parts[1]) if len(parts) == 3 and parts[0] == "parks" else -1
-                outer.hits[qt] = outer.hits.get(qt, 0) + 1
-                steps = outer.behaviour.get(qt)
-                if steps is None:
-                    return self._send(404, b'{"error": "not found"}')
-                step = steps.pop(0) if len(steps) > 1 else steps[0]
-                if step == "500":
-                    return self._send(500, b"internal error")
-                if step == "slow":
-                    time.sleep(outer.delay_s)
-                if step == "malformed":
-                    return self._send(200, b'{"lands": [{"rides": [')
-                self._send(200, json.dumps(outer.body).encode())
-
-            def _send(self, code: int, data: bytes) -> None:
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out and went away
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from bambam_tests.builders import (
+    POLLER_MAPPING as MAPPING,
+)
+from bambam_tests.builders import (
+    POLLER_NOW as NOW,
+)
+from bambam_tests.builders import (
+    FakeQueueTimes,
+    mk_snapshot,
+    write,
+)
 
 
 @pytest.fixture
