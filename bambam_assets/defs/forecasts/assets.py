@@ -29,10 +29,12 @@ class ForecastConfig(dg.Config):
 
 class BackfillConfig(dg.Config):
     """Past days to backfill (0: the run_settings resource's, i.e. the run's or
-    $BAMBAM_BACKFILL_DAYS or every day with facts) and which entities."""
+    $BAMBAM_BACKFILL_DAYS or every day with facts) and which entities; `recompute_all`
+    re-imputes every day instead of only the days whose facts changed."""
 
     window_days: int = 0
     only: list[str] = []
+    recompute_all: bool = False
 
 
 def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
@@ -138,16 +140,24 @@ def entity_backfill(
     def on_done(res: backfill.BackfillResult) -> None:
         progress.advance(res.entity_code, failed=bool(res.error))
 
-    results = backfill.run_backfill(warehouse.reader, home, keys, as_of, window, on_done)
+    results = backfill.run_backfill(warehouse.reader, home, keys, as_of, window, on_done,
+                                    recompute_all=config.recompute_all)
+    unchanged = sum(r.unchanged for r in results)
+    days = sum(r.days_computed for r in results)
+    context.log.info(f"backfill: {days:,} park days recomputed, {unchanged} of {len(keys)} "
+                     "entities unchanged")
     for r in results:
         if r.error:
             yield dg.AssetObservation(asset_key=context.asset_key, partition=r.entity_code,
                                       metadata={"error": r.error})
             continue
+        if r.unchanged:  # its file is as it was: no new materialization
+            continue
         yield dg.AssetMaterialization(
             asset_key=context.asset_key, partition=r.entity_code,
             metadata={"dagster/row_count": r.rows, "rows": r.rows, "seconds": r.seconds,
                       "by_source": dg.MetadataValue.json(r.by_source or {}),
+                      "days_computed": r.days_computed, "days_kept": r.days_kept,
                       "model_version": r.model_version if r.model_version is not None else -1,
                       "as_of": str(as_of), "window_days": window or 0, "path": r.path},
         )

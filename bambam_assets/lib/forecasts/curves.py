@@ -60,11 +60,16 @@ def has_files(home: Path, kind: str) -> bool:
     return any(HomePaths(home).curves(kind).glob(f"entity_code=*/{CURVE_FILE[kind]}"))
 
 
-def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema) -> int:
-    """Write `frame` (columns of `schema`) to `path` atomically; returns the rows written."""
+def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema,
+                      metadata: dict[bytes, str] | None = None) -> int:
+    """Write `frame` (columns of `schema`) to `path` atomically; returns the rows written.
+    `metadata`: key-value pairs stored in the file's schema (e.g. what the file was built from),
+    published with the rows in the same `os.replace`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     out = frame.loc[:, schema.names].copy()
     out["park_date"] = pd.to_datetime(out["park_date"]).dt.date
+    if metadata:
+        schema = schema.with_metadata(metadata)
     table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
