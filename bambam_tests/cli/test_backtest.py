@@ -80,7 +80,9 @@ def test_demo_backtest_beats_naive_and_leaves_the_live_home_alone(
         "SELECT min(park_date), max(park_date), count(DISTINCT entity_code) FROM read_parquet(?, "
         "hive_partitioning = true)", [str(result.scratch / "forecasts" / "*" / "*.parquet")]
     ).fetchall()[0]
-    assert span == (as_of + timedelta(days=1), as_of + timedelta(days=days), 3)
+    # the forecast week's window covers as_of .. as_of + horizon (lib.forecasts.forecast)
+    assert span == (*forecast.forecast_window(as_of, days), 3)
+    assert span[0] <= as_of + timedelta(days=1) and span[1] >= as_of + timedelta(days=days)
     with wh.reader(result.scratch) as c:
         n_wti = c.execute("SELECT count(*) FROM park_wti_daily WHERE park_date > ?",
                           [as_of]).fetchall()[0][0]

@@ -21,10 +21,12 @@ WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
 
 class ForecastConfig(dg.Config):
     """Horizon (0: the run_settings resource's, i.e. the run's or $BAMBAM_FORECAST_DAYS or 730
-    days) and which entities of the range to run."""
+    days) and which entities of the range to run; `recompute_all` recomputes entities whose
+    inputs did not change too."""
 
     horizon_days: int = 0
     only: list[str] = []
+    recompute_all: bool = False
 
 
 class BackfillConfig(dg.Config):
@@ -51,7 +53,9 @@ def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
 def posted_aggregates(
     warehouse: WarehouseResource, run_settings: RunSettingsResource
 ) -> dg.MaterializeResult:
-    as_of = run_settings.as_of_date()
+    # as of the day before the forecast week's Monday: the statistics, and so every forecast
+    # built from them, stay the same all week (see lib.forecasts.forecast.forecast_window)
+    as_of = forecast.inputs_as_of(run_settings.as_of_date())
     started = time.perf_counter()
     with warehouse.writer() as conn:
         counts = pa.build_posted_aggregates(conn, as_of)
@@ -69,7 +73,8 @@ def posted_aggregates(
     group_name=group_of("entity_forecast"),
     deps=["entity_model", posted_aggregates, "dim_park_hours", "dim_calendar", "dim_season"],
     automation_condition=dg.AutomationCondition.eager(),
-    description="Per entity: every 5-minute slot of park hours from as-of+1 to +730 days, "
+    description="Per entity: every 5-minute slot of park hours from the Monday of the as-of "
+    "week to 730 + 6 days later (recomputed only when its inputs changed), "
     "actual_predicted with a p10-p90 band and posted_predicted, in "
     "BAMBAM_HOME/forecasts/entity_code={CODE}/forecast.parquet.",
 )
@@ -90,19 +95,24 @@ def entity_forecast(
                          f"{res.rows:,} rows in {res.seconds:.2f}s")
 
     t0 = time.perf_counter()
-    results = forecast.run_forecast(warehouse.reader, home, keys, as_of, horizon, on_done)
+    results = forecast.run_forecast(warehouse.reader, home, keys, as_of, horizon, on_done,
+                                    recompute_all=config.recompute_all)
     seconds = time.perf_counter() - t0
-    rows = sum(r.rows for r in results)
-    context.log.info(f"forecast: {len(keys)} entities, {rows:,} rows in {seconds:.1f}s "
+    computed = [r for r in results if r.mode != forecast.UNCHANGED]
+    rows = sum(r.rows for r in computed)
+    context.log.info(f"forecast: {len(computed)} of {len(keys)} entities recomputed (the others' "
+                     f"inputs unchanged), {rows:,} rows in {seconds:.1f}s "
                      f"({rows / max(seconds, 1e-9):,.0f} rows/s), horizon {horizon} days")
     for r in results:
+        if r.mode == forecast.UNCHANGED:  # its file is as it was: no new materialization
+            continue
         if r.mode in (forecast.NO_DATA, forecast.FAILED):
             key = "skipped" if r.mode == forecast.NO_DATA else "error"
             yield dg.AssetObservation(asset_key=context.asset_key, partition=r.entity_code,
                                       metadata={key: "; ".join(r.notes)})
             continue
         md = {"dagster/row_count": r.rows, "rows": r.rows, "seconds": r.seconds,
-              "mode": r.mode, "slots": r.slots, "distinct_feature_rows": r.distinct_rows,
+              "mode": r.mode, "inputs_fingerprint": r.fingerprint or "", "slots": r.slots, "distinct_feature_rows": r.distinct_rows,
               "as_of": str(as_of), "horizon_days": horizon, "path": r.path}
         md.update({k: v for k, v in (("model_version", r.model_version),
                                      ("model_kind", r.model_kind),

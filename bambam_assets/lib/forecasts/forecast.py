@@ -1,6 +1,14 @@
 """Two-year forecast curves per entity (as the legacy forecast, without its per-slot reloads).
 
-For each park, the slots of as_of+1 .. as_of+horizon (dim_park_hours: official, metatable or donor
+The window is anchored on the week (`forecast_window`): from the Monday of the as-of date's week
+(so today's remaining slots are always in the file) to horizon + 6 days later (so the file covers
+as_of .. as_of + horizon all week), and the inputs that are not the model (POSTED statistics,
+the band's training rows) are taken as of the day before that Monday. So within a week an
+entity's forecast changes only when its model, its POSTED statistics, its park's hours or the
+calendar change: each file records the fingerprint of those inputs, and an entity whose
+fingerprint is unchanged is not recomputed (mode UNCHANGED).
+
+For each park, the slots of the window (dim_park_hours: official, metatable or donor
 hours) get their features in ONE DuckDB query through `features.feature_ctes_sql`, so they are
 exactly the training features. The non-POSTED features do not depend on the entity, so a park's
 slot features are built once and shared by all its entities, and each entity's model predicts
@@ -14,6 +22,7 @@ chunk (a read connection held open would block the warehouse writer), then predi
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -24,6 +33,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.forecasts import curves as curve_files
@@ -42,6 +52,83 @@ from bambam_assets.lib.models.features import (
 DEFAULT_HORIZON_DAYS = 730
 ENTITY_CHUNK = 25  # entities whose inputs are read in one go (bounds the parent's memory)
 MODEL, POSTED_ONLY, NO_DATA, FAILED = "model", "posted_only", "no_data", "failed"
+UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
+# Bumped when the forecast's computation changes, so every file is recomputed once.
+FORECAST_CODE_VERSION = "2"
+FINGERPRINT_KEY = b"bambam.forecast_inputs"
+
+
+def forecast_window(as_of: date, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[date, date]:
+    """(first, last) park date of the forecast as of `as_of`: the Monday of its week to
+    horizon + 6 days later, so the window covers today and the full horizon every day of the
+    week and stays the same all week."""
+    start = as_of - timedelta(days=as_of.weekday())
+    return start, start + timedelta(days=horizon_days + 6)
+
+
+def inputs_as_of(as_of: date) -> date:
+    """The day up to which the forecast's non-model inputs (POSTED statistics, the band's
+    training rows) are read: the day before the window's Monday, stable all week."""
+    return forecast_window(as_of)[0] - timedelta(days=1)
+
+
+_INPUTS_SQL = """
+WITH ents AS (
+    SELECT unnest($codes::VARCHAR[]) AS entity_code, unnest($parks::VARCHAR[]) AS park_code,
+           unnest($queues::VARCHAR[]) AS queue_type
+),
+pa_entity AS (
+    SELECT entity_code, bit_xor(hash(level, date_group_id, hour, posted_median)) AS h
+    FROM posted_aggregates WHERE entity_code IN (SELECT entity_code FROM ents) GROUP BY 1
+),
+pa_park AS (
+    SELECT park_code, bit_xor(hash(date_group_id, hour, posted_median)) AS h
+    FROM posted_aggregates WHERE level = 'park_hour' GROUP BY 1
+),
+hours AS (
+    SELECT park_code, bit_xor(hash(park_date, opening_time, closing_time, opening_time_with_emh,
+                                   closing_time_with_emh, emh_morning, emh_evening)) AS h
+    FROM dim_park_hours WHERE park_date BETWEEN $start AND $end GROUP BY 1
+),
+cal AS (
+    SELECT bit_xor(hash(c.park_date, c.date_group_id, s.season, s.season_year)) AS h
+    FROM dim_calendar c LEFT JOIN dim_season s USING (park_date)
+    WHERE c.park_date BETWEEN $start AND $end
+)
+SELECT e.entity_code,
+       hash(e.queue_type, pa_entity.h, pa_park.h, hours.h, (SELECT h FROM cal)) AS h
+FROM ents e
+LEFT JOIN pa_entity USING (entity_code)
+LEFT JOIN pa_park USING (park_code)
+LEFT JOIN hours USING (park_code)
+"""
+
+
+def input_hashes(conn: duckdb.DuckDBPyConnection, info: pd.DataFrame, start: date,
+                 end: date) -> dict[str, int]:
+    """Per entity of `info` (entity_code, park_code, queue_type): one hash of its POSTED
+    statistics (its own levels and its park's), its park's hours and the calendar over the
+    window. Grouped aggregates over small tables: cheap at any entity count."""
+    rows = conn.execute(_INPUTS_SQL, {
+        "codes": info["entity_code"].tolist(), "parks": info["park_code"].tolist(),
+        "queues": info["queue_type"].tolist(), "start": start, "end": end}).fetchall()
+    return {code: int(h) for code, h in rows}
+
+
+def fingerprint(inputs: int, model_version: int | None, start: date, end: date) -> str:
+    """What an entity's forecast file is computed from, as one string."""
+    text = f"{FORECAST_CODE_VERSION}|{start}|{end}|{model_version}|{inputs}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def stored_fingerprint(path: Path) -> str | None:
+    """The fingerprint a forecast file was written with (None: no file or none recorded)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (FileNotFoundError, OSError):
+        return None
+    raw = meta.get(FINGERPRINT_KEY)
+    return raw.decode() if raw is not None else None
 
 Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -151,6 +238,7 @@ class EntityResult:
     band_scale: float | None = None
     path: str | None = None
     notes: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
 
 
 def _entity_info(conn: duckdb.DuckDBPyConnection, entities: Sequence[str],
@@ -176,24 +264,42 @@ def _load(models_root: Path, code: str):
 def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: date,
                  horizon_days: int = DEFAULT_HORIZON_DAYS,
                  on_done: Callable[[EntityResult], None] | None = None,
-                 nthread: int | None = None) -> list[EntityResult]:
-    """Forecast and write every entity's file; returns one EntityResult per entity (input order).
+                 nthread: int | None = None, recompute_all: bool = False) -> list[EntityResult]:
+    """Forecast and write every entity's file whose inputs changed; returns one EntityResult
+    per entity (input order).
 
-    An entity without facts up to as_of gets no file (NO_DATA); one without a current model gets
-    a POSTED-only forecast (actual columns null); an entity whose forecast raises is FAILED
-    (error in `notes`) and the others go on.
+    An entity without facts up to as_of gets no file (NO_DATA); one whose file was computed
+    from the same inputs (fingerprint) is left as it was (UNCHANGED; `recompute_all` forces
+    it); one without a current model gets a POSTED-only forecast (actual columns null); an
+    entity whose forecast raises is FAILED (error in `notes`) and the others go on.
     """
     home = Path(home)
-    start, end = as_of + timedelta(days=1), as_of + timedelta(days=horizon_days)
+    start, end = forecast_window(as_of, horizon_days)
+    inputs_day = inputs_as_of(as_of)
     with reader() as conn:
         info = _entity_info(conn, entities, as_of)
+        hashes = input_hashes(conn, info, start, end)
     results: dict[str, EntityResult] = {}
-    for code in sorted(set(entities) - set(info["entity_code"])):
-        results[code] = EntityResult(code, NO_DATA, notes=[f"no facts up to {as_of}"])
+
+    def done(res: EntityResult) -> None:
+        results[res.entity_code] = res
         if on_done:
-            on_done(results[code])
+            on_done(res)
+
+    for code in sorted(set(entities) - set(info["entity_code"])):
+        done(EntityResult(code, NO_DATA, notes=[f"no facts up to {as_of}"]))
     for park, group in info.groupby("park_code", sort=True):  # one slot frame per park
-        codes = group["entity_code"].tolist()
+        todo: dict[str, str] = {}  # entity -> fingerprint of the inputs it will be built from
+        for code in group["entity_code"]:
+            version = registry.current_version(home / "models", code)
+            fp = fingerprint(hashes.get(code, 0), version, start, end)
+            path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
+            if not recompute_all and stored_fingerprint(path) == fp:
+                done(EntityResult(code, UNCHANGED, rows=pq.ParquetFile(path).metadata.num_rows,
+                                  model_version=version, path=str(path), fingerprint=fp))
+            else:
+                todo[code] = fp
+        codes = list(todo)
         priority = group.loc[group["queue_type"] == "PRIORITY", "entity_code"].tolist()
         sf = None
         for i in range(0, len(codes), ENTITY_CHUNK):
@@ -204,23 +310,23 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                     sf = slot_features(conn, str(park), start, end)
                 posted = posted_values(conn, str(park), chunk, sf.keys, priority)
                 modeled = [c for c in chunk if models[c] is not None]
-                train = build_training_frame(conn, modeled, as_of) if modeled else None
+                train = build_training_frame(conn, modeled, inputs_day) if modeled else None
             for code in chunk:
                 try:  # one failing entity never stops the others
-                    results[code] = _one(code, sf, models[code], train, posted.get(code), home,
-                                         nthread)
+                    res = _one(code, sf, models[code], train, posted.get(code), home, nthread,
+                               todo[code])
                 except Exception as exc:  # noqa: BLE001 - reported per entity
-                    results[code] = EntityResult(code, FAILED,
-                                                 notes=[f"{type(exc).__name__}: {exc}"])
-                if on_done:
-                    on_done(results[code])
+                    res = EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"])
+                done(res)
     return [results[c] for c in entities]
 
 
 def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
-         posted: np.ndarray | None, home: Path, nthread: int | None) -> EntityResult:
+         posted: np.ndarray | None, home: Path, nthread: int | None,
+         fp: str) -> EntityResult:
     started = time.perf_counter()
-    res = EntityResult(code, MODEL if model is not None else POSTED_ONLY, slots=len(sf.frame))
+    res = EntityResult(code, MODEL if model is not None else POSTED_ONLY, slots=len(sf.frame),
+                       fingerprint=fp)
     band = None
     if model is not None:
         res.model_version, res.model_kind = model.version, model.kind
@@ -233,7 +339,8 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
         res.notes.append("no current model: POSTED-only forecast, actual columns null")
     frame = forecast_frame(code, sf, model, band, posted, nthread)
     path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
-    res.rows = curve_files.write_entity_file(frame, path, curve_files.FORECAST_SCHEMA)
+    res.rows = curve_files.write_entity_file(frame, path, curve_files.FORECAST_SCHEMA,
+                                             metadata={FINGERPRINT_KEY: fp})
     res.path = str(path)
     res.seconds = round(time.perf_counter() - started, 3)
     return res

@@ -3,6 +3,8 @@ of bambam_tests.builders)."""
 
 from __future__ import annotations
 
+import functools
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import pytest
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.forecasts import backfill, forecast
 from bambam_assets.lib.forecasts import curves as curve_files
-from bambam_assets.lib.models import training
+from bambam_assets.lib.forecasts import band
+from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models.features import build_training_frame
 from bambam_tests.builders import (
     FORECAST_AS_OF,
     FORECAST_FIRST_DAY,
@@ -42,9 +46,13 @@ def test_forecast_columns_rows_band_and_modes(home: Path) -> None:
     assert modes == {"MK1": "model", "MK2": "posted_only", "MK3": "model", "MK7": "no_data"}
     mk1 = _read(results[0].path)
     assert tuple(mk1.columns) == curve_files.FORECAST_COLUMNS
-    assert len(mk1) == FORECAST_HORIZON * FORECAST_SLOTS_PER_DAY == results[0].rows
-    assert mk1["park_date"].min() == FORECAST_AS_OF + timedelta(days=1)
-    assert mk1["park_date"].max() == FORECAST_AS_OF + timedelta(days=FORECAST_HORIZON)
+    # the week's window: from the Monday of the as-of week (today included) to horizon + 6 days
+    first, last = forecast.forecast_window(FORECAST_AS_OF, FORECAST_HORIZON)
+    assert first.weekday() == 0 and first <= FORECAST_AS_OF < first + timedelta(days=7)
+    days = (last - first).days + 1
+    assert days == FORECAST_HORIZON + 7
+    assert len(mk1) == days * FORECAST_SLOTS_PER_DAY == results[0].rows
+    assert mk1["park_date"].min() == first and mk1["park_date"].max() == last
     assert mk1["actual_predicted"].notna().all()
     assert (mk1["actual_p10"] <= mk1["actual_predicted"]).all()
     assert (mk1["actual_predicted"] <= mk1["actual_p90"]).all()
@@ -56,7 +64,7 @@ def test_forecast_columns_rows_band_and_modes(home: Path) -> None:
     assert (first_day.loc["15:30", "actual_predicted"]
             > first_day.loc["09:00", "actual_predicted"] + 10)
     mk2 = _read(results[1].path)
-    assert len(mk2) == FORECAST_HORIZON * FORECAST_SLOTS_PER_DAY
+    assert len(mk2) == days * FORECAST_SLOTS_PER_DAY
     assert mk2[["actual_predicted", "actual_p10", "actual_p90"]].isna().all().all()
     assert mk2["posted_predicted"].notna().all()
     assert "POSTED-only" in results[1].notes[0]
@@ -74,16 +82,43 @@ def test_each_distinct_feature_row_is_predicted_once(home: Path, monkeypatch) ->
         return real(model, frame, with_posted, nthread)
 
     monkeypatch.setattr(training, "predict", counting)
+    first, last = forecast.forecast_window(FORECAST_AS_OF, FORECAST_HORIZON)
     with wh.reader(home) as conn:
-        sf = forecast.slot_features(conn, "MK", FORECAST_AS_OF + timedelta(days=1),
-                                    FORECAST_AS_OF + timedelta(days=FORECAST_HORIZON))
+        sf = forecast.slot_features(conn, "MK", first, last)
+        train = build_training_frame(conn, ["MK1"], forecast.inputs_as_of(FORECAST_AS_OF))
     [res] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK1"], FORECAST_AS_OF,
-                                  FORECAST_HORIZON)
-    # 14 days, one date group and season: each weekday's two days share every feature
-    assert len(sf.frame) == FORECAST_HORIZON * FORECAST_SLOTS_PER_DAY
-    assert len(sf.distinct) == 7 * FORECAST_SLOTS_PER_DAY == res.distinct_rows
-    # one call for the band (the newest 30% of MK1's 900 training rows), one for the forecast
-    assert calls == [270, 7 * FORECAST_SLOTS_PER_DAY]
+                                  FORECAST_HORIZON, recompute_all=True)
+    # 21 days, one date group and season: days of the same weekday and month share every
+    # feature (June and July here: 14 distinct days)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    distinct_days = len({(d.weekday(), d.month) for d in days})
+    assert len(sf.frame) == len(days) * FORECAST_SLOTS_PER_DAY and distinct_days < len(days)
+    assert len(sf.distinct) == distinct_days * FORECAST_SLOTS_PER_DAY == res.distinct_rows
+    # one call for the band (the newest 30% of MK1's training rows up to the day before the
+    # window), one for the forecast
+    assert calls == [len(band.newest_rows(train)), distinct_days * FORECAST_SLOTS_PER_DAY]
+
+
+def test_unchanged_inputs_are_not_recomputed(home: Path, tmp_path: Path) -> None:
+    sub = tmp_path / "home"
+    shutil.copytree(home, sub)
+    run = functools.partial(forecast.run_forecast, lambda: wh.reader(sub), sub, ["MK1", "MK2"])
+    first = run(FORECAST_AS_OF, FORECAST_HORIZON, recompute_all=True)
+    # later days of the same week: same window, same inputs -> nothing recomputed
+    later = run(FORECAST_AS_OF - timedelta(days=3), FORECAST_HORIZON)
+    assert [r.mode for r in later] == [forecast.UNCHANGED] * 2
+    assert [r.fingerprint for r in later] == [r.fingerprint for r in first]
+    # a new model for MK1: only MK1 is recomputed
+    with wh.reader(sub) as conn:
+        frame = build_training_frame(conn, ["MK1"], FORECAST_AS_OF)
+    registry.save_version(sub / "models", training.train_entity(frame, "STANDBY", nthread=1),
+                          code_version="t", params_hash="t", target_count=len(frame),
+                          tolerance=10.0)
+    again = run(FORECAST_AS_OF, FORECAST_HORIZON)
+    assert [r.mode for r in again] == [forecast.MODEL, forecast.UNCHANGED]
+    # the next week: a new window, every entity recomputed
+    next_week = run(FORECAST_AS_OF + timedelta(days=1), FORECAST_HORIZON)
+    assert forecast.UNCHANGED not in [r.mode for r in next_week]
 
 
 def test_backfill_source_rules(home: Path) -> None:
