@@ -142,7 +142,8 @@ ORDER BY f.entity_code, f.slot_start
 """
 
 
-STATE_KEY = b"bambam.backfill_days"  # Parquet metadata: {park_date: [fingerprint, imputed]}
+# Parquet metadata: {park_date: [fingerprint, version of the model that imputed it or null]}
+STATE_KEY = b"bambam.backfill_days"
 
 _DAY_STATE_SQL = """
 SELECT f.entity_code, f.park_date,
@@ -170,9 +171,10 @@ def day_states(conn: duckdb.DuckDBPyConnection, entities: Sequence[str], as_of: 
     return out
 
 
-def read_state(path: Path) -> dict[str, tuple[int, bool]] | None:
-    """The day states an entity's file was built from ({park_date: (fingerprint, imputed by a
-    model)}), or None when there is no file or it carries none (then every day is recomputed)."""
+def read_state(path: Path) -> dict[str, tuple[int, int | None]] | None:
+    """The day states an entity's file was built from ({park_date: (fingerprint, version of the
+    model that imputed it, or None)}), or None when there is no file or it carries none (then
+    every day is recomputed)."""
     try:
         meta = pq.read_schema(path).metadata or {}
     except (FileNotFoundError, OSError):
@@ -180,10 +182,11 @@ def read_state(path: Path) -> dict[str, tuple[int, bool]] | None:
     raw = meta.get(STATE_KEY)
     if raw is None:
         return None
-    return {day: (int(fp), bool(m)) for day, (fp, m) in json.loads(raw).items()}
+    return {day: (int(fp), None if v is None else int(v))
+            for day, (fp, v) in json.loads(raw).items()}
 
 
-def plan_days(now: dict[str, int], old: dict[str, tuple[int, bool]] | None,
+def plan_days(now: dict[str, int], old: dict[str, tuple[int, int | None]] | None,
               has_model: bool) -> tuple[list[str], list[str]]:
     """(days to compute, days of the old file to keep). A day is computed when it is new, its
     fingerprint changed, or it was built without a model and the entity has one now."""
@@ -192,7 +195,7 @@ def plan_days(now: dict[str, int], old: dict[str, tuple[int, bool]] | None,
     compute, keep = [], []
     for day, fp in now.items():
         before = old.get(day)
-        if before is None or before[0] != fp or (has_model and not before[1]):
+        if before is None or before[0] != fp or (has_model and before[1] is None):
             compute.append(day)
         else:
             keep.append(day)
@@ -345,7 +348,8 @@ def _one(home: Path, code: str, slots: pd.DataFrame, compute: list[str], keep: l
                                               [date.fromisoformat(d) for d in keep])]).to_pandas()
         parts = [kept, fresh] if len(fresh) else [kept]
         frame = pd.concat(parts, ignore_index=True).sort_values("slot_start", kind="stable")
-    state = {d: [now[d], bool(model is not None)] for d in compute}
+    version = None if model is None else model.version
+    state = {d: [now[d], version] for d in compute}
     state |= {d: [old[d][0], old[d][1]] for d in keep}
     rows = curve_files.write_entity_file(frame, path, curve_files.BACKFILL_SCHEMA,
                                          metadata={STATE_KEY: json.dumps(state)})
