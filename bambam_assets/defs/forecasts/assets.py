@@ -112,7 +112,8 @@ def entity_forecast(
                                       metadata={key: "; ".join(r.notes)})
             continue
         md = {"dagster/row_count": r.rows, "rows": r.rows, "seconds": r.seconds,
-              "mode": r.mode, "inputs_fingerprint": r.fingerprint or "", "slots": r.slots, "distinct_feature_rows": r.distinct_rows,
+              "mode": r.mode, "inputs_fingerprint": r.fingerprint or "", "slots": r.slots,
+              "distinct_feature_rows": r.distinct_rows,
               "as_of": str(as_of), "horizon_days": horizon, "path": r.path}
         md.update({k: v for k, v in (("model_version", r.model_version),
                                      ("model_kind", r.model_kind),
@@ -198,21 +199,29 @@ WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 def park_wti_tables(warehouse: WarehouseResource):
     started = time.perf_counter()
+    home = warehouse.home_path()
     with warehouse.reader() as conn:
         priority = [c for (c,) in conn.execute(
             "SELECT entity_code FROM dim_entity WHERE queue_type = 'PRIORITY'").fetchall()]
-    slots, daily = wti.compute_wti(warehouse.home_path(), priority)
+    # only the park days whose curves' inputs changed since the stored WTI was computed
+    current = wti.input_fingerprints(home, priority)
+    with warehouse.reader() as conn:
+        days = wti.dirty_days(conn, current)
+    slots, daily = wti.compute_wti(home, priority, days)
     with warehouse.writer() as conn:
-        wti.write_wti(conn, slots, daily)
+        wti.write_wti(conn, slots, daily, days, current)
+        n_slots, n_days = (conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+                           for t in (wti.SLOT_TABLE, wti.DAILY_TABLE))
     seconds = round(time.perf_counter() - started, 3)
-    parks = sorted(slots["park_code"].unique().tolist())
+    parks = sorted(days["park_code"].unique().tolist())
     yield dg.MaterializeResult(asset_key="park_wti", metadata={
-        "dagster/row_count": len(slots), "parks": dg.MetadataValue.json(parks),
-        "null_slots": int(slots["wti"].isna().sum()), "seconds": seconds})
+        "dagster/row_count": n_slots, "park_days_recomputed": len(days),
+        "parks_recomputed": dg.MetadataValue.json(parks), "slot_rows_written": len(slots),
+        "null_slots_written": int(slots["wti"].isna().sum()), "seconds": seconds})
     yield dg.MaterializeResult(asset_key="park_wti_daily", metadata={
-        "dagster/row_count": len(daily),
-        "first_day": str(daily["park_date"].min()) if len(daily) else "",
-        "last_day": str(daily["park_date"].max()) if len(daily) else ""})
+        "dagster/row_count": n_days, "park_days_recomputed": len(days),
+        "first_day_recomputed": str(days["park_date"].min()) if len(days) else "",
+        "last_day_recomputed": str(days["park_date"].max()) if len(days) else ""})
 
 
 forecast_assets = [posted_aggregates, entity_forecast, entity_backfill]

@@ -103,6 +103,15 @@ DDL: dict[str, str] = {
             fingerprint VARCHAR NOT NULL,
             built_at TIMESTAMPTZ NOT NULL
         )""",
+    # One row per (park, park date) the WTI covers: the fingerprint of the curve files' inputs
+    # it was computed from (lib.forecasts.wti), so a later run recomputes only changed days.
+    "wti_inputs": """
+        CREATE TABLE IF NOT EXISTS wti_inputs (
+            park_code VARCHAR NOT NULL,
+            park_date DATE NOT NULL,
+            fingerprint UBIGINT NOT NULL,
+            PRIMARY KEY (park_code, park_date)
+        )""",
     # One row per (entity, version) ever saved: the warehouse mirror of the model files
     # (lib.models.registry_table; the files under models/ are the truth).
     "model_registry": """

@@ -14,21 +14,37 @@ letters of the entity code before its first digit (so TDL/TDS/USH are their own 
   slot counts once, so a busy hour with few entities reporting is not under-weighted), p10/p90 =
   10th/90th percentiles of the slot WTIs over the day, n_entities = distinct entities with a
   value that day, n_slots = slots with a WTI.
+
+Incremental by park day: `input_fingerprints` folds, per (park, park date), what the curves of
+that day were built from (each backfill file's per-day state, each forecast file's inputs
+fingerprint over its window) into one number, without reading any curve; `dirty_days` compares
+it with table `wti_inputs` (what the stored WTI rows were computed from), and only those park
+days are recomputed and replaced. A day of new facts costs one park day per park; a new model
+costs its park's forecast window; nothing new costs a listing of the curve files.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.warehouse import staged
+from bambam_assets.lib.forecasts import backfill, forecast
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.backfill import CLOSED_SOURCE
 
-SLOT_TABLE, DAILY_TABLE = "park_wti", "park_wti_daily"
+SLOT_TABLE, DAILY_TABLE, STATE_TABLE = "park_wti", "park_wti_daily", "wti_inputs"
+_K_ENTITY, _K_STATE, _K_VERSION, _K_FORECAST = (np.uint64(0x9E3779B97F4A7C15),
+                                                np.uint64(0xC2B2AE3D27D4EB4F),
+                                                np.uint64(0x165667B19E3779F9),
+                                                np.uint64(0xD6E8FEB86659FD93))
 
 _EMPTY_FORECAST = """(SELECT NULL::VARCHAR AS entity_code, NULL::DATE AS park_date,
     NULL::VARCHAR AS slot, NULL::TIMESTAMPTZ AS slot_start, NULL::DOUBLE AS actual_predicted
@@ -105,28 +121,180 @@ def wti_from_values(values: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         conn.close()
 
 
-def compute_wti(home: Path, excluded_entities: Sequence[str] = ()
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(park_wti, park_wti_daily) from every forecast and backfill file under `home`.
+def _park_of(code: str) -> str:
+    return code[:len(code) - len(code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))] if code else code
 
-    Runs in an in-memory DuckDB, so the warehouse is not held while all curves are read.
+
+def _entity_files(home: Path, kind: str, excluded: set[str]) -> dict[str, Path]:
+    """entity code -> its curve file of `kind` (one directory listing)."""
+    root = Path(home) / kind
+    name = Path(curve_files.glob_of(home, kind)).name
+    out: dict[str, Path] = {}
+    if not root.is_dir():
+        return out
+    for entry in root.iterdir():
+        code = entry.name.partition("=")[2]
+        path = entry / name
+        if code and code not in excluded and path.is_file():
+            out[code] = path
+    return out
+
+
+def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
+                days: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(park_wti, park_wti_daily) from the forecast and backfill files under `home`: for every
+    park day, or only the (park_code, park_date) rows of `days` (reading only their parks'
+    files).
+
+    Runs in an in-memory DuckDB, so the warehouse is not held while the curves are read.
     """
-    has_f = curve_files.has_files(home, curve_files.FORECASTS_DIR)
-    has_b = curve_files.has_files(home, curve_files.BACKFILL_DIR)
-    params = {"closed": CLOSED_SOURCE, "excluded": list(excluded_entities)}
+    excluded = set(excluded_entities)
+    parks = None if days is None else set(days["park_code"])
+    files = {}
+    for kind in (curve_files.FORECASTS_DIR, curve_files.BACKFILL_DIR):
+        found = _entity_files(home, kind, excluded)
+        files[kind] = sorted(str(p) for c, p in found.items()
+                             if parks is None or _park_of(c) in parks)
+    has_f, has_b = bool(files[curve_files.FORECASTS_DIR]), bool(files[curve_files.BACKFILL_DIR])
+    params: dict = {"closed": CLOSED_SOURCE, "excluded": sorted(excluded)}
     if has_f:
-        params["forecast_glob"] = curve_files.glob_of(home, curve_files.FORECASTS_DIR)
+        params["forecast_glob"] = files[curve_files.FORECASTS_DIR]
     if has_b:
-        params["backfill_glob"] = curve_files.glob_of(home, curve_files.BACKFILL_DIR)
+        params["backfill_glob"] = files[curve_files.BACKFILL_DIR]
+    values = values_sql(has_f, has_b)
     conn = duckdb.connect()
     try:
-        return _tables(conn, values_sql(has_f, has_b), params)
+        if days is not None:
+            conn.register("_wti_days", days.loc[:, ["park_code", "park_date"]])
+            values = (f"SELECT v.* FROM ({values}) v "
+                      "SEMI JOIN _wti_days d USING (park_code, park_date)")
+        return _tables(conn, values, params)
     finally:
         conn.close()
 
 
-def write_wti(conn: duckdb.DuckDBPyConnection, slots: pd.DataFrame, daily: pd.DataFrame) -> None:
-    """Replace tables park_wti and park_wti_daily (one transaction)."""
-    with staged(conn, _wti_slots=slots, _wti_daily=daily):
-        conn.execute(f"CREATE OR REPLACE TABLE {SLOT_TABLE} AS SELECT * FROM _wti_slots")
-        conn.execute(f"CREATE OR REPLACE TABLE {DAILY_TABLE} AS SELECT * FROM _wti_daily")
+def _salt(code: str) -> np.uint64:
+    return np.uint64(int.from_bytes(hashlib.blake2b(code.encode(), digest_size=8).digest(),
+                                    "little"))
+
+
+def _forecast_span(path: Path) -> tuple[date, date] | None:
+    """First and last park_date of a forecast file, from its row-group statistics."""
+    meta = pq.ParquetFile(path).metadata
+    col = meta.schema.names.index("park_date")
+    lo = hi = None
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(col).statistics
+        if stats is None or not stats.has_min_max:
+            table = pq.read_table(path, columns=["park_date"])
+            values = table.column(0).to_pylist()
+            return (min(values), max(values)) if values else None
+        lo = stats.min if lo is None else min(lo, stats.min)
+        hi = stats.max if hi is None else max(hi, stats.max)
+    return None if lo is None else (lo, hi)
+
+
+def input_fingerprints(home: Path, excluded_entities: Sequence[str] = ()) -> pd.DataFrame:
+    """What each park day's WTI would be computed from, folded into one number.
+
+    Grain: one row per (park_code, park_date) that a curve file of a non-excluded entity
+    covers; `fingerprint` (uint64) is the XOR over those entities of a mix of the entity and
+    (backfill) the day's fact fingerprint and imputing model version, (forecast) the file's
+    inputs fingerprint, for every day of its window. Reads file footers only, never curves; a
+    backfill file without day states contributes its size and mtime for each of its days.
+    """
+    excluded = set(excluded_entities)
+    parts: list[pd.DataFrame] = []
+    with np.errstate(over="ignore"):
+        for code, path in _entity_files(home, curve_files.BACKFILL_DIR, excluded).items():
+            state = backfill.read_state(path)
+            if state is None:  # no per-day record: tie every day to the file's identity
+                st = path.stat()
+                days = pd.unique(pq.read_table(path, columns=["park_date"]).column(0)
+                                 .to_numpy())
+                fps = np.full(len(days), np.uint64(hash((st.st_size, st.st_mtime_ns))
+                                                   & 0xFFFFFFFFFFFFFFFF))
+                versions = np.zeros(len(days), dtype=np.uint64)
+            else:
+                days = np.array(list(state), dtype="datetime64[D]")
+                fps = np.array([fp & 0xFFFFFFFFFFFFFFFF for fp, _ in state.values()],
+                               dtype=np.uint64)
+                versions = np.array([(v or 0) + 1 if v is not None else 0
+                                     for _, v in state.values()], dtype=np.uint64)
+            mix = (_salt(code) * _K_ENTITY) ^ (fps * _K_STATE) ^ (versions * _K_VERSION)
+            parts.append(pd.DataFrame({"park_code": _park_of(code),
+                                       "park_date": pd.to_datetime(days).date, "h": mix}))
+        for code, path in _entity_files(home, curve_files.FORECASTS_DIR, excluded).items():
+            span = _forecast_span(path)
+            if span is None:
+                continue
+            fp = forecast.stored_fingerprint(path)
+            if fp is None:
+                st = path.stat()
+                fp = f"{st.st_size}-{st.st_mtime_ns}"
+            value = np.uint64(int(hashlib.blake2b(fp.encode(), digest_size=8).hexdigest(), 16))
+            days = pd.date_range(span[0], span[1], freq="D").date
+            mix = (_salt(code) * _K_ENTITY) ^ (value * _K_FORECAST)
+            parts.append(pd.DataFrame({"park_code": _park_of(code), "park_date": days,
+                                       "h": np.full(len(days), mix, dtype=np.uint64)}))
+    if not parts:
+        return pd.DataFrame({"park_code": pd.Series(dtype=object),
+                             "park_date": pd.Series(dtype=object),
+                             "fingerprint": pd.Series(dtype=np.uint64)})
+    frame = pd.concat(parts, ignore_index=True).sort_values(["park_code", "park_date"],
+                                                            kind="stable")
+    keys = frame[["park_code", "park_date"]]
+    starts = np.flatnonzero(~keys.duplicated().to_numpy())
+    fingerprint = np.bitwise_xor.reduceat(frame["h"].to_numpy(np.uint64), starts)
+    out = keys.iloc[starts].reset_index(drop=True)
+    out["fingerprint"] = fingerprint
+    return out
+
+
+def dirty_days(conn: duckdb.DuckDBPyConnection, current: pd.DataFrame) -> pd.DataFrame:
+    """The (park_code, park_date) rows whose fingerprint differs from table `wti_inputs`, or
+    that only one side has (a new day, or a day no curve covers any more)."""
+    conn.register("_wti_current", current)
+    try:
+        return conn.execute(f"""
+            SELECT coalesce(c.park_code, s.park_code) AS park_code,
+                   coalesce(c.park_date, s.park_date) AS park_date
+            FROM _wti_current c FULL OUTER JOIN {STATE_TABLE} s
+                ON s.park_code = c.park_code AND s.park_date = c.park_date
+            WHERE c.fingerprint IS DISTINCT FROM s.fingerprint
+            ORDER BY 1, 2""").df()
+    finally:
+        conn.unregister("_wti_current")
+
+
+def write_wti(conn: duckdb.DuckDBPyConnection, slots: pd.DataFrame, daily: pd.DataFrame,
+              days: pd.DataFrame | None = None, current: pd.DataFrame | None = None) -> None:
+    """Replace tables park_wti and park_wti_daily (one transaction): wholly, or only the park
+    days of `days` (the rows of those days in `slots`/`daily` replace the stored ones). With
+    `current` (input_fingerprints), table wti_inputs records what those days were computed
+    from."""
+    frames = {"_wti_slots": slots, "_wti_daily": daily}
+    if days is not None:
+        frames["_wti_days"] = days.loc[:, ["park_code", "park_date"]]
+    if current is not None:
+        frames["_wti_current"] = current
+    with staged(conn, **frames):
+        if days is None:
+            conn.execute(f"CREATE OR REPLACE TABLE {SLOT_TABLE} AS SELECT * FROM _wti_slots")
+            conn.execute(f"CREATE OR REPLACE TABLE {DAILY_TABLE} AS SELECT * FROM _wti_daily")
+            if current is not None:
+                conn.execute(f"DELETE FROM {STATE_TABLE}")
+                conn.execute(f"INSERT INTO {STATE_TABLE} SELECT park_code, park_date, "
+                             "fingerprint FROM _wti_current")
+            return
+        for table, frame in ((SLOT_TABLE, "_wti_slots"), (DAILY_TABLE, "_wti_daily")):
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {frame} LIMIT 0")
+            conn.execute(f"DELETE FROM {table} t USING _wti_days d "
+                         "WHERE t.park_code = d.park_code AND t.park_date = d.park_date")
+            conn.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {frame}")
+        if current is not None:
+            conn.execute(f"DELETE FROM {STATE_TABLE} t USING _wti_days d "
+                         "WHERE t.park_code = d.park_code AND t.park_date = d.park_date")
+            conn.execute(f"INSERT INTO {STATE_TABLE} SELECT c.park_code, c.park_date, "
+                         "c.fingerprint FROM _wti_current c SEMI JOIN _wti_days d "
+                         "USING (park_code, park_date)")
