@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -19,6 +19,7 @@ from bambam_assets.defs.resources import (
 from bambam_assets.instance import instance_at
 from bambam_assets.lib.core.paths import FORECASTS_DIR, HomePaths
 from bambam_assets.lib.demo import generate as demo_data
+from bambam_assets.lib.forecasts import forecast
 from bambam_assets.runner import run_pipeline
 
 
@@ -60,7 +61,7 @@ def test_every_run_carries_the_knobs_and_uses_the_given_home(bambam_home: Path,
     span = duckdb.connect().execute(
         "SELECT min(park_date), max(park_date) FROM read_parquet(?)",
         [HomePaths(home).curve_glob(FORECASTS_DIR)]).fetchall()[0]
-    assert span == (as_of + timedelta(days=1), as_of + timedelta(days=3))
+    assert span == forecast.forecast_window(as_of, 3)  # the as-of week's window
 
 
 def test_knobs_default_to_the_settings(monkeypatch) -> None:

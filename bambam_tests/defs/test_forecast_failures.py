@@ -25,7 +25,7 @@ def _run(asset, home: Path, instance: dg.DagsterInstance):
 
 
 def _fake_backfill(failing: set[str]):
-    def run_backfill(reader, home, keys, as_of, window, on_done):
+    def run_backfill(reader, home, keys, as_of, window, on_done, **_options):
         out = [backfill.BackfillResult(k, rows=1, path=f"/x/{k}",
                                        error=f"ValueError: bad {k}" if k in failing else None)
                for k in keys]
@@ -36,7 +36,7 @@ def _fake_backfill(failing: set[str]):
 
 
 def _fake_forecast(failing: set[str], no_data: set[str]):
-    def run_forecast(reader, home, keys, as_of, horizon, on_done):
+    def run_forecast(reader, home, keys, as_of, horizon, on_done, **_options):
         out = []
         for k in keys:
             mode = (forecast.FAILED if k in failing else
