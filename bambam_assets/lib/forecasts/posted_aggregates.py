@@ -51,6 +51,7 @@ import duckdb
 import pandas as pd
 
 from bambam_assets.lib.core.schema import POSTED
+from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.models.features import park_params
 
 TABLE = "posted_aggregates"
@@ -148,7 +149,8 @@ ORDER BY level, entity_code, park_code, date_group_id, hour
 def build_posted_aggregates(conn: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, int]:
     """(Re)build table `posted_aggregates` as of `as_of`; returns the row count per level."""
     params = {**park_params(), "as_of": as_of, "posted": POSTED, "recency_days": RECENCY_DAYS}
-    conn.execute(BUILD_SQL, params)
+    with step(conn, TABLE):
+        conn.execute(BUILD_SQL, params)
     counts = dict(conn.execute(f"SELECT level, count(*) FROM {TABLE} GROUP BY 1").fetchall())
     return {level: int(counts.get(level, 0)) for level in LEVELS}
 
