@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from bambam_assets.lib.core.warehouse import staged
+from bambam_assets.lib.core.warehouse import memory_connection, staged, step
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.backfill import CLOSED_SOURCE
 
@@ -87,17 +87,22 @@ DAILY_SQL = """
 def _tables(conn: duckdb.DuckDBPyConnection, values: str, params: dict
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     # two passes over the values (never held in pandas: hundreds of millions of rows at scale)
-    slots = conn.execute(f"WITH wti_values AS ({values}) {SLOT_SQL}", params).df()
-    day_entities = conn.execute(f"WITH wti_values AS ({values}) {DAY_ENTITIES_SQL}", params).df()
+    with step(conn, "park_wti"):
+        slots = conn.execute(f"WITH wti_values AS ({values}) {SLOT_SQL}", params).df()
+        day_entities = conn.execute(f"WITH wti_values AS ({values}) {DAY_ENTITIES_SQL}",
+                                    params).df()
     conn.register("wti_slots", slots)
     conn.register("wti_day_entities", day_entities)
-    daily = conn.execute(DAILY_SQL).df()
+    with step(conn, "park_wti_daily"):
+        daily = conn.execute(DAILY_SQL).df()
     return slots, daily
 
 
-def wti_from_values(values: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(park_wti, park_wti_daily) frames from a values frame shaped like `values_sql`."""
-    conn = duckdb.connect()
+def wti_from_values(values: pd.DataFrame, home: Path | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(park_wti, park_wti_daily) frames from a values frame shaped like `values_sql`
+    (DuckDB spills under `home`, default BAMBAM_HOME)."""
+    conn = memory_connection(home)
     try:
         conn.register("_values_frame", values)
         return _tables(conn, "SELECT * FROM _values_frame", {})
@@ -118,7 +123,7 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = ()
         params["forecast_glob"] = curve_files.glob_of(home, curve_files.FORECASTS_DIR)
     if has_b:
         params["backfill_glob"] = curve_files.glob_of(home, curve_files.BACKFILL_DIR)
-    conn = duckdb.connect()
+    conn = memory_connection(home)
     try:
         return _tables(conn, values_sql(has_f, has_b), params)
     finally:
@@ -127,6 +132,6 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = ()
 
 def write_wti(conn: duckdb.DuckDBPyConnection, slots: pd.DataFrame, daily: pd.DataFrame) -> None:
     """Replace tables park_wti and park_wti_daily (one transaction)."""
-    with staged(conn, _wti_slots=slots, _wti_daily=daily):
+    with staged(conn, _wti_slots=slots, _wti_daily=daily), step(conn, "write park_wti"):
         conn.execute(f"CREATE OR REPLACE TABLE {SLOT_TABLE} AS SELECT * FROM _wti_slots")
         conn.execute(f"CREATE OR REPLACE TABLE {DAILY_TABLE} AS SELECT * FROM _wti_daily")
