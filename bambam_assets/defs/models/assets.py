@@ -58,7 +58,8 @@ def entity_model(
     evaluated_at = (datetime.fromisoformat(config.evaluated_at) if config.evaluated_at
                     else datetime.now(UTC))
     # Read everything the batch needs once; workers get plain frames and never open DuckDB.
-    with warehouse.reader() as conn:
+    # A heavy read (a writer's memory limit), closed before the worker pool starts.
+    with warehouse.reader(heavy=True) as conn:
         # the staleness of every entity of the range, as the sensor saw it (same rule, same clock)
         evaluation = staleness.evaluate_warehouse(
             conn, now=evaluated_at, as_of=as_of, code_version=tb.TRAINING_CODE_VERSION,

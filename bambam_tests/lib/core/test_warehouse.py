@@ -48,6 +48,8 @@ def test_defaults_a_share_of_ram_and_a_temp_folder_under_the_home(home, monkeypa
                    "max_temp_directory_size": "4.0 GiB"}
     with warehouse.reader(home) as conn:
         assert _settings(conn)["memory_limit"] == "1.0 GiB"
+    with warehouse.reader(home, heavy=True) as conn:  # a read as large as a write
+        assert _settings(conn)["memory_limit"] == "4.0 GiB"
     with warehouse.memory_connection(home) as conn:
         assert _settings(conn)["memory_limit"] == "4.0 GiB"
         assert _settings(conn)["temp_directory"] == str(home / "duckdb_tmp")
