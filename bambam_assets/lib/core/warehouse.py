@@ -6,13 +6,13 @@ whatever launched them: the daemon, the CLI or a test), keep their connection sh
 retry briefly instead of failing.
 
 Every connection the pipeline opens (writer, reader, in-memory) is configured with explicit
-limits (`limits`): a memory limit (writers and in-memory work: a quarter of the machine's RAM,
-leaving the rest to the training workers; readers: a quarter of that), the threads, a temp
-directory under the home (BAMBAM_HOME/duckdb_tmp, shared: DuckDB 2 keeps one owner folder per
-database there) and a cap on what it may spill there (4 GB). BAMBAM_DUCKDB_MEMORY_LIMIT,
-BAMBAM_DUCKDB_TEMP_LIMIT and BAMBAM_DUCKDB_THREADS override them. A statement run inside
-`step(conn, name)` that exceeds them raises `WarehouseLimitError` naming the step and the limits,
-instead of filling the memory or the disk.
+limits (`limits`): a memory limit (writers, heavy readers and in-memory work: a quarter of the
+machine's RAM, leaving the rest to the training workers; readers: a quarter of that), the
+threads, a temp directory under the home (BAMBAM_HOME/duckdb_tmp, shared: DuckDB 2 prefixes its
+spill files with the process id and database number) and a cap on what each database may spill
+there (4 GB). BAMBAM_DUCKDB_MEMORY_LIMIT, BAMBAM_DUCKDB_TEMP_LIMIT and BAMBAM_DUCKDB_THREADS
+override them. A statement run inside `step(conn, name)` that exceeds them raises
+`WarehouseLimitError` naming the step and the limits, instead of filling the memory or the disk.
 """
 
 from __future__ import annotations
