@@ -42,8 +42,9 @@ class WarehouseResource(dg.ConfigurableResource):
             yield conn
 
     @contextmanager
-    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.reader(self.home_path()) as conn:
+    def reader(self, heavy: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Read-only; `heavy`: a writer's DuckDB memory limit (see warehouse.reader)."""
+        with warehouse.reader(self.home_path(), heavy=heavy) as conn:
             yield conn
 
 

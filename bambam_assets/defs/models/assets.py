@@ -68,7 +68,8 @@ def entity_model(
     evaluated_at = (datetime.fromisoformat(config.evaluated_at) if config.evaluated_at
                     else datetime.now(UTC))
     # Read everything the batch needs once; workers get plain frames and never open DuckDB.
-    with warehouse.reader() as conn:
+    # A heavy read (a writer's memory limit), closed before the worker pool starts.
+    with warehouse.reader(heavy=True) as conn:
         # the staleness of every entity of the range, as the sensor saw it (same rule, same clock)
         evaluation = retrain.evaluate(conn, evaluated_at, as_of)
         counts = _target_counts(evaluation, keys)

@@ -241,3 +241,50 @@ def max_failed_share(env: Mapping[str, str] | None = None) -> float:
     if not 0.0 <= share <= 1.0:  # also refuses nan
         raise _bad(MAX_FAILED_SHARE, value, "a number from 0 to 1 (a share of the entities)")
     return share
+
+
+# ---- DuckDB limits (lib/core/warehouse.py applies them to every connection) -------------------
+
+DUCKDB_MEMORY_LIMIT = "BAMBAM_DUCKDB_MEMORY_LIMIT"
+DUCKDB_TEMP_LIMIT = "BAMBAM_DUCKDB_TEMP_LIMIT"
+DUCKDB_THREADS = "BAMBAM_DUCKDB_THREADS"
+# DuckDB's own units: KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB powers of 1024.
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(name: str, value: str) -> int:
+    """Bytes of a size such as "4GB", "512MiB", "1.5 GB" or "1073741824" (a byte count)."""
+    text = value.strip().lower().replace(" ", "")
+    number = text.rstrip("kmgtib")
+    unit = text[len(number):]
+    try:
+        size = int(float(number) * _SIZE_UNITS[unit])
+    except (KeyError, ValueError, OverflowError):
+        size = 0
+    if size <= 0:
+        raise _bad(name, value, "a positive size such as 4GB, 512MB or 1GiB (or a byte count)")
+    return size
+
+
+def _size(name: str, env: Mapping[str, str] | None) -> int | None:
+    value = _get(name, env)
+    return parse_size(name, value) if value else None
+
+
+def duckdb_memory_limit(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_DUCKDB_MEMORY_LIMIT: bytes a writer's DuckDB may hold in memory before it spills
+    (None when unset: the warehouse default, a quarter of the machine's RAM)."""
+    return _size(DUCKDB_MEMORY_LIMIT, env)
+
+
+def duckdb_temp_limit(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_DUCKDB_TEMP_LIMIT: bytes one DuckDB may spill to BAMBAM_HOME/duckdb_tmp (None when
+    unset: the warehouse default, 4 GB)."""
+    return _size(DUCKDB_TEMP_LIMIT, env)
+
+
+def duckdb_threads(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_DUCKDB_THREADS: DuckDB threads per connection (None when unset: the CPUs)."""
+    value = _get(DUCKDB_THREADS, env)
+    return _int(DUCKDB_THREADS, value, 1) if value else None

@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.forecast import Reader
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
@@ -235,7 +236,8 @@ def backfill_slots(conn: duckdb.DuckDBPyConnection, entities: Sequence[str],
     previous = conn.execute("SELECT current_setting('asof_loop_join_threshold')").fetchall()[0][0]
     conn.execute("SET asof_loop_join_threshold = 0")
     try:
-        return conn.execute(_SLOTS_SQL, params).df()
+        with step(conn, f"backfill slots ({len(entities)} entities)"):
+            return conn.execute(_SLOTS_SQL, params).df()
     finally:
         conn.execute("SET asof_loop_join_threshold = ?", [previous])
 

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.paths import HomePaths
+from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.band import apply_band, fit_band
 from bambam_assets.lib.forecasts.posted_aggregates import lookup_cte_sql
@@ -165,8 +166,9 @@ def slot_features(conn: duckdb.DuckDBPyConnection, park_code: str, start: date,
     SELECT park_code, park_date, slot, observed_at AS slot_start, {_feature_columns_sql()}
     FROM featured ORDER BY slot_start
     """
-    frame = conn.execute(sql, {**park_params(), "park": park_code, "start": start,
-                               "end": end}).df()
+    with step(conn, f"forecast slot features ({park_code})"):
+        frame = conn.execute(sql, {**park_params(), "park": park_code, "start": start,
+                                   "end": end}).df()
     inverse = frame.groupby(FEATURES_WITHOUT_POSTED, dropna=False, sort=False).ngroup().to_numpy()
     distinct = frame.loc[frame.index[np.unique(inverse, return_index=True)[1]],
                          FEATURES_WITHOUT_POSTED].reset_index(drop=True)
@@ -190,10 +192,11 @@ def posted_values(conn: duckdb.DuckDBPyConnection, park_code: str, entities: Seq
     })
     conn.register("_forecast_keys", grid)
     try:
-        out = conn.execute(
-            f"WITH {lookup_cte_sql('_forecast_keys')} "
-            "SELECT entity_code, _pos, posted_predicted FROM posted_lookup",
-            {"no_park_level": list(no_park_level)}).df()
+        with step(conn, f"forecast posted lookup ({park_code})"):
+            out = conn.execute(
+                f"WITH {lookup_cte_sql('_forecast_keys')} "
+                "SELECT entity_code, _pos, posted_predicted FROM posted_lookup",
+                {"no_park_level": list(no_park_level)}).df()
     finally:
         conn.unregister("_forecast_keys")
     result: dict[str, np.ndarray] = {}

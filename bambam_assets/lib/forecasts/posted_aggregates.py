@@ -4,20 +4,38 @@ Built in one SQL statement over `fct_wait_times` (POSTED rows only; CLOSED rows 
 minutes and are never POSTED) joined to `dim_calendar` for the date_group_id. Only rows with
 park_date <= as_of count, each weighted w = 1 / (1 + days_ago / 365), days_ago = as_of - park_date.
 
+How (cost linear in the POSTED rows, which are never sorted): one pass aggregates them into a
+histogram at the finest grain, one row per (entity_code, park_code, date_group_id, local hour,
+value v) with sum(w), count, min/max park_date; waits are integer minutes, so it is far smaller
+than the rows once the history is long. Every level is that histogram re-aggregated on its key,
+and only the histograms are sorted (by key, then v) for the running sums:
+- posted_median: the first v whose cumulative weight reaches half the group's total weight
+  ("reaches" up to a 1e-12 relative tolerance, so that a tie exact in exact arithmetic, e.g.
+  1/2 + 1/3 + 1/6 = 1, is not lost to floating-point rounding: it takes the lower value);
+- posted_median_unweighted: as DuckDB's median() (quantile_cont 0.5) of the rows: with the rows
+  sorted, lo and hi are the values at 0-based positions floor((n-1)/2) and floor(n/2), read off
+  the cumulative counts, and the median is lo + 0.5 * (hi - lo) (the mean of the two middle
+  values for an even count, the middle value for an odd one);
+- posted_mean = sum(v * w) / sum(w), posted_mean_unweighted = sum(v * count) / count,
+  avg_recency_weight = sum(w) / count (equal to the row-by-row sums up to rounding).
+
 Legacy quirks fixed: `hour` is the LOCAL hour of the park (the legacy grouped by the UTC hour but
 looked up with local hours); the fallback levels are not medians of group medians computed per
 call but proper weighted medians of the underlying rows, stored beside the main level so that a
 lookup for a whole slot frame is one join; a PRIORITY entity never borrows its park's POSTED.
 
-Table `posted_aggregates`, one row per (level, key of that level):
+Table `posted_aggregates`. Grain: one row per (level, entity_code, park_code, date_group_id,
+hour), the columns outside the level's key NULL; the entity levels key on park_code too (an
+entity's rows all carry its park); a park_date missing from dim_calendar counts under
+date_group_id NULL, a group of its own.
 
-| level              | key                                   | lookup order |
-|--------------------|---------------------------------------|--------------|
-| `entity_dgid_hour` | entity_code, date_group_id, hour      | 1            |
-| `entity_dgid`      | entity_code, date_group_id            | 2            |
-| `entity_hour`      | entity_code, hour                     | 3            |
-| `entity`           | entity_code                           | 4            |
-| `park_hour`        | park_code, hour                       | 5            |
+| level              | key                                          | lookup order |
+|--------------------|----------------------------------------------|--------------|
+| `entity_dgid_hour` | entity_code, park_code, date_group_id, hour  | 1            |
+| `entity_dgid`      | entity_code, park_code, date_group_id        | 2            |
+| `entity_hour`      | entity_code, park_code, hour                 | 3            |
+| `entity`           | entity_code, park_code                       | 4            |
+| `park_hour`        | park_code, hour                              | 5            |
 
 Columns: level, entity_code, park_code, date_group_id, hour (NULL where not in the key),
 posted_median (weighted), posted_mean (weighted), posted_median_unweighted,
@@ -33,6 +51,7 @@ import duckdb
 import pandas as pd
 
 from bambam_assets.lib.core.schema import POSTED
+from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.models.features import park_params
 
 TABLE = "posted_aggregates"
@@ -43,48 +62,86 @@ RECENCY_DAYS = 365.0
 _PARKS = """(SELECT unnest($park_codes::VARCHAR[]) AS park_code,
                     unnest($park_tzs::VARCHAR[]) AS tz)"""
 
+# Cumulative weight "reaches" half the group's weight up to this relative tolerance, so that a
+# tie that is exact in exact arithmetic (e.g. weights 1/2 + 1/6 against 1/3 + 1/3) is decided the
+# same way whatever order the floating-point sums ran in (their error is ~1e-14 relative).
+HALF_TOLERANCE = 1e-12
+
+_KEYS = "entity_code, park_code, date_group_id, hour"
+
 BUILD_SQL = f"""
 CREATE OR REPLACE TABLE {TABLE} AS
-WITH posted AS (
-    SELECT f.entity_code, f.park_code, c.date_group_id,
-           hour(timezone(p.tz, f.observed_at)) AS hour, f.park_date,
-           CAST(f.wait_time_minutes AS DOUBLE) AS v,
-           1.0 / (1.0 + date_diff('day', f.park_date, $as_of::DATE) / $recency_days) AS w
-    FROM fct_wait_times f
-    JOIN {_PARKS} p USING (park_code)
-    LEFT JOIN dim_calendar c ON c.park_date = f.park_date
-    WHERE f.wait_time_type = $posted AND f.wait_time_minutes IS NOT NULL
-      AND f.park_date <= $as_of
+WITH hist AS MATERIALIZED (
+    -- finest grain, one row per (entity_code, park_code, date_group_id, local hour, value v)
+    SELECT entity_code, park_code, date_group_id, hour, v,
+           sum(w) AS w, count(*) AS n, min(park_date) AS min_d, max(park_date) AS max_d
+    FROM (
+        SELECT f.entity_code, f.park_code, c.date_group_id,
+               hour(timezone(p.tz, f.observed_at)) AS hour, f.park_date,
+               CAST(f.wait_time_minutes AS DOUBLE) AS v,
+               1.0 / (1.0 + date_diff('day', f.park_date, $as_of::DATE) / $recency_days) AS w
+        FROM fct_wait_times f
+        JOIN {_PARKS} p USING (park_code)
+        LEFT JOIN dim_calendar c ON c.park_date = f.park_date
+        WHERE f.wait_time_type = $posted AND f.wait_time_minutes IS NOT NULL
+          AND f.park_date <= $as_of
+    )
+    GROUP BY entity_code, park_code, date_group_id, hour, v
 ),
-keyed AS (
-    SELECT 'entity_dgid_hour' AS level, entity_code, park_code, date_group_id, hour,
-           park_date, v, w FROM posted
-    UNION ALL SELECT 'entity_dgid', entity_code, park_code, date_group_id, NULL, park_date, v, w
-              FROM posted
-    UNION ALL SELECT 'entity_hour', entity_code, park_code, NULL, hour, park_date, v, w FROM posted
-    UNION ALL SELECT 'entity', entity_code, park_code, NULL, NULL, park_date, v, w FROM posted
-    UNION ALL SELECT 'park_hour', NULL, park_code, NULL, hour, park_date, v, w FROM posted
+levels AS (
+    -- every level's histogram (key, v) re-aggregated from the finest one
+    SELECT 'entity_dgid_hour' AS level, {_KEYS}, v, w, n, min_d, max_d FROM hist
+    UNION ALL
+    SELECT 'entity_dgid', entity_code, park_code, date_group_id, NULL, v,
+           sum(w), sum(n), min(min_d), max(max_d)
+    FROM hist GROUP BY entity_code, park_code, date_group_id, v
+    UNION ALL
+    SELECT 'entity_hour', entity_code, park_code, NULL, hour, v,
+           sum(w), sum(n), min(min_d), max(max_d)
+    FROM hist GROUP BY entity_code, park_code, hour, v
+    UNION ALL
+    SELECT 'entity', entity_code, park_code, NULL, NULL, v,
+           sum(w), sum(n), min(min_d), max(max_d)
+    FROM hist GROUP BY entity_code, park_code, v
+    UNION ALL
+    SELECT 'park_hour', NULL, park_code, NULL, hour, v,
+           sum(w), sum(n), min(min_d), max(max_d)
+    FROM hist GROUP BY park_code, hour, v
 ),
 cum AS (
-    -- weighted median: sort by value, the first value whose cumulative weight reaches half
+    -- running weight and count over each group's values in ascending order, and the totals
     SELECT *,
-        sum(w) OVER (PARTITION BY level, entity_code, park_code, date_group_id, hour ORDER BY v
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cw,
-        sum(w) OVER (PARTITION BY level, entity_code, park_code, date_group_id, hour) AS tw
-    FROM keyed
+           sum(w) OVER (grp ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cw,
+           sum(n) OVER (grp ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cn,
+           sum(w) OVER grp AS tw,
+           sum(n) OVER grp AS tn
+    FROM levels
+    WINDOW grp AS (PARTITION BY level, {_KEYS})
+),
+agg AS (
+    SELECT level, {_KEYS},
+           -- weighted median: the first value whose cumulative weight reaches half
+           min(v) FILTER (WHERE cw >= tw / 2 - {HALF_TOLERANCE} * tw) AS posted_median,
+           sum(w * v) / sum(w) AS posted_mean,
+           -- the values at 0-based positions floor((n-1)/2) and n//2 of the sorted rows
+           min(v) FILTER (WHERE cn > (tn - 1) // 2) AS v_lo,
+           min(v) FILTER (WHERE cn > tn // 2) AS v_hi,
+           sum(n * v) / sum(n) AS posted_mean_unweighted,
+           CAST(sum(n) AS BIGINT) AS posted_count,
+           sum(w) / sum(n) AS avg_recency_weight,
+           min(min_d) AS min_park_date,
+           max(max_d) AS max_park_date
+    FROM cum
+    GROUP BY level, {_KEYS}
 )
 SELECT level, entity_code, park_code, date_group_id, CAST(hour AS INTEGER) AS hour,
-       min(v) FILTER (WHERE cw >= tw / 2) AS posted_median,
-       sum(w * v) / sum(w) AS posted_mean,
-       median(v) AS posted_median_unweighted,
-       avg(v) AS posted_mean_unweighted,
-       count(*) AS posted_count,
-       avg(w) AS avg_recency_weight,
-       min(park_date) AS min_park_date,
-       max(park_date) AS max_park_date,
+       posted_median, posted_mean,
+       -- as median() (quantile_cont 0.5): lo + 0.5 * (hi - lo), the mean of the two middle
+       -- values for an even count
+       v_lo + 0.5 * (v_hi - v_lo) AS posted_median_unweighted,
+       posted_mean_unweighted, posted_count, avg_recency_weight, min_park_date, max_park_date,
        $as_of::DATE AS as_of
-FROM cum
-GROUP BY level, entity_code, park_code, date_group_id, hour
+FROM agg
 ORDER BY level, entity_code, park_code, date_group_id, hour
 """
 
@@ -92,7 +149,8 @@ ORDER BY level, entity_code, park_code, date_group_id, hour
 def build_posted_aggregates(conn: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, int]:
     """(Re)build table `posted_aggregates` as of `as_of`; returns the row count per level."""
     params = {**park_params(), "as_of": as_of, "posted": POSTED, "recency_days": RECENCY_DAYS}
-    conn.execute(BUILD_SQL, params)
+    with step(conn, TABLE):
+        conn.execute(BUILD_SQL, params)
     counts = dict(conn.execute(f"SELECT level, count(*) FROM {TABLE} GROUP BY 1").fetchall())
     return {level: int(counts.get(level, 0)) for level in LEVELS}
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bambam_assets.lib.core.warehouse import staged
+from bambam_assets.lib.core.warehouse import memory_connection, staged, step
 from bambam_assets.lib.forecasts import backfill, forecast
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.backfill import CLOSED_SOURCE
@@ -103,17 +103,22 @@ DAILY_SQL = """
 def _tables(conn: duckdb.DuckDBPyConnection, values: str, params: dict
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     # two passes over the values (never held in pandas: hundreds of millions of rows at scale)
-    slots = conn.execute(f"WITH wti_values AS ({values}) {SLOT_SQL}", params).df()
-    day_entities = conn.execute(f"WITH wti_values AS ({values}) {DAY_ENTITIES_SQL}", params).df()
+    with step(conn, "park_wti"):
+        slots = conn.execute(f"WITH wti_values AS ({values}) {SLOT_SQL}", params).df()
+        day_entities = conn.execute(f"WITH wti_values AS ({values}) {DAY_ENTITIES_SQL}",
+                                    params).df()
     conn.register("wti_slots", slots)
     conn.register("wti_day_entities", day_entities)
-    daily = conn.execute(DAILY_SQL).df()
+    with step(conn, "park_wti_daily"):
+        daily = conn.execute(DAILY_SQL).df()
     return slots, daily
 
 
-def wti_from_values(values: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(park_wti, park_wti_daily) frames from a values frame shaped like `values_sql`."""
-    conn = duckdb.connect()
+def wti_from_values(values: pd.DataFrame, home: Path | None = None
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(park_wti, park_wti_daily) frames from a values frame shaped like `values_sql`
+    (DuckDB spills under `home`, default BAMBAM_HOME)."""
+    conn = memory_connection(home)
     try:
         conn.register("_values_frame", values)
         return _tables(conn, "SELECT * FROM _values_frame", {})
@@ -162,7 +167,7 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
     if has_b:
         params["backfill_glob"] = files[curve_files.BACKFILL_DIR]
     values = values_sql(has_f, has_b)
-    conn = duckdb.connect()
+    conn = memory_connection(home)
     try:
         if days is not None:
             conn.register("_wti_days", days.loc[:, ["park_code", "park_date"]])
@@ -278,7 +283,7 @@ def write_wti(conn: duckdb.DuckDBPyConnection, slots: pd.DataFrame, daily: pd.Da
         frames["_wti_days"] = days.loc[:, ["park_code", "park_date"]]
     if current is not None:
         frames["_wti_current"] = current
-    with staged(conn, **frames):
+    with staged(conn, **frames), step(conn, "write park_wti"):
         if days is None:
             conn.execute(f"CREATE OR REPLACE TABLE {SLOT_TABLE} AS SELECT * FROM _wti_slots")
             conn.execute(f"CREATE OR REPLACE TABLE {DAILY_TABLE} AS SELECT * FROM _wti_daily")

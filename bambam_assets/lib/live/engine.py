@@ -166,7 +166,7 @@ class LiveEngine:
         self.live_ttl_s, self.dims_ttl_s, self.read_timeout_s = live_ttl_s, dims_ttl_s, \
             read_timeout_s
         self.models = ModelCache(HomePaths(self.home).models)
-        self._mem = duckdb.connect(":memory:")
+        self._mem = warehouse.memory_connection(self.home, small=True)  # DuckDB limits
         self._mem.execute("SET threads = 1")  # small queries: threads only add overhead
         self._mem_lock = threading.Lock()
         self._dims_at: float | None = None

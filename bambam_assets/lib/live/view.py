@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED
+from bambam_assets.lib.core.warehouse import memory_connection
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.slots import SLOT_SECONDS
 from bambam_assets.lib.live.engine import LiveEngine, ParkState, model_name, predict_actual
@@ -54,7 +55,7 @@ def forecast_slot(home: Path, entities: list[str], slot_start: pd.Timestamp) -> 
     files = [str(p) for p in paths if p.exists()]
     if not files:
         return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
-    con = duckdb.connect(":memory:")  # own connection: Parquet reads never touch DuckDB files
+    con = memory_connection(home, small=True)  # own: Parquet reads never touch DuckDB files
     try:
         return con.execute(
             "SELECT * FROM read_parquet(?, union_by_name = true) WHERE slot_start = ?",

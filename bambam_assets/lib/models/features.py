@@ -20,6 +20,7 @@ import pandas as pd
 
 from bambam_assets.lib.core.parks import parks_sql_values
 from bambam_assets.lib.core.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.core.warehouse import step
 
 # Categorical features (text here; training label-encodes them with stored mappings).
 CATEGORICAL_FEATURES: list[str] = ["date_group_id", "season", "season_year"]
@@ -229,7 +230,8 @@ def build_training_frame(
         "match_secs": POSTED_MATCH_MINUTES * 60,
         "half_life": float(RECENCY_HALF_LIFE_DAYS),
     }
-    return conn.execute(sql, params).df()
+    with step(conn, f"training features ({len(entity_codes)} entities)"):
+        return conn.execute(sql, params).df()
 
 
 def target_counts(conn: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:

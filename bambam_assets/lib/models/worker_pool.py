@@ -16,6 +16,7 @@ from typing import TypeVar
 import pandas as pd
 import psutil
 
+from bambam_assets.lib.core import warehouse
 from bambam_assets.lib.core.parks import TIER_RANK, tier_of_park
 
 T = TypeVar("T")
@@ -50,10 +51,18 @@ def nthread_per_worker(n_cpus: int, workers: int) -> int:
     return max(1, n_cpus // max(1, workers))
 
 
-def plan_workers(max_rows: int, n_features: int = 20) -> tuple[int, int]:
-    """(workers, nthread per worker) for this machine now (CPU count and available RAM)."""
+def plan_workers(max_rows: int, n_features: int = 20,
+                 reserved_bytes: int | None = None) -> tuple[int, int]:
+    """(workers, nthread per worker) for this machine now (CPU count and available RAM).
+
+    The available RAM counts `reserved_bytes` as taken, by default DuckDB's writer memory limit
+    (warehouse.writer_memory_bytes): the parent closes its read before the pool starts, but a
+    warehouse writer step (posted_aggregates, an ingest) may run beside the training step in
+    another process and grow up to that limit while the pool runs.
+    """
     cpus = psutil.cpu_count(logical=True) or 1
-    available = psutil.virtual_memory().available
+    reserved = warehouse.writer_memory_bytes() if reserved_bytes is None else reserved_bytes
+    available = max(0, psutil.virtual_memory().available - reserved)
     workers = worker_count(cpus, available, estimate_bytes_per_worker(max_rows, n_features))
     return workers, nthread_per_worker(cpus, workers)
 

@@ -13,9 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from bambam_assets.lib.core import warehouse as wh
-from bambam_assets.lib.forecasts import backfill, forecast
+from bambam_assets.lib.forecasts import backfill, band, forecast
 from bambam_assets.lib.forecasts import curves as curve_files
-from bambam_assets.lib.forecasts import band
 from bambam_assets.lib.models import registry, training
 from bambam_assets.lib.models.features import build_training_frame
 from bambam_tests.builders import (

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,3 +98,152 @@ def test_fallback_chain_answers_each_level_in_order(conn) -> None:
     assert out["posted_predicted"].tolist()[:5] == [10, 30, 10, 30, 20]
     assert out["posted_predicted"].iloc[5:].isna().all()
     assert out["entity_code"].tolist() == keys["entity_code"].tolist()  # order kept
+
+
+# ---- the histogram query against a slow, obviously correct reference --------------------------
+
+TZ_OF = {"MK": "America/New_York", "TDL": "Asia/Tokyo"}
+LEVEL_KEYS = {
+    "entity_dgid_hour": ["entity_code", "park_code", "date_group_id", "hour"],
+    "entity_dgid": ["entity_code", "park_code", "date_group_id"],
+    "entity_hour": ["entity_code", "park_code", "hour"],
+    "entity": ["entity_code", "park_code"],
+    "park_hour": ["park_code", "hour"],
+}
+ALL_KEYS = ["entity_code", "park_code", "date_group_id", "hour"]
+
+
+def _random_facts(seed: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Facts with many ties (values on a coarse grid, few dates) and small, often even groups.
+
+    Days ago are drawn from {0, 1, 2, 365, 730, 1825, -1 (after as_of)} so that weights
+    1, 365/366, 365/367, 1/2, 1/3, 1/6 repeat and exact rational ties occur (1/2 + 1/6 = 2/3).
+    """
+    rng = np.random.default_rng(seed)
+    codes = np.array(["MK1", "MK2", "MK3", "TDL1", "TDL2"])
+    entity = rng.choice(codes, n)
+    days_ago = rng.choice([0, 1, 2, 365, 730, 1825, -1], n)
+    local = pd.Series([datetime(d.year, d.month, d.day) for d in
+                       (AS_OF - timedelta(days=int(x)) for x in days_ago)])
+    minutes = rng.choice([8, 9, 10, 11], n) * 60 + rng.integers(0, 60, n)  # local hours 8-11
+    kinds = rng.choice(["POSTED"] * 8 + ["ACTUAL", "CLOSED"], n)
+    values = pd.array(rng.integers(0, 8, n) * 5, dtype="Int64")
+    values[(kinds == "CLOSED") | (rng.random(n) < 0.03)] = pd.NA  # also POSTED without minutes
+    park = np.where(np.char.startswith(entity.astype(str), "TDL"), "TDL", "MK")
+    observed = [pd.Timestamp(t + timedelta(minutes=int(m)), tz=TZ_OF[p]).tz_convert("UTC")
+                for t, m, p in zip(local, minutes, park, strict=True)]
+    facts = pd.DataFrame({
+        "entity_code": entity, "park_code": park,
+        "park_date": [AS_OF - timedelta(days=int(x)) for x in days_ago],
+        "observed_at": observed, "wait_time_type": kinds, "wait_time_minutes": values,
+        "source_file": "t"})
+    days = sorted(set(facts["park_date"]))
+    # one date without a calendar row: its rows have date_group_id NULL, a group of their own
+    cal = pd.DataFrame({"park_date": pd.to_datetime(days[1:]),
+                        "date_group_id": [["A", "B"][i % 2] for i in range(len(days) - 1)]})
+    return facts, cal
+
+
+def _reference(facts: pd.DataFrame, cal: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each level's statistics straight from the raw rows (exact rational weights)."""
+    rows = facts[(facts["wait_time_type"] == "POSTED") & facts["wait_time_minutes"].notna()
+                 & (facts["park_date"] <= AS_OF)].copy()
+    dgid = dict(zip(cal["park_date"].dt.date, cal["date_group_id"], strict=True))
+    rows["date_group_id"] = rows["park_date"].map(dgid)
+    rows["hour"] = [t.tz_convert(TZ_OF[p]).hour
+                    for t, p in zip(rows["observed_at"], rows["park_code"], strict=True)]
+    rows["v"] = rows["wait_time_minutes"].astype(float)
+    rows["days_ago"] = [(AS_OF - d).days for d in rows["park_date"]]
+    out = {}
+    for level, keys in LEVEL_KEYS.items():
+        records = []
+        for key, g in rows.groupby(keys, dropna=False):
+            g = g.sort_values("v", kind="stable")
+            exact = [Fraction(365, 365 + d) for d in g["days_ago"]]  # 1 / (1 + d/365)
+            half, cum, median = sum(exact) / 2, Fraction(0), None
+            for v, w in zip(g["v"], exact, strict=True):
+                cum += w
+                if cum >= half:  # the first value whose cumulative weight reaches half
+                    median = v
+                    break
+            w = np.array([float(x) for x in exact])
+            records.append({**dict(zip(keys, key, strict=True)), "posted_median": median,
+                            "posted_mean": float((w * g["v"]).sum() / w.sum()),
+                            "posted_median_unweighted": float(np.median(g["v"])),
+                            "posted_mean_unweighted": float(g["v"].mean()),
+                            "posted_count": len(g), "avg_recency_weight": float(w.mean()),
+                            "min_park_date": min(g["park_date"]),
+                            "max_park_date": max(g["park_date"])})
+        frame = pd.DataFrame(records)
+        for col in ALL_KEYS:
+            if col not in keys:
+                frame[col] = None
+        out[level] = frame
+    return out
+
+
+def _load(c: duckdb.DuckDBPyConnection, facts: pd.DataFrame, cal: pd.DataFrame) -> None:
+    schema.ensure_tables(c, ("fct_wait_times",))
+    c.register("f", facts)
+    c.execute("INSERT INTO fct_wait_times BY NAME SELECT * FROM f")
+    c.unregister("f")
+    schema.replace_dimension(c, "dim_calendar", cal)
+
+
+def _sort(frame: pd.DataFrame) -> pd.DataFrame:
+    key = frame[ALL_KEYS].astype(str)  # NULL keys sort as "None"/"nan" consistently
+    return frame.assign(_k=key.agg("|".join, axis=1).str.replace("nan", "None")) \
+        .sort_values("_k").drop(columns="_k").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_level_matches_a_row_by_row_reference(seed: int) -> None:
+    facts, cal = _random_facts(seed, 3000)
+    c = duckdb.connect()
+    _load(c, facts, cal)
+    counts = pa.build_posted_aggregates(c, AS_OF)
+    expected = _reference(facts, cal)
+    got_all = c.execute("SELECT * FROM posted_aggregates").df()
+    assert (got_all["as_of"].dt.date == AS_OF).all()
+    for level, exp in expected.items():
+        got = _sort(got_all[got_all["level"] == level].drop(columns=["level", "as_of"]))
+        exp = _sort(exp)
+        assert counts[level] == len(exp) == len(got), level
+        for col in ALL_KEYS:
+            assert got[col].isna().tolist() == exp[col].isna().tolist(), (level, col)
+            mask = exp[col].notna()
+            assert got.loc[mask, col].astype(str).tolist() == \
+                exp.loc[mask, col].astype(str).tolist(), (level, col)
+        # exact: medians (values of the data or the mean of two of them), counts and dates
+        for col in ("posted_median", "posted_median_unweighted", "posted_count"):
+            assert got[col].tolist() == exp[col].tolist(), (level, col)
+        for col in ("min_park_date", "max_park_date"):
+            assert [d.date() for d in got[col]] == list(exp[col]), (level, col)
+        for col in ("posted_mean", "posted_mean_unweighted", "avg_recency_weight"):
+            assert got[col].to_numpy() == pytest.approx(exp[col].to_numpy(), rel=1e-12), \
+                (level, col)
+    # the data did exercise even counts, ties and NULL date groups
+    top = expected["entity_dgid_hour"]
+    assert (top["posted_count"] % 2 == 0).any()
+    assert (top["posted_median_unweighted"] % 5 != 0).any()  # mean of two different middles
+    assert top["date_group_id"].isna().any()
+
+
+def test_a_tie_exact_in_rationals_takes_the_lower_value() -> None:
+    """Weights 1/2, 1/3, 1/6 | 1: the cumulative weight at 30 is exactly half of 2, but the
+    floating-point sum 0.5 + 0.333.. + 0.166.. falls just short of 1.0 without the tolerance."""
+    c = duckdb.connect()
+    ago = {10: 365, 20: 730, 30: 1825, 40: 0}  # weights 1/2, 1/3, 1/6, 1
+    rows = [_fact("MK1", AS_OF - timedelta(days=d), 10, i, "POSTED", v)
+            for i, (v, d) in enumerate(ago.items())]
+    cal = pd.DataFrame({"park_date": pd.to_datetime([AS_OF - timedelta(days=d)
+                                                     for d in sorted(set(ago.values()))]),
+                        "date_group_id": "A"})
+    facts = pd.DataFrame(rows)
+    facts["wait_time_minutes"] = facts["wait_time_minutes"].astype("Int64")
+    _load(c, facts, cal)
+    pa.build_posted_aggregates(c, AS_OF)
+    medians = c.execute("SELECT level, posted_median, posted_median_unweighted "
+                        "FROM posted_aggregates").fetchall()
+    assert {m for _, m, _ in medians} == {30.0}
+    assert {u for _, _, u in medians} == {25.0}  # even count: the mean of 20 and 30

@@ -81,13 +81,20 @@ def test_nthread_per_worker(cpus: int, workers: int, expected: int) -> None:
 def test_plan_workers_uses_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     class Mem:
         available = 10 * GB
+        total = 16 * GB
 
+    monkeypatch.delenv("BAMBAM_DUCKDB_MEMORY_LIMIT", raising=False)
     monkeypatch.setattr(wp.psutil, "cpu_count", lambda logical=True: 12)
     monkeypatch.setattr(wp.psutil, "virtual_memory", lambda: Mem())
     per = wp.estimate_bytes_per_worker(1_000_000)  # 300 MB + 1.28 GB
-    workers = int(0.8 * 10 * GB // per)
-    assert workers == 5
-    assert wp.plan_workers(1_000_000) == (5, 2)
+    assert int(0.8 * 10 * GB // per) == 5
+    assert wp.plan_workers(1_000_000, reserved_bytes=0) == (5, 2)
+    # by default DuckDB's writer memory limit (a quarter of 16 GB) counts as taken
+    assert int(0.8 * (10 - 4) * GB // per) == 3
+    assert wp.plan_workers(1_000_000) == (3, 4)
+    monkeypatch.setenv("BAMBAM_DUCKDB_MEMORY_LIMIT", "8GiB")
+    assert int(0.8 * (10 - 8) * GB // per) == 1
+    assert wp.plan_workers(1_000_000) == (1, 12)
 
 
 # ---- ordering ------------------------------------------------------------------------------------
