@@ -88,7 +88,7 @@ def test_sizes_use_duckdbs_units(value: str, expected: int) -> None:
 
 def test_bad_threads_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.setenv(THREADS, "two")
-    with pytest.raises(ValueError, match=f"{THREADS} must be a positive integer"):
+    with pytest.raises(ValueError, match=f"{THREADS} must be a whole number >= 1"):
         settings.duckdb_threads()
 
 
