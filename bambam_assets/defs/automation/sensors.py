@@ -77,15 +77,15 @@ def build_retrain_sensor(
     """The retrain sensor. `clock` gives the evaluation instant (tests drive time with it).
 
     `mode` is TrainConfig.mode of the requested run; None (default) reads BAMBAM_TRAIN_MODE at
-    each tick ("auto" unless set: continue boosting where lib/incremental.py allows it, with a
-    full retrain at least weekly; the weekly full-retrain schedule always asks for "full").
+    each tick ("auto" unless set: continue boosting where lib/models/incremental.py allows it,
+    with a full retrain at least weekly; the weekly full-retrain schedule always asks for "full").
     """
 
     @dg.sensor(
         name=name, target=[entity_model], minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Evaluates the staleness rule (lib/staleness.py) and requests ONE range run "
-        "of entity_model training only the stale entities, in tier order.",
+        description="Evaluates the staleness rule (lib/models/staleness.py) and requests ONE range "
+        "run of entity_model training only the stale entities, in tier order.",
     )
     def _retrain_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
                         run_settings: RunSettingsResource):

@@ -18,8 +18,8 @@ from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, t
 from bambam_assets.lib.models.features import build_training_frame
 
 # The asset-level freshness alarm (1.13 FreshnessPolicy). It judges entity_model by its latest
-# materialization of ANY partition (research §5), so it cannot hold the per-entity, per-tier ages
-# (lib/models/staleness.py); it raises the alarm when the whole layer falls behind: the daily run
+# materialization of ANY partition (measured on Dagster 1.13), so it cannot hold the per-entity,
+# per-tier ages (lib/models/staleness.py); it raises the alarm when the whole layer falls behind: the daily run
 # and the critical tier's 1-day age keep entity_model materialized at least daily, so 24 h without
 # any model materialization warns and 26 h fails.
 MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -31,7 +31,7 @@ class TrainConfig(dg.Config):
 
     only: list[str] = []
     workers: int = 0  # 0: sized from CPU count and available RAM
-    # full: retrain from scratch; auto: continue boosting where allowed (lib/incremental.py);
+    # full: retrain from scratch; auto: continue boosting where allowed (lib/models/incremental.py);
     # incremental: like auto, ignoring the new-target cap
     mode: str = "full"
     # the retrain sensor's clock (ISO) and reasons: the run re-evaluates staleness at that

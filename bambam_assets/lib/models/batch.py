@@ -55,7 +55,7 @@ class TrainTask:
 def train_task(task: TrainTask) -> training.TrainedEntity:
     """Worker entry point (top-level so the pool can pickle it by reference).
 
-    With a base model, continue boosting it on its update window (lib/incremental.py); when
+    With a base model, continue boosting it on its update window (lib/models/incremental.py); when
     there is no row for that, or without a base, train in full (never from a tail read: then it
     fails). The mode is recorded in the version's metrics.
     """

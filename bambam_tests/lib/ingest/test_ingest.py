@@ -117,7 +117,7 @@ def test_changed_file_adds_only_new_rows_and_does_not_double_rejects(tmp_path: P
     write(raw, "public/EP9.csv", PUBLIC + "03/02/2024,2024-03-02 10:20:00,50,\n")
     report = ingest(conn, source, tmp_path / "cache")
     assert report.files_read == 1 and report.rows_added == 1
-    # the file only grew: its old rows are not parsed again (lib/ingest_append.py)
+    # the file only grew: its old rows are not parsed again (lib/ingest/append.py)
     assert report.rows_already_present == 0 and report.files_appended == 1
     assert counts(conn, "SELECT count(*) FROM fct_rejected_rows WHERE source_file = 'public/EP9.csv'") \
         == [(1,)]
