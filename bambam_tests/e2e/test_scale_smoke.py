@@ -104,14 +104,24 @@ def test_every_park_under_low_duckdb_limits_then_a_noop_run(home: Path) -> None:
     runs = instance.get_run_records(limit=20)
     latest = {}
     for rec in runs:  # newest first: the second invocation's runs
-        for key in ("entity_forecast", "entity_backfill", "park_wti"):
+        for key in ("posted_aggregates", "entity_forecast", "entity_backfill", "park_wti"):
             if key in {k.to_user_string() for k in (rec.dagster_run.asset_selection or ())}:
                 latest.setdefault(key, rec.dagster_run.run_id)
     assert _materialized_partitions(instance, "entity_forecast", latest["entity_forecast"]) == 0
     assert _materialized_partitions(instance, "entity_backfill", latest["entity_backfill"]) == 0
-    wti_run = instance.get_records_for_run(latest["park_wti"]).records
-    recomputed = [r.event_log_entry.dagster_event.event_specific_data.materialization
-                  .metadata["park_days_recomputed"].value for r in wti_run
-                  if r.event_log_entry.dagster_event is not None
-                  and r.event_log_entry.dagster_event.event_type_value == "ASSET_MATERIALIZATION"]
+    recomputed = _metadata(instance, latest["park_wti"], "park_days_recomputed")
     assert recomputed and set(recomputed) == {0}, json.dumps(recomputed)
+    assert _metadata(instance, latest["posted_aggregates"], "rebuilt") == [False]
+
+
+def _metadata(instance: dg.DagsterInstance, run_id: str, name: str) -> list:
+    """Metadata entry `name` of every materialization of a run that has it."""
+    out = []
+    for r in instance.get_records_for_run(run_id).records:
+        event = r.event_log_entry.dagster_event
+        if event is None or event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        metadata = event.event_specific_data.materialization.metadata
+        if name in metadata:
+            out.append(metadata[name].value)
+    return out

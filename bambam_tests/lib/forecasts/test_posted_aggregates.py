@@ -12,7 +12,15 @@ import pandas as pd
 import pytest
 
 from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.forecasts import posted_aggregates as pa
+from bambam_tests.builders import (
+    FORECAST_AS_OF,
+    FORECAST_QUIET_DAY,
+    build_forecast_home,
+    insert_facts,
+    local_fact,
+)
 
 NY = ZoneInfo("America/New_York")
 AS_OF = date(2024, 6, 30)
@@ -247,3 +255,22 @@ def test_a_tie_exact_in_rationals_takes_the_lower_value() -> None:
                         "FROM posted_aggregates").fetchall()
     assert {m for _, m, _ in medians} == {30.0}
     assert {u for _, _, u in medians} == {25.0}  # even count: the mean of 20 and 30
+
+
+def test_inputs_digest_moves_only_with_what_the_table_is_built_from(tmp_path) -> None:
+    """The digest that lets posted_aggregates skip a rebuild: a POSTED fact up to as_of changes
+    it, one after as_of or of another type does not."""
+    home = build_forecast_home(tmp_path / "home")
+
+    def digest():
+        with wh.reader(home) as conn:
+            return pa.inputs_digest(conn, FORECAST_AS_OF)
+
+    before = digest()
+    assert digest() == before
+    later = FORECAST_AS_OF + timedelta(days=2)
+    insert_facts(home, local_fact("MK1", later, 12, 0, "POSTED", 35))  # after as_of
+    insert_facts(home, local_fact("MK1", FORECAST_QUIET_DAY, 12, 0, "ACTUAL", 20))  # not POSTED
+    assert digest() == before
+    insert_facts(home, local_fact("MK1", FORECAST_QUIET_DAY, 12, 0, "POSTED", 35))
+    assert digest() != before
