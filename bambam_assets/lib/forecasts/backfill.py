@@ -59,7 +59,9 @@ from bambam_assets.lib.models.features import (
 
 OBSERVED, IMPUTED, CLOSED_SOURCE, MISSING = "observed", "imputed", "closed", "missing"
 ACTUAL_MATCH_SECS, POSTED_AFTER_SECS, POSTED_BEFORE_SECS = 5 * 60, 10 * 60, 15 * 60
-ENTITY_CHUNK = 5  # full histories are long: a few entities per read keeps memory bounded
+# Park days of work read in one query: five entities' year of history on a first run (a few
+# entities per read keeps memory bounded), every entity's new day in one read on a daily run.
+CHUNK_DAYS = 5 * 366
 
 _SLOTS_SQL = f"""
 WITH ents AS (
@@ -292,39 +294,35 @@ def run_backfill(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
     results: dict[str, BackfillResult] = {}
     with reader() as conn:  # one grouped pass over the entities' facts
         states = day_states(conn, entities, as_of, window_days)
-    for i in range(0, len(entities), ENTITY_CHUNK):
-        chunk = list(entities[i:i + ENTITY_CHUNK])
-        plans: dict[str, tuple[list[str], list[str], dict | None]] = {}
-        for code in chunk:
-            path = curve_files.entity_file(home, curve_files.BACKFILL_DIR, code)
-            old = None if recompute_all else read_state(path)
-            has_model = registry.current_version(home / "models", code) is not None
-            now = states.get(code, {})
-            compute, keep = plan_days(now, old, has_model)
-            if old is not None and not compute and len(keep) == len(old):  # nothing changed
-                results[code] = BackfillResult(
-                    code, rows=pq.ParquetFile(path).metadata.num_rows, path=str(path),
-                    days_kept=len(keep), unchanged=True)
-                if on_done:
-                    on_done(results[code])
-                continue
-            plans[code] = (compute, keep, old)
-        if not plans:
+    plans: dict[str, tuple[list[str], list[str], dict | None]] = {}
+    for code in entities:  # file footers only: what each entity must recompute
+        path = curve_files.entity_file(home, curve_files.BACKFILL_DIR, code)
+        old = None if recompute_all else read_state(path)
+        has_model = registry.current_version(HomePaths(home).models, code) is not None
+        compute, keep = plan_days(states.get(code, {}), old, has_model)
+        if old is not None and not compute and len(keep) == len(old):  # nothing changed
+            results[code] = BackfillResult(
+                code, rows=pq.ParquetFile(path).metadata.num_rows, path=str(path),
+                days_kept=len(keep), unchanged=True)
+            if on_done:
+                on_done(results[code])
             continue
-        pairs = [(c, d) for c, (compute, _, _) in plans.items() for d in compute]
+        plans[code] = (compute, keep, old)
+    for chunk in _chunks(plans):
+        pairs = [(c, d) for c in chunk for d in plans[c][0]]
         with reader() as conn:  # short read; prediction happens after it is closed
             queues = dict(conn.execute(
                 "SELECT entity_code, any_value(queue_type) FROM dim_entity "
-                "WHERE entity_code IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [list(plans)]
+                "WHERE entity_code IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [chunk]
             ).fetchall())
-            slots = backfill_slots(conn, list(plans),
-                                   [queues.get(c, "STANDBY") for c in plans], as_of,
-                                   window_days, only_days=pairs)
-        for code, (compute, keep, old) in plans.items():
+            slots = backfill_slots(conn, chunk, [queues.get(c, "STANDBY") for c in chunk],
+                                   as_of, window_days, only_days=pairs)
+        by_entity = dict(tuple(slots.groupby("entity_code", sort=False))) if len(slots) else {}
+        for code in chunk:
+            compute, keep, old = plans[code]
             started = time.perf_counter()
             try:  # one failing entity never stops the others
-                rows = (slots[slots["entity_code"] == code] if len(slots)
-                        else slots)
+                rows = by_entity.get(code, slots.iloc[0:0])
                 res = _one(home, code, rows, compute, keep, old, states.get(code, {}))
             except Exception as exc:  # noqa: BLE001 - reported per entity
                 res = BackfillResult(code, error=f"{type(exc).__name__}: {exc}")
@@ -333,6 +331,20 @@ def run_backfill(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
             if on_done:
                 on_done(res)
     return [results[c] for c in entities]
+
+
+def _chunks(plans: dict[str, tuple[list[str], list[str], dict | None]]) -> list[list[str]]:
+    """Entities to read together: up to CHUNK_DAYS park days of work per read (at least one
+    entity), in plan order."""
+    chunks: list[list[str]] = []
+    days = 0
+    for code, (compute, _, _) in plans.items():
+        if not chunks or (days + len(compute) > CHUNK_DAYS and chunks[-1]):
+            chunks.append([])
+            days = 0
+        chunks[-1].append(code)
+        days += len(compute)
+    return chunks
 
 
 def _one(home: Path, code: str, slots: pd.DataFrame, compute: list[str], keep: list[str],
