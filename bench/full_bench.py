@@ -10,8 +10,9 @@ all on one home so that each starts from the state the one before left:
 1. `first`: a new home, the raw source as it stood at the end of day D-1 (history), the defaults
    (730-day forecast horizon, the whole history backfilled);
 2. `noop`: the same again: nothing new, nothing due (the models are minutes old);
-3. `daily`: day D's raw files land (bench.new_day), the run as of D: ingest, due retrains,
-   forecasts, backfill, WTI;
+3. `daily`: the models are first aged by 25 h (as if the first run had been yesterday's, so the
+   critical tier is due by age as on a real day), then day D's raw files land (bench.new_day),
+   the run as of D: ingest, due retrains, forecasts, backfill, WTI;
 4. `full`: the weekly full retrain as of D: every entity retrained from scratch
    (`bambam run --retrain-all`), then everything downstream.
 
@@ -40,6 +41,7 @@ from pathlib import Path
 import psutil
 
 from bench.bambam_side import run_bambam
+from bench.daily_bench import backdate_models
 from bench.new_day import land, split_history
 from bench.report import OUT_DIR
 from bench.workloads import ALL_PARKS
@@ -209,6 +211,7 @@ def main(argv: list[str] | None = None) -> dict:
         if phase not in phases:
             continue
         if phase == "daily":
+            backdate_models(home, 25.0)  # yesterday's models: the critical tier is due by age
             land(full, raw, json.loads((args.work / f"changed_{size.name}.json").read_text()))
         as_of = day - timedelta(days=1) if phase in ("first", "noop") else day
         selection = "retrain-all" if phase == "full" else "all"
