@@ -19,7 +19,7 @@ from bambam_assets.defs.resources import (
     RunSettingsResource,
     WarehouseResource,
 )
-from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import forecast_week, schema
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.demo import generate as demo_data
 from bambam_assets.lib.dimensions import inputs as di
@@ -212,13 +212,23 @@ def test_unchanged_inputs_skip_the_rebuild_and_changed_ones_do_not(
     after_export = _contents(home)
     assert after_export["dim_park_hours"] == before["dim_park_hours"]  # same hours, new file
 
-    # A new as-of date moves the calendar horizon: calendar, season and park hours rebuild.
-    fourth, _ = _run(home, demo_raw, AS_OF + timedelta(days=1))
+    # Another day of the same forecast week moves nothing: the calendar and the donor hours are
+    # built as of the week's inputs day (lib.core.forecast_week).
+    same_week = AS_OF + timedelta(days=1)
+    assert forecast_week.inputs_as_of(same_week) == forecast_week.inputs_as_of(AS_OF)
+    fourth, _ = _run(home, demo_raw, same_week)
     for t in ("dim_calendar", "dim_season", "dim_park_hours"):
-        assert fourth[t]["rebuilt"] is True, t
-        assert fourth[t]["dagster/row_count"] == third[t]["dagster/row_count"] + 1, t
-    for t in ("dim_entity", "dim_metatable", "dim_events"):
         assert fourth[t]["rebuilt"] is False, t
+    # The next week moves the horizon by seven days: calendar, season and park hours rebuild.
+    next_week = forecast_week.week_start(AS_OF) + timedelta(days=7)
+    fifth, _ = _run(home, demo_raw, next_week)
+    for t in ("dim_calendar", "dim_season"):
+        assert fifth[t]["rebuilt"] is True, t
+        assert fifth[t]["dagster/row_count"] == third[t]["dagster/row_count"] + 7, t
+    assert fifth["dim_park_hours"]["rebuilt"] is True
+    assert fifth["dim_park_hours"]["dagster/row_count"] > third["dim_park_hours"]["dagster/row_count"]
+    for t in ("dim_entity", "dim_metatable", "dim_events"):
+        assert fifth[t]["rebuilt"] is False, t
 
 
 def test_a_dropped_table_is_rebuilt(tmp_path: Path, demo_raw: Path) -> None:

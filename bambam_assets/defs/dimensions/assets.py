@@ -12,6 +12,7 @@ from bambam_assets.defs.resources import (
     RunSettingsResource,
     WarehouseResource,
 )
+from bambam_assets.lib.core import forecast_week
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import DIM_DDL, replace_dimension
 from bambam_assets.lib.dimensions import (
@@ -28,6 +29,9 @@ from bambam_assets.lib.ingest.formats import RawFormat
 
 CALENDAR_START = date(2005, 1, 1)
 HORIZON_DAYS = 730
+# The calendar and donor hours are built as of the forecast week's inputs day and reach the end
+# of its window, so they change once a week (lib.core.forecast_week), not every day.
+DIM_HORIZON_DAYS = forecast_week.dimension_horizon_days(HORIZON_DAYS)
 INGEST_DEPS = ["fct_wait_times"]
 
 
@@ -62,14 +66,15 @@ def dim_calendar(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     run_settings: RunSettingsResource,
 ) -> dg.MaterializeResult:
-    """One row per date, 2005-01-01 to as-of + 730 days: calendar columns, holidays, date_group_id."""
-    as_of = run_settings.as_of_date()
-    fp = inputs.fingerprint(as_of, HORIZON_DAYS, CALENDAR_START)
+    """One row per date, 2005-01-01 to the end of the forecast week's window (as-of + 730 days at
+    least): calendar columns, holidays, date_group_id."""
+    as_of = forecast_week.inputs_as_of(run_settings.as_of_date())  # moves once a week
+    fp = inputs.fingerprint(as_of, DIM_HORIZON_DAYS, CALENDAR_START)
     with warehouse.writer() as conn:
         since = inputs.is_current(conn, "dim_calendar", fp, ["dim_calendar"])
         if since:
             return _unchanged(conn, fp, since, "dim_calendar", as_of=str(as_of))
-        frame = calendar.build_calendar(as_of, HORIZON_DAYS, CALENDAR_START)
+        frame = calendar.build_calendar(as_of, DIM_HORIZON_DAYS, CALENDAR_START)
         n = replace_dimension(conn, "dim_calendar", frame)
         inputs.record_build(conn, "dim_calendar", fp)
     return _built(fp, {"dagster/row_count": n, "as_of": str(as_of)})
@@ -198,7 +203,8 @@ def dim_event_tables(
         dg.AssetSpec("dim_park_hours", group_name=group_of("dim_park_hours"),
                      deps=["dim_park_hours_versions", "dim_calendar", "dim_metatable"],
                      description="One row per (park, date) as of the run's date: official hours, "
-                     "metatable where the export lacks a day, donor hours for the next 730 days."),
+                     "metatable where the export lacks a day, donor hours to the end of the forecast week's "
+                     "window."),
     ],
     pool="warehouse",
 )
@@ -206,7 +212,8 @@ def dim_park_hours_tables(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     raw_source: RawSourceResource, run_settings: RunSettingsResource,
 ):
-    as_of = run_settings.as_of_date()
+    # donors only up to the forecast week's inputs day: the hours stay the same all week
+    as_of = forecast_week.inputs_as_of(run_settings.as_of_date())
     tables = ["dim_park_hours_versions", "dim_park_hours"]
     with warehouse.writer() as conn:
         # The rebuild also stamps new hours versions with datetime.now(), but with the same
@@ -251,7 +258,8 @@ def _rebuild_park_hours(
     meta = conn.execute("SELECT * FROM dim_metatable").df()
     meta_hours = park_hours.hours_from_metatable(meta) if len(meta) else pd.DataFrame()
     cal = conn.execute("SELECT * FROM dim_calendar").df()
-    hours = park_hours_donor.assemble_park_hours(official, meta_hours, cal, as_of, HORIZON_DAYS)
+    hours = park_hours_donor.assemble_park_hours(official, meta_hours, cal, as_of,
+                                                 DIM_HORIZON_DAYS)
     n = replace_dimension(conn, "dim_park_hours", hours)
     by_source = dict(
         conn.execute("SELECT source, count(*) FROM dim_park_hours GROUP BY 1").fetchall()

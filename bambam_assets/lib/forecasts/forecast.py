@@ -1,9 +1,10 @@
 """Two-year forecast curves per entity (as the legacy forecast, without its per-slot reloads).
 
-The window is anchored on the week (`forecast_window`): from the Monday of the as-of date's week
-(so today's remaining slots are always in the file) to horizon + 6 days later (so the file covers
-as_of .. as_of + horizon all week), and the inputs that are not the model (POSTED statistics,
-the band's training rows) are taken as of the day before that Monday. So within a week an
+The window is anchored on the week (lib.core.forecast_week): from the Monday of the as-of date's
+week (so today's remaining slots are always in the file) to horizon + 6 days later (so the file
+covers as_of .. as_of + horizon all week), and the inputs that are not the model (POSTED
+statistics, the band's training rows, the dimensions' horizon) are taken as of the day before
+that Monday. So within a week an
 entity's forecast changes only when its model, its POSTED statistics, its park's hours or the
 calendar change: each file records the fingerprint of those inputs, and an entity whose
 fingerprint is unchanged is not recomputed (mode UNCHANGED).
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from bambam_assets.lib.core.forecast_week import forecast_window, inputs_as_of
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import curves as curve_files
@@ -57,20 +59,6 @@ UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # Bumped when the forecast's computation changes, so every file is recomputed once.
 FORECAST_CODE_VERSION = "2"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
-
-
-def forecast_window(as_of: date, horizon_days: int = DEFAULT_HORIZON_DAYS) -> tuple[date, date]:
-    """(first, last) park date of the forecast as of `as_of`: the Monday of its week to
-    horizon + 6 days later, so the window covers today and the full horizon every day of the
-    week and stays the same all week."""
-    start = as_of - timedelta(days=as_of.weekday())
-    return start, start + timedelta(days=horizon_days + 6)
-
-
-def inputs_as_of(as_of: date) -> date:
-    """The day up to which the forecast's non-model inputs (POSTED statistics, the band's
-    training rows) are read: the day before the window's Monday, stable all week."""
-    return forecast_window(as_of)[0] - timedelta(days=1)
 
 
 _INPUTS_SQL = """
