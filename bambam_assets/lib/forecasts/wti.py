@@ -127,6 +127,8 @@ def wti_from_values(values: pd.DataFrame, home: Path | None = None
 
 
 def _park_of(code: str) -> str:
+    # the letters before the first digit, as values_sql's regexp_extract: unlike
+    # parks.park_of_entity, an unknown park keeps its letters (its curves still form a WTI)
     return code[:len(code) - len(code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))] if code else code
 
 
