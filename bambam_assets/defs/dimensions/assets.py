@@ -28,7 +28,7 @@ from bambam_assets.lib.ingest.exports import read_exports
 from bambam_assets.lib.ingest.formats import RawFormat
 
 CALENDAR_START = date(2005, 1, 1)
-HORIZON_DAYS = 730
+HORIZON_DAYS = forecast_week.DEFAULT_HORIZON_DAYS
 # The calendar and donor hours are built as of the forecast week's inputs day and reach the end
 # of its window, so they change once a week (lib.core.forecast_week), not every day.
 DIM_HORIZON_DAYS = forecast_week.dimension_horizon_days(HORIZON_DAYS)

@@ -56,7 +56,7 @@ def posted_aggregates(
     warehouse: WarehouseResource, run_settings: RunSettingsResource
 ) -> dg.MaterializeResult:
     # as of the day before the forecast week's Monday: the statistics, and so every forecast
-    # built from them, stay the same all week (see lib.forecasts.forecast.forecast_window)
+    # built from them, stay the same all week (lib.core.forecast_week)
     as_of = forecast.inputs_as_of(run_settings.as_of_date())
     started = time.perf_counter()
     with warehouse.writer() as conn:

@@ -178,11 +178,13 @@ def read_state(path: Path) -> dict[str, tuple[int, int | None]] | None:
     """The day states an entity's file was built from ({park_date: (fingerprint, version of the
     model that imputed it, or None)}), or None when there is no file or it carries none (then
     every day is recomputed)."""
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (FileNotFoundError, OSError):
-        return None
-    raw = meta.get(STATE_KEY)
+    footer = curve_files.read_footer(path)
+    return None if footer is None else state_of(footer[0])
+
+
+def state_of(metadata: dict[bytes, bytes]) -> dict[str, tuple[int, int | None]] | None:
+    """The day states recorded in a backfill file's metadata (read_state), or None."""
+    raw = metadata.get(STATE_KEY)
     if raw is None:
         return None
     return {day: (int(fp), None if v is None else int(v))
@@ -297,12 +299,13 @@ def run_backfill(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
     plans: dict[str, tuple[list[str], list[str], dict | None]] = {}
     for code in entities:  # file footers only: what each entity must recompute
         path = curve_files.entity_file(home, curve_files.BACKFILL_DIR, code)
-        old = None if recompute_all else read_state(path)
+        footer = None if recompute_all else curve_files.read_footer(path)
+        old = None if footer is None else state_of(footer[0])
         has_model = registry.current_version(HomePaths(home).models, code) is not None
         compute, keep = plan_days(states.get(code, {}), old, has_model)
         if old is not None and not compute and len(keep) == len(old):  # nothing changed
             results[code] = BackfillResult(
-                code, rows=pq.ParquetFile(path).metadata.num_rows, path=str(path),
+                code, rows=footer[1], path=str(path),
                 days_kept=len(keep), unchanged=True)
             if on_done:
                 on_done(results[code])

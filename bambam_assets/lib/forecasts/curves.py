@@ -79,3 +79,13 @@ def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema,
         tmp.unlink(missing_ok=True)
         raise
     return table.num_rows
+
+
+def read_footer(path: Path) -> tuple[dict[bytes, bytes], int] | None:
+    """(key-value metadata, row count) of a curve file from its footer alone, or None when the
+    file does not exist or cannot be read (then the caller recomputes it)."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (FileNotFoundError, OSError):
+        return None
+    return (pf.schema_arrow.metadata or {}), pf.metadata.num_rows

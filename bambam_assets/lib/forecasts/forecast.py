@@ -34,9 +34,12 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from bambam_assets.lib.core.forecast_week import forecast_window, inputs_as_of
+from bambam_assets.lib.core.forecast_week import (
+    DEFAULT_HORIZON_DAYS,
+    forecast_window,
+    inputs_as_of,
+)
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import curves as curve_files
@@ -52,7 +55,6 @@ from bambam_assets.lib.models.features import (
     park_params,
 )
 
-DEFAULT_HORIZON_DAYS = 730
 ENTITY_CHUNK = 25  # entities whose inputs are read in one go (bounds the parent's memory)
 MODEL, POSTED_ONLY, NO_DATA, FAILED = "model", "posted_only", "no_data", "failed"
 UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
@@ -112,11 +114,8 @@ def fingerprint(inputs: int, model_version: int | None, start: date, end: date) 
 
 def stored_fingerprint(path: Path) -> str | None:
     """The fingerprint a forecast file was written with (None: no file or none recorded)."""
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (FileNotFoundError, OSError):
-        return None
-    raw = meta.get(FINGERPRINT_KEY)
+    footer = curve_files.read_footer(path)
+    raw = None if footer is None else footer[0].get(FINGERPRINT_KEY)
     return raw.decode() if raw is not None else None
 
 Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
@@ -282,12 +281,13 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
     for park, group in info.groupby("park_code", sort=True):  # one slot frame per park
         todo: dict[str, str] = {}  # entity -> fingerprint of the inputs it will be built from
         for code in group["entity_code"]:
-            version = registry.current_version(home / "models", code)
+            version = registry.current_version(HomePaths(home).models, code)
             fp = fingerprint(hashes.get(code, 0), version, start, end)
             path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
-            if not recompute_all and stored_fingerprint(path) == fp:
-                done(EntityResult(code, UNCHANGED, rows=pq.ParquetFile(path).metadata.num_rows,
-                                  model_version=version, path=str(path), fingerprint=fp))
+            footer = None if recompute_all else curve_files.read_footer(path)
+            if footer is not None and footer[0].get(FINGERPRINT_KEY, b"").decode() == fp:
+                done(EntityResult(code, UNCHANGED, rows=footer[1], model_version=version,
+                                  path=str(path), fingerprint=fp))
             else:
                 todo[code] = fp
         codes = list(todo)
