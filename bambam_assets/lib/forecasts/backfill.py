@@ -15,7 +15,10 @@ last `window_days`), every 5-minute slot within the park's hours (slots.py) gets
 4. `missing` (actual NULL): nothing observed and no POSTED nearby (or no model to impute with).
 
 Slots outside park hours do not exist (no row): closed for every consumer. Everything up to the
-prediction is one SQL query per entity chunk, read in the parent process.
+prediction's inputs are read per entity chunk in the parent process (the slot features once
+per park day, the facts as sorted series); the matching (binary searches), the prediction and
+the file writes run on a worker pool (lib.models.worker_pool: one worker per core), a chunk per
+task, while the parent reads the next chunk.
 
 Incremental: each entity's file records, per park day, a fingerprint of what that day's curve was
 built from (the day's facts of the entity and the park's hours that day) and whether a model
@@ -48,100 +51,72 @@ from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.forecast import Reader
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
-from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models import registry, training, worker_pool
 from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITHOUT_POSTED,
     feature_ctes_sql,
     park_params,
-    posted_means_cte_sql,
 )
 
 OBSERVED, IMPUTED, CLOSED_SOURCE, MISSING = "observed", "imputed", "closed", "missing"
 ACTUAL_MATCH_SECS, POSTED_AFTER_SECS, POSTED_BEFORE_SECS = 5 * 60, 10 * 60, 15 * 60
-# Park days of work read in one query: five entities' year of history on a first run (a few
-# entities per read keeps memory bounded), every entity's new day in one read on a daily run.
-CHUNK_DAYS = 5 * 366
+# Park days of work read in one go: fifteen entities' year of history on a first run (the slot
+# features are read once per park day of the chunk, the facts as series: a few MB; the per-slot
+# frames exist only in the workers, one entity at a time), every entity's new day in one read
+# on a daily run.
+CHUNK_DAYS = 15 * 366
 
-_SLOTS_SQL = f"""
+# The slots of the chunk's (park, park_date) pairs with their non-POSTED features: they depend
+# on the park and the slot only, so they are built once per park day, not once per entity.
+_SLOT_FEATURES_SQL = f"""
+WITH wanted AS (
+    SELECT DISTINCT unnest($parks::VARCHAR[]) AS park_code, unnest($days::DATE[]) AS park_date
+),
+hours AS (SELECT h.* FROM dim_park_hours h JOIN wanted w USING (park_code, park_date)),
+{slots_cte_sql("hours")},
+base AS (SELECT CAST(NULL AS VARCHAR) AS entity_code, park_code, park_date,
+                slot_start AS observed_at, slot FROM slots),
+{feature_ctes_sql("base")}
+SELECT park_code, park_date, slot, observed_at AS slot_start,
+       epoch_us(observed_at) AS slot_us,
+       {", ".join(c if c in CATEGORICAL_FEATURES else f"CAST({c} AS DOUBLE) AS {c}"
+                  for c in FEATURES_WITHOUT_POSTED)}
+FROM featured
+"""
+
+# The chunk's facts as the three sorted series the matching needs (instants in microseconds):
+# targets (ACTUAL; PRIORITY without 8888 for a PRIORITY entity) and POSTED averaged per instant,
+# CLOSED instants. From the day before the first day to compute: a slot's match window reaches
+# 15 minutes back, a rolling mean 60.
+_SERIES_SQL = """
 WITH ents AS (
     SELECT unnest($codes::VARCHAR[]) AS entity_code, unnest($queues::VARCHAR[]) AS queue_type
 ),
 obs AS (
-    SELECT f.entity_code, f.park_code, f.park_date, f.observed_at, f.wait_time_type AS t,
-           f.wait_time_minutes AS v, e.queue_type
+    SELECT f.entity_code, f.observed_at, f.wait_time_type AS t, f.wait_time_minutes AS v,
+           e.queue_type
     FROM fct_wait_times f JOIN ents e USING (entity_code)
     WHERE f.park_date <= $as_of AND f.park_date >= $first_day - 1
-),
-only_days AS (
-    SELECT unnest($only_codes::VARCHAR[]) AS entity_code, unnest($only_days::DATE[]) AS park_date
-),
-days AS (
-    SELECT DISTINCT o.entity_code, o.park_code, o.park_date FROM obs o
-    WHERE o.park_date >= $first_day AND ($only_all OR EXISTS (
-        SELECT 1 FROM only_days q
-        WHERE q.entity_code = o.entity_code AND q.park_date = o.park_date))
-),
-hours AS (
-    SELECT * FROM dim_park_hours h
-    WHERE EXISTS (SELECT 1 FROM days d WHERE d.park_code = h.park_code
-                  AND d.park_date = h.park_date)
-),
-{slots_cte_sql("hours")},
-eslots AS (
-    SELECT d.entity_code, s.park_code, s.park_date, s.slot, s.slot_start,
-           s.slot_start + INTERVAL {POSTED_AFTER_SECS} SECOND AS window_end
-    FROM slots s JOIN days d USING (park_code, park_date)
-),
-targets AS (
-    SELECT entity_code, observed_at, avg(v) AS y FROM obs
-    WHERE v IS NOT NULL AND CASE WHEN queue_type = 'PRIORITY'
-        THEN t = $priority AND v <> $sold_out ELSE t = $actual END
-    GROUP BY entity_code, observed_at
-),
-posted AS (
-    SELECT entity_code, observed_at, avg(v) AS posted FROM obs
-    WHERE t = $posted AND v IS NOT NULL GROUP BY entity_code, observed_at
-),
-closed AS (SELECT DISTINCT entity_code, observed_at FROM obs WHERE t = $closed),
-matched AS (
-    SELECT s.*,
-        epoch(s.slot_start) - epoch(tb.observed_at) AS tb_secs, tb.y AS tb_y,
-        epoch(ta.observed_at) - epoch(s.slot_start) AS ta_secs, ta.y AS ta_y,
-        epoch(pa.observed_at) - epoch(s.slot_start) AS pa_secs, pa.posted AS pa_v,
-        epoch(s.slot_start) - epoch(pb.observed_at) AS pb_secs, pb.posted AS pb_v,
-        c.observed_at AS closed_at, pl.observed_at AS last_posted_at
-    FROM eslots s
-    ASOF LEFT JOIN targets tb ON s.entity_code = tb.entity_code AND s.slot_start >= tb.observed_at
-    ASOF LEFT JOIN targets ta ON s.entity_code = ta.entity_code AND s.slot_start <= ta.observed_at
-    ASOF LEFT JOIN posted pa ON s.entity_code = pa.entity_code AND s.slot_start <= pa.observed_at
-    ASOF LEFT JOIN posted pb ON s.entity_code = pb.entity_code AND s.slot_start >= pb.observed_at
-    ASOF LEFT JOIN closed c ON s.entity_code = c.entity_code AND s.window_end >= c.observed_at
-    ASOF LEFT JOIN posted pl ON s.entity_code = pl.entity_code AND s.window_end >= pl.observed_at
-),
-slot_points AS (SELECT DISTINCT entity_code, slot_start AS observed_at FROM eslots),
-{posted_means_cte_sql("posted", "slot_points")},
-base AS (
-    SELECT m.entity_code, m.park_code, m.park_date, m.slot, m.slot_start,
-           m.slot_start AS observed_at,
-        CASE WHEN tb_secs <= {ACTUAL_MATCH_SECS} AND (ta_secs IS NULL OR tb_secs <= ta_secs)
-             THEN tb_y WHEN ta_secs <= {ACTUAL_MATCH_SECS} THEN ta_y END AS observed,
-        CASE WHEN pa_secs <= {POSTED_AFTER_SECS} THEN pa_v
-             WHEN pb_secs <= {POSTED_BEFORE_SECS} THEN pb_v END AS posted_matched,
-        coalesce(closed_at >= m.slot_start - INTERVAL {POSTED_BEFORE_SECS} SECOND
-                 AND (last_posted_at IS NULL OR last_posted_at <= closed_at), false) AS is_closed
-    FROM matched m
-),
-{feature_ctes_sql("base")}
-SELECT f.entity_code, f.park_date, f.slot, f.slot_start,
-       CAST(f.observed AS DOUBLE) AS observed, f.is_closed,
-       {", ".join(c if c in CATEGORICAL_FEATURES else f"CAST(f.{c} AS DOUBLE) AS {c}"
-                  for c in FEATURES_WITHOUT_POSTED)},
-       CAST(f.posted_matched AS DOUBLE) AS posted_matched, r.posted_mean_30, r.posted_mean_60
-FROM featured f
-LEFT JOIN (SELECT * FROM rolling WHERE is_point) r
-    ON r.entity_code = f.entity_code AND r.observed_at = f.slot_start
-ORDER BY f.entity_code, f.slot_start
+)
+SELECT entity_code, 'target' AS kind, epoch_us(observed_at) AS us, avg(v) AS v FROM obs
+WHERE v IS NOT NULL AND CASE WHEN queue_type = 'PRIORITY'
+    THEN t = $priority AND v <> $sold_out ELSE t = $actual END
+GROUP BY entity_code, observed_at
+UNION ALL
+SELECT entity_code, 'posted', epoch_us(observed_at), avg(v) FROM obs
+WHERE t = $posted AND v IS NOT NULL GROUP BY entity_code, observed_at
+UNION ALL
+SELECT DISTINCT entity_code, 'closed', epoch_us(observed_at), NULL FROM obs WHERE t = $closed
+ORDER BY entity_code, kind, us
+"""
+
+# The park of each (entity, park day) to compute: the park of its facts that day.
+_DAYS_SQL = """
+SELECT DISTINCT f.entity_code, f.park_code, f.park_date
+FROM fct_wait_times f
+JOIN (SELECT unnest($codes::VARCHAR[]) AS entity_code, unnest($days::DATE[]) AS park_date) d
+  USING (entity_code, park_date)
 """
 
 
@@ -211,11 +186,130 @@ def _first_day(as_of: date, window_days: int | None) -> date:
     return as_of - timedelta(days=window_days - 1) if window_days else date(1900, 1, 1)
 
 
+@dataclass
+class ChunkInputs:
+    """What the parent reads for a chunk of entities: the slot features of every park day to
+    compute, each entity's days, and its target, POSTED and CLOSED series (plain frames)."""
+
+    features: pd.DataFrame  # one row per (park_code, slot_start): slot, slot_us, features
+    days: pd.DataFrame  # one row per (entity_code, park_date) to compute, with park_code
+    series: pd.DataFrame  # entity_code, kind (target|posted|closed), us, v; sorted by us
+
+    def of(self, code: str) -> EntityInputs:
+        """One entity's part (the frames a worker needs for it)."""
+        days = self.days[self.days["entity_code"] == code]
+        feats = self.features.merge(days[["park_code", "park_date"]],
+                                    on=["park_code", "park_date"])
+        ser = self.series[self.series["entity_code"] == code]
+        return EntityInputs(code, feats.sort_values("slot_us", kind="stable"),
+                            *(ser[ser["kind"] == k] for k in ("target", "posted", "closed")))
+
+
+@dataclass
+class EntityInputs:
+    code: str
+    slots: pd.DataFrame  # its slots with features, sorted by time
+    targets: pd.DataFrame
+    posted: pd.DataFrame
+    closed: pd.DataFrame
+
+
+def read_chunk(conn: duckdb.DuckDBPyConnection, entities: Sequence[str],
+               queue_types: Sequence[str], as_of: date, window_days: int | None = None,
+               only_days: Sequence[tuple[str, str]] | None = None) -> ChunkInputs:
+    """Read the inputs of `backfill_slots` for the entities (three grouped reads: the slot
+    features once per park day, the days, the facts as sorted series). Cost grows with the facts
+    and the park days read, not with their product."""
+    first_day = _first_day(as_of, window_days)
+    if only_days is None:
+        pairs = conn.execute(
+            "SELECT DISTINCT entity_code, park_date FROM fct_wait_times "
+            "WHERE entity_code IN (SELECT unnest($codes::VARCHAR[])) "
+            "AND park_date BETWEEN $first_day AND $as_of",
+            {"codes": list(entities), "first_day": first_day, "as_of": as_of}).fetchall()
+        only_days = [(c, d.isoformat()) for c, d in pairs]
+    if only_days:
+        first_day = max(first_day, min(date.fromisoformat(d) for _, d in only_days))
+    codes = [c for c, _ in only_days]
+    day_list = [date.fromisoformat(d) for _, d in only_days]
+    with step(conn, f"backfill inputs ({len(entities)} entities)"):
+        days = conn.execute(_DAYS_SQL, {"codes": codes, "days": day_list}).df()
+        features = conn.execute(_SLOT_FEATURES_SQL, {
+            **park_params(), "parks": days["park_code"].tolist(),
+            "days": days["park_date"].tolist()}).df()
+        series = conn.execute(_SERIES_SQL, {
+            "codes": list(entities), "queues": list(queue_types), "as_of": as_of,
+            "first_day": first_day, "actual": ACTUAL, "priority": PRIORITY,
+            "sold_out": SOLD_OUT, "posted": POSTED, "closed": CLOSED}).df()
+    return ChunkInputs(features, days, series)
+
+
+def _last_at_or_before(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Index of the last t <= x for each x (-1: none); t sorted."""
+    return np.searchsorted(t, x, side="right") - 1
+
+
+def _window_mean(t: np.ndarray, v: np.ndarray, x: np.ndarray, secs: int) -> np.ndarray:
+    """Mean of v over t in [x - secs, x] (both ends included), NaN where empty; t sorted."""
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    lo = np.searchsorted(t, x - secs * 1_000_000, side="left")
+    hi = np.searchsorted(t, x, side="right")
+    n = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (csum[hi] - csum[lo]) / n, np.nan)
+
+
+def match_slots(inp: EntityInputs) -> pd.DataFrame:
+    """Match one entity's slots to its series (the rules of the module docstring): observed,
+    is_closed, posted_matched and the 30/60-minute POSTED means. Vectorized: a binary search
+    per slot and series, so the cost grows with slots + facts."""
+    s = inp.slots["slot_us"].to_numpy(np.int64)
+    tt, ty = inp.targets["us"].to_numpy(np.int64), inp.targets["v"].to_numpy(float)
+    pt, pv = inp.posted["us"].to_numpy(np.int64), inp.posted["v"].to_numpy(float)
+    ct = inp.closed["us"].to_numpy(np.int64)
+    us = 1_000_000
+
+    def nearest(t: np.ndarray, v: np.ndarray):
+        before = _last_at_or_before(t, s)
+        after = np.searchsorted(t, s, side="left")
+        has_b, has_a = before >= 0, after < len(t)
+        b_secs = np.where(has_b, s - t[np.clip(before, 0, None)] if len(t) else 0, np.inf)
+        a_secs = np.where(has_a, t[np.clip(after, 0, len(t) - 1)] - s if len(t) else 0, np.inf)
+        b_val = v[np.clip(before, 0, None)] if len(t) else np.full(len(s), np.nan)
+        a_val = v[np.clip(after, 0, len(t) - 1)] if len(t) else np.full(len(s), np.nan)
+        return b_secs, b_val, a_secs, a_val
+
+    tb_secs, tb_y, ta_secs, ta_y = nearest(tt, ty)
+    observed = np.where((tb_secs <= ACTUAL_MATCH_SECS * us) & (tb_secs <= ta_secs), tb_y,
+                        np.where(ta_secs <= ACTUAL_MATCH_SECS * us, ta_y, np.nan))
+    pb_secs, pb_v, pa_secs, pa_v = nearest(pt, pv)
+    posted_matched = np.where(pa_secs <= POSTED_AFTER_SECS * us, pa_v,
+                              np.where(pb_secs <= POSTED_BEFORE_SECS * us, pb_v, np.nan))
+    window_end = s + POSTED_AFTER_SECS * us
+    c = _last_at_or_before(ct, window_end)
+    closed_at = np.where(c >= 0, ct[np.clip(c, 0, None)] if len(ct) else 0, np.iinfo(np.int64).min)
+    p = _last_at_or_before(pt, window_end)
+    last_posted = np.where(p >= 0, pt[np.clip(p, 0, None)] if len(pt) else 0,
+                           np.iinfo(np.int64).min)
+    is_closed = ((c >= 0) & (closed_at >= s - POSTED_BEFORE_SECS * us)
+                 & ((p < 0) | (last_posted <= closed_at)))
+    out = inp.slots.drop(columns=["park_code", "slot_us"]).reset_index(drop=True)
+    out.insert(0, "entity_code", inp.code)
+    out.insert(out.columns.get_loc("slot_start") + 1, "observed", observed)
+    out.insert(out.columns.get_loc("observed") + 1, "is_closed", is_closed)
+    out["posted_matched"] = posted_matched
+    out["posted_mean_30"] = _window_mean(pt, pv, s, 30 * 60)
+    out["posted_mean_60"] = _window_mean(pt, pv, s, 60 * 60)
+    return out
+
+
 def backfill_slots(conn: duckdb.DuckDBPyConnection, entities: Sequence[str],
                    queue_types: Sequence[str], as_of: date,
                    window_days: int | None = None,
                    only_days: Sequence[tuple[str, str]] | None = None) -> pd.DataFrame:
-    """Matched observations and features of every slot of the entities' past park days.
+    """Matched observations and features of every slot of the entities' past park days
+    (read_chunk, then match_slots per entity; the backfill itself does the matching on its
+    workers).
 
     Grain: one row per (entity_code, slot_start) of park days with facts in the window. Columns:
     entity_code, park_date, slot, slot_start, observed (matched target or NaN), is_closed,
@@ -223,30 +317,14 @@ def backfill_slots(conn: duckdb.DuckDBPyConnection, entities: Sequence[str],
     `only_days`: (entity_code, park_date ISO) pairs to compute instead of every day in the
     window; the facts read start the day before the earliest of them.
     """
-    first_day = _first_day(as_of, window_days)
-    if only_days is not None:
-        if not only_days:
-            return pd.DataFrame()
-        first_day = max(first_day, min(date.fromisoformat(d) for _, d in only_days))
-    params = {
-        **park_params(), "codes": list(entities), "queues": list(queue_types), "as_of": as_of,
-        "first_day": first_day, "actual": ACTUAL, "priority": PRIORITY, "sold_out": SOLD_OUT,
-        "posted": POSTED, "closed": CLOSED, "only_all": only_days is None,
-        "only_codes": [c for c, _ in only_days or ()],
-        "only_days": [date.fromisoformat(d) for _, d in only_days or ()],
-    }
-    # DuckDB turns an ASOF join whose left side it estimates below 64 rows into a nested loop;
-    # its estimate for the slot CTE is far too low (measured: 13 s instead of 0.3 s on 43k slots)
-    previous = conn.execute("SELECT current_setting('asof_loop_join_threshold')").fetchall()[0][0]
-    conn.execute("SET asof_loop_join_threshold = 0")
-    try:
-        with step(conn, f"backfill slots ({len(entities)} entities)"):
-            return conn.execute(_SLOTS_SQL, params).df()
-    finally:
-        conn.execute("SET asof_loop_join_threshold = ?", [previous])
+    if only_days is not None and not only_days:
+        return pd.DataFrame()
+    chunk = read_chunk(conn, entities, queue_types, as_of, window_days, only_days)
+    parts = [match_slots(chunk.of(code)) for code in sorted(set(entities))]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def backfill_frame(slots: pd.DataFrame, model) -> pd.DataFrame:
+def backfill_frame(slots: pd.DataFrame, model, nthread: int | None = None) -> pd.DataFrame:
     """One entity's backfill from its `backfill_slots` rows and model (None: no imputation).
 
     Grain: one row per slot; columns curve_files.BACKFILL_COLUMNS.
@@ -259,7 +337,8 @@ def backfill_frame(slots: pd.DataFrame, model) -> pd.DataFrame:
         need[:] = False
     actual = np.where(has_obs, observed, np.nan)
     if need.any():
-        pred = training.predict(model, slots[need], with_posted=True).astype(np.float64)
+        pred = training.predict(model, slots[need], with_posted=True,
+                                nthread=nthread).astype(np.float64)
         actual[need] = np.round(pred, 1)
     source = np.select([has_obs, closed, need], [OBSERVED, CLOSED_SOURCE, IMPUTED], MISSING)
     return pd.DataFrame({
@@ -311,29 +390,72 @@ def run_backfill(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                 on_done(results[code])
             continue
         plans[code] = (compute, keep, old)
-    for chunk in _chunks(plans):
-        pairs = [(c, d) for c in chunk for d in plans[c][0]]
-        with reader() as conn:  # short read; prediction happens after it is closed
-            queues = dict(conn.execute(
-                "SELECT entity_code, any_value(queue_type) FROM dim_entity "
-                "WHERE entity_code IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [chunk]
-            ).fetchall())
-            slots = backfill_slots(conn, chunk, [queues.get(c, "STANDBY") for c in chunk],
-                                   as_of, window_days, only_days=pairs)
-        by_entity = dict(tuple(slots.groupby("entity_code", sort=False))) if len(slots) else {}
-        for code in chunk:
-            compute, keep, old = plans[code]
-            started = time.perf_counter()
-            try:  # one failing entity never stops the others
-                rows = by_entity.get(code, slots.iloc[0:0])
-                res = _one(home, code, rows, compute, keep, old, states.get(code, {}))
-            except Exception as exc:  # noqa: BLE001 - reported per entity
-                res = BackfillResult(code, error=f"{type(exc).__name__}: {exc}")
-            res.seconds = round(time.perf_counter() - started, 3)
-            results[code] = res
+    workers, nthread = worker_pool.plan_curve_workers(len(plans))
+
+    def tasks():  # read in the parent, one chunk when a worker has room (never in a worker)
+        for chunk in _chunks(plans):
+            pairs = [(c, d) for c in chunk for d in plans[c][0]]
+            with reader() as conn:  # short read; prediction happens after it is closed
+                queues = dict(conn.execute(
+                    "SELECT entity_code, any_value(queue_type) FROM dim_entity "
+                    "WHERE entity_code IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [chunk]
+                ).fetchall())
+                inputs = (read_chunk(conn, chunk, [queues.get(c, "STANDBY") for c in chunk],
+                                     as_of, window_days, only_days=pairs) if pairs else None)
+            yield BackfillTask(str(home), nthread, inputs, [
+                EntityWork(code, *plans[code], states.get(code, {})) for code in chunk])
+
+    def on_result(task: BackfillTask, out: list[BackfillResult] | None,
+                  exc: BaseException | None) -> None:
+        if out is None:  # the worker died (a crash, not an exception of one entity)
+            out = [BackfillResult(w.code, error=f"{type(exc).__name__}: {exc}")
+                   for w in task.entities]
+        for res in out:
+            results[res.entity_code] = res
             if on_done:
                 on_done(res)
+
+    worker_pool.run_pool(backfill_task, tasks(), workers, on_result, ahead=1)
     return [results[c] for c in entities]
+
+
+@dataclass(frozen=True)
+class EntityWork:
+    """One entity's part of a BackfillTask: its plan."""
+
+    code: str
+    compute: list[str]
+    keep: list[str]
+    old: dict | None  # the old file's day states
+    now: dict[str, int]  # the day fingerprints now
+
+
+@dataclass(frozen=True)
+class BackfillTask:
+    """A chunk of entities for one worker (picklable: plain frames, no connection)."""
+
+    home: str
+    nthread: int | None
+    inputs: ChunkInputs | None  # what the chunk's days to compute are matched from (None: none)
+    entities: list[EntityWork]
+
+
+def backfill_task(task: BackfillTask) -> list[BackfillResult]:
+    """Worker entry point: match, impute and write each entity's file; one failing entity never
+    stops the others (its error is in its result)."""
+    out = []
+    for w in task.entities:
+        started = time.perf_counter()
+        try:
+            slots = (match_slots(task.inputs.of(w.code)) if task.inputs is not None
+                     else pd.DataFrame())
+            res = _one(Path(task.home), w.code, slots, w.compute, w.keep, w.old, w.now,
+                       task.nthread)
+        except Exception as exc:  # noqa: BLE001 - reported per entity
+            res = BackfillResult(w.code, error=f"{type(exc).__name__}: {exc}")
+        res.seconds = round(time.perf_counter() - started, 3)
+        out.append(res)
+    return out
 
 
 def _chunks(plans: dict[str, tuple[list[str], list[str], dict | None]]) -> list[list[str]]:
@@ -351,13 +473,13 @@ def _chunks(plans: dict[str, tuple[list[str], list[str], dict | None]]) -> list[
 
 
 def _one(home: Path, code: str, slots: pd.DataFrame, compute: list[str], keep: list[str],
-         old: dict | None, now: dict[str, int]) -> BackfillResult:
+         old: dict | None, now: dict[str, int], nthread: int | None = None) -> BackfillResult:
     try:
         model = registry.load_model(HomePaths(home).models, code)
     except registry.RegistryError:
         model = None
     path = curve_files.entity_file(home, curve_files.BACKFILL_DIR, code)
-    fresh = (backfill_frame(slots, model) if len(slots)
+    fresh = (backfill_frame(slots, model, nthread) if len(slots)
              else pd.DataFrame(columns=list(curve_files.BACKFILL_COLUMNS)))
     frame = fresh
     if keep:  # the old file's kept days, then the recomputed ones, in slot order

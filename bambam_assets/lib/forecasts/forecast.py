@@ -18,7 +18,9 @@ each DISTINCT feature row once (the result is spread back to the slots by an inv
 (entity, date_group_id, local hour) keys of an entity chunk.
 
 The caller reads from DuckDB in the parent process only, one short read per park and entity
-chunk (a read connection held open would block the warehouse writer), then predicts in memory.
+chunk (a read connection held open would block the warehouse writer); the chunks are predicted
+and written on a worker pool (lib.models.worker_pool: one worker per core) while the parent
+reads the next one.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.band import apply_band, fit_band
 from bambam_assets.lib.forecasts.posted_aggregates import lookup_cte_sql
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
-from bambam_assets.lib.models import registry, training
+from bambam_assets.lib.models import registry, training, worker_pool
 from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITHOUT_POSTED,
@@ -278,10 +280,11 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
 
     for code in sorted(set(entities) - set(info["entity_code"])):
         done(EntityResult(code, NO_DATA, notes=[f"no facts up to {as_of}"]))
-    for park, group in info.groupby("park_code", sort=True):  # one slot frame per park
-        todo: dict[str, str] = {}  # entity -> fingerprint of the inputs it will be built from
+    models_root = HomePaths(home).models
+    todo: dict[str, dict[str, tuple[str, int | None]]] = {}  # park -> entity -> (fp, version)
+    for park, group in info.groupby("park_code", sort=True):
         for code in group["entity_code"]:
-            version = registry.current_version(HomePaths(home).models, code)
+            version = registry.current_version(models_root, code)
             fp = fingerprint(hashes.get(code, 0), version, start, end)
             path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
             footer = None if recompute_all else curve_files.read_footer(path)
@@ -289,27 +292,63 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                 done(EntityResult(code, UNCHANGED, rows=footer[1], model_version=version,
                                   path=str(path), fingerprint=fp))
             else:
-                todo[code] = fp
-        codes = list(todo)
-        priority = group.loc[group["queue_type"] == "PRIORITY", "entity_code"].tolist()
-        sf = None
-        for i in range(0, len(codes), ENTITY_CHUNK):
-            chunk = codes[i:i + ENTITY_CHUNK]
-            models = {c: _load(HomePaths(home).models, c) for c in chunk}
-            with reader() as conn:  # short: the writer cannot open the file while we hold it
-                if sf is None:
-                    sf = slot_features(conn, str(park), start, end)
-                posted = posted_values(conn, str(park), chunk, sf.keys, priority)
-                modeled = [c for c in chunk if models[c] is not None]
-                train = build_training_frame(conn, modeled, inputs_day) if modeled else None
-            for code in chunk:
-                try:  # one failing entity never stops the others
-                    res = _one(code, sf, models[code], train, posted.get(code), home, nthread,
-                               todo[code])
-                except Exception as exc:  # noqa: BLE001 - reported per entity
-                    res = EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"])
-                done(res)
+                todo.setdefault(str(park), {})[code] = (fp, version)
+    workers, per_worker = worker_pool.plan_curve_workers(sum(map(len, todo.values())))
+    task_threads = nthread if per_worker is None else per_worker
+
+    def tasks():  # read in the parent, one chunk when a worker has room (never in a worker)
+        for park, plan in todo.items():  # one slot frame per park
+            priority = info.loc[(info["park_code"] == park) & (info["queue_type"] == "PRIORITY"),
+                                "entity_code"].tolist()
+            codes = list(plan)
+            sf = None
+            for i in range(0, len(codes), ENTITY_CHUNK):
+                chunk = codes[i:i + ENTITY_CHUNK]
+                modeled = [c for c in chunk if plan[c][1] is not None]
+                with reader() as conn:  # short: the writer cannot open the file meanwhile
+                    if sf is None:
+                        sf = slot_features(conn, park, start, end)
+                    posted = posted_values(conn, park, chunk, sf.keys, priority)
+                    train = build_training_frame(conn, modeled, inputs_day) if modeled else None
+                yield ForecastTask(str(home), sf, [(c, plan[c][0]) for c in chunk], posted,
+                                   train, task_threads)
+
+    def on_result(task: ForecastTask, out: list[EntityResult] | None,
+                  exc: BaseException | None) -> None:
+        if out is None:  # the worker died (a crash, not an exception of one entity)
+            out = [EntityResult(c, FAILED, notes=[f"{type(exc).__name__}: {exc}"])
+                   for c, _ in task.entities]
+        for res in out:
+            done(res)
+
+    worker_pool.run_pool(forecast_task, tasks(), workers, on_result, ahead=1)
     return [results[c] for c in entities]
+
+
+@dataclass(frozen=True)
+class ForecastTask:
+    """A chunk of one park's entities for one worker (picklable: frames, no connection)."""
+
+    home: str
+    sf: SlotFeatures
+    entities: list[tuple[str, str]]  # (entity_code, inputs fingerprint)
+    posted: dict[str, np.ndarray]
+    train: pd.DataFrame | None  # the band's training rows of the chunk's modeled entities
+    nthread: int | None
+
+
+def forecast_task(task: ForecastTask) -> list[EntityResult]:
+    """Worker entry point: load each entity's model, predict, write its file; one failing
+    entity never stops the others (FAILED, error in `notes`)."""
+    home = Path(task.home)
+    out = []
+    for code, fp in task.entities:
+        try:
+            out.append(_one(code, task.sf, _load(HomePaths(home).models, code), task.train,
+                            task.posted.get(code), home, task.nthread, fp))
+        except Exception as exc:  # noqa: BLE001 - reported per entity
+            out.append(EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"]))
+    return out
 
 
 def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,

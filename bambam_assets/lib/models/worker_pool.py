@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
@@ -93,16 +93,22 @@ OnResult = Callable[[T, R | None, BaseException | None], None]
 
 
 def run_pool(
-    fn: Callable[[T], R], items: Sequence[T], workers: int, on_result: OnResult
+    fn: Callable[[T], R], items: Iterable[T], workers: int, on_result: OnResult,
+    ahead: int = 0,
 ) -> None:
     """Run `fn(item)` for every item on `workers` processes; report each via `on_result`.
 
     `fn` must be a top-level function of an importable module (it is pickled by reference) and
-    items must be picklable. Items start in the given order; `on_result(item, result, None)` or
-    `on_result(item, None, exc)` is called in the parent as each finishes, so the caller can emit
-    per-entity events. An exception of one item never stops the others. A worker that dies hard
-    (os._exit, OOM kill) breaks the pool: the items in flight at that moment are rerun one at a
-    time in fresh pools, so only the culprit is reported (with BrokenProcessPool); the rest go on.
+    items must be picklable. Items are drawn from `items` lazily, one when a worker has room, so
+    a generator that reads each item's data (the curve steps' DuckDB reads in the parent)
+    overlaps its reads with the workers' computing; `ahead` more items are submitted than there
+    are workers, so a worker that finishes finds its next item ready instead of waiting for the
+    parent's next read (and at most workers + ahead + 1 items are held). Items start in the
+    given order; `on_result(item, result, None)` or `on_result(item, None, exc)` is called in the
+    parent as each finishes, so the caller can emit per-entity events. An exception of one item
+    never stops the others. A worker that dies hard (os._exit, OOM kill) breaks the pool: the
+    items in flight at that moment are rerun one at a time in fresh pools, so only the culprit is
+    reported (with BrokenProcessPool); the rest go on.
     workers <= 1 runs in-process (no pool; Exception subclasses are reported, KeyboardInterrupt
     propagates).
     """
@@ -115,30 +121,47 @@ def run_pool(
             else:
                 on_result(item, result, None)
         return
-    pending: deque[T] = deque(items)
-    while pending:
-        suspects = _run_until_broken(fn, pending, workers, on_result)
+    source: Iterator[T] = iter(items)
+    pending: deque[T] = deque()  # items drawn from `source` but not started (a pool broke)
+    while True:
+        suspects = _run_until_broken(fn, pending, source, workers, on_result, ahead)
+        if not suspects and not pending:
+            nxt = next(source, _END)
+            if nxt is _END:
+                return
+            pending.append(nxt)  # type: ignore[arg-type]
         if not suspects and pending:  # broke before anything was in flight: one at a time
             suspects = [pending.popleft()]
         for item in suspects:  # alone, so a crash can only be this item's own
-            _run_until_broken(fn, deque([item]), 1, on_result, isolate=True)
+            _run_until_broken(fn, deque([item]), iter(()), 1, on_result, isolate=True)
+
+
+_END = object()
 
 
 def _run_until_broken(
-    fn: Callable[[T], R], pending: deque[T], workers: int, on_result: OnResult,
-    isolate: bool = False,
+    fn: Callable[[T], R], pending: deque[T], source: Iterator[T], workers: int,
+    on_result: OnResult, ahead: int = 0, isolate: bool = False,
 ) -> list[T]:
-    """Drain `pending` through one pool; on a broken pool return the items that were in flight.
+    """Drain `pending`, then `source`, through one pool; on a broken pool return the items that
+    were in flight.
 
-    At most `workers` items are in flight, which bounds the suspects of a crash to that set.
+    At most `workers` + `ahead` items are in flight, which bounds the suspects of a crash to that
+    set.
     With `isolate` (one item alone) a crash is that item's own and is reported for it.
     """
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as pool:
         in_flight: dict[Future, T] = {}
 
         def fill() -> bool:
-            while pending and len(in_flight) < workers:
-                item = pending.popleft()
+            while len(in_flight) < workers + ahead:
+                if pending:
+                    item = pending.popleft()
+                else:
+                    nxt = next(source, _END)
+                    if nxt is _END:
+                        return True
+                    item = nxt  # type: ignore[assignment]
                 try:
                     in_flight[pool.submit(fn, item)] = item
                 except BrokenProcessPool:  # died since the last wait: item was never started
@@ -161,3 +184,27 @@ def _run_until_broken(
             for item, fut, exc in finished:
                 on_result(item, None if exc else fut.result(), exc)
         return list(in_flight.values())  # empty unless the pool broke: the suspects
+
+
+# The curve steps (backfill, forecast) hand each worker a chunk of entities whose inputs the
+# parent has read. Below this many entities to compute they run in-process: a worker costs about
+# a second to start (imports), more than a second core gains on a few entities.
+CURVE_POOL_MIN_ENTITIES = 40
+# Peak RSS of one curve worker, measured on a chunk of 25 forecast entities (730-day horizon) and
+# of 5 backfill entity-years: ~400 MB; 1 GB leaves room for larger parks and longer histories.
+CURVE_WORKER_BYTES = 1024**3
+
+
+def plan_curve_workers(n_entities: int,
+                       reserved_bytes: int | None = None) -> tuple[int, int | None]:
+    """(workers, XGBoost threads per worker or None for its default) for a curve step over
+    `n_entities` entities: in-process under CURVE_POOL_MIN_ENTITIES, else one worker per CPU as
+    the available RAM allows (the parent's DuckDB reads count as `reserved_bytes`, by default a
+    writer's memory limit)."""
+    if n_entities < CURVE_POOL_MIN_ENTITIES:
+        return 1, None
+    cpus = psutil.cpu_count(logical=True) or 1
+    reserved = warehouse.writer_memory_bytes() if reserved_bytes is None else reserved_bytes
+    available = max(0, psutil.virtual_memory().available - reserved)
+    workers = worker_count(cpus, available, CURVE_WORKER_BYTES)
+    return workers, (nthread_per_worker(cpus, workers) if workers > 1 else None)
