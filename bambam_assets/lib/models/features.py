@@ -134,7 +134,8 @@ def posted_means_cte_sql(posted: str, points: str) -> str:
     `posted` is a relation (entity_code, observed_at, posted), `points` one of (entity_code,
     observed_at) instants to evaluate; grain of `rolling` rows WHERE is_point: one per point.
     RANGE windows run over POSTED and points together (points carry NULL, which avg ignores).
-    Shared by training (target instants) and backfill (slot starts), so both see one formula.
+    Training's formula; the backfill computes the same means with binary searches on its
+    workers (backfill._window_mean), pinned to this CTE by test_backfill_matching.
     """
     return f"""
     rolling AS (
