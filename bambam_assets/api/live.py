@@ -21,7 +21,7 @@ from bambam_assets import web_auth
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import PARKS, tz_of_park
 from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
-from bambam_assets.lib.live.view import entity_view, live_predictions, wti_so_far
+from bambam_assets.lib.live.view import entity_view, live_predictions, park_wti
 
 
 class PredictIn(BaseModel):
@@ -97,7 +97,7 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
             raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
         preds = live_predictions(engine, state)
         entities = entity_view(engine, state, preds)
-        wti = wti_so_far(state.facts, preds, tz_of_park(code))
+        wti = park_wti(state, preds, tz_of_park(code))
         latest = wti.iloc[-1] if len(wti) else None
         return {
             "park_code": code, "park_date": state.park_date.isoformat(),

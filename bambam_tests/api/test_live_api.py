@@ -20,7 +20,9 @@ from fastapi.testclient import TestClient
 
 from bambam_assets.api.live import create_app
 from bambam_assets.lib.core import warehouse
+from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.live.engine import LiveEngine
+from bambam_assets.lib.live.view import live_predictions
 from bambam_assets.lib.models import registry, training
 from bambam_assets.lib.models.features import build_training_frame, feature_ctes_sql, park_params
 from bench.homes import NOW, TODAY, TZ, build_live_home, local, save, today_facts
@@ -211,3 +213,38 @@ def test_busy_warehouse_serves_the_last_copy(live_home: Path) -> None:
         p = engine.predict("MK1", NOW, 60)
     assert again is first and time.monotonic() - started < 5
     assert p.features["posted_mean_30"] == 52.5  # history 40, 50, 60 (10:00-10:20) + 60 now
+
+
+def test_live_reuses_its_work_until_facts_models_or_forecasts_change(live_home: Path,
+                                                                     tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(live_home, home)
+    engine = LiveEngine(home, now=lambda: NOW, live_ttl_s=3600)  # facts read once
+    with serve(create_app(engine=engine, user="", password="")) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        first = http.get("/live/MK").json()
+        state = engine.park_state("MK")
+        preds = live_predictions(engine, state)
+        assert http.get("/live/MK").json()["entities"] == first["entities"]
+        assert live_predictions(engine, state) is preds  # the same facts, dims and models
+        # a new current model of MK1: its predictions are recomputed at once
+        with warehouse.reader(home) as conn:
+            frame = build_training_frame(conn, ["MK1"], date(2024, 3, 14))
+        assert save(home, training.train_entity(frame.assign(y=frame["y"] + 30), "STANDBY"),
+                    incumbent_mae=1e9).promoted
+        promoted = {e["entity_code"]: e for e in http.get("/live/MK").json()["entities"]}
+        # a rewritten forecast file (new size and mtime) is read again
+        curve_files.write_entity_file(pd.DataFrame({
+            "entity_code": ["MK1", "MK1"], "park_date": [TODAY] * 2, "slot": ["10:20", "10:25"],
+            "slot_start": [local("2024-03-15", "10:20"), local("2024-03-15", "10:25")],
+            "actual_predicted": [34.0, 35.0], "actual_p10": [20.0] * 2,
+            "actual_p90": [50.0] * 2, "posted_predicted": [45.0] * 2}),
+            curve_files.entity_file(home, curve_files.FORECASTS_DIR, "MK1"),
+            curve_files.FORECAST_SCHEMA)
+        rewritten = {e["entity_code"]: e for e in http.get("/live/MK").json()["entities"]}
+    before = {e["entity_code"]: e for e in first["entities"]}
+    assert before["MK1"]["model_version"] == 1 and promoted["MK1"]["model_version"] == 2
+    assert promoted["MK1"]["actual_predicted"] > before["MK1"]["actual_predicted"] + 15
+    assert promoted["MK2"]["actual_predicted"] == before["MK2"]["actual_predicted"]
+    assert (before["MK1"]["forecast_actual_predicted"],
+            rewritten["MK1"]["forecast_actual_predicted"]) == (33.0, 34.0)

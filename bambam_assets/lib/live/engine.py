@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -153,6 +153,8 @@ class ParkState:
     facts: pd.DataFrame  # today's POSTED, ACTUAL, CLOSED rows of the park
     read_at: float  # monotonic
     read_wall: datetime
+    # what the views derived from these facts, with the key it is valid for (lib.live.view)
+    derived: dict = field(default_factory=dict, repr=False)
 
 
 class LiveEngine:
@@ -173,6 +175,11 @@ class LiveEngine:
         self._parks: dict[str, ParkState] = {}
         self._days: dict[tuple[str, date], DayContext] = {}
         self._read_lock = threading.Lock()
+
+    @property
+    def dims_at(self) -> float | None:
+        """When the dimension copy was made (monotonic): features change only with it."""
+        return self._dims_at
 
     # ---- warehouse copies --------------------------------------------------------------------
 

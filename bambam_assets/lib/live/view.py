@@ -5,6 +5,8 @@ Grains are stated per function; the engine (lib.live) supplies today's facts, fe
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,15 +21,26 @@ from bambam_assets.lib.forecasts.slots import SLOT_SECONDS
 from bambam_assets.lib.live.engine import LiveEngine, ParkState, model_name, predict_actual
 
 ACTUAL_MATCH_S = 600  # an observed ACTUAL within 10 min of the latest POSTED wins over the model
+# forecast_slot answers by (files with size and mtime, slot): a few parks x the current slot
+_FORECAST_CACHE: OrderedDict[tuple, pd.DataFrame] = OrderedDict()
+_FORECAST_CACHE_SIZE = 64
+_FORECAST_LOCK = threading.Lock()
 
 
 def live_predictions(engine: LiveEngine, state: ParkState) -> pd.DataFrame:
     """Each POSTED of today with its predicted ACTUAL.
 
     Grain: one row per (entity_code, observed_at) of a POSTED today: posted, actual_predicted
-    (NULL without a usable model), model_version, model.
+    (NULL without a usable model), model_version, model. Computed once per copy of the facts,
+    dimension copy and set of current model versions (kept on `state`; do not modify it).
     """
     posted = state.facts[state.facts["wait_time_type"] == POSTED]
+    models = {str(e): engine.models.get(str(e)) for e in posted["entity_code"].unique()}
+    key = (engine.dims_at, tuple((e, None if m is None else m.version)
+                                 for e, m in sorted(models.items())))
+    cached = state.derived.get("predictions")
+    if cached is not None and cached[0] == key:
+        return cached[1]
     rows = posted.rename(columns={"minutes": "posted"})[
         ["entity_code", "park_code", "park_date", "observed_at", "posted"]]
     rows = rows.assign(park_date=pd.to_datetime(rows["park_date"]))
@@ -36,34 +49,53 @@ def live_predictions(engine: LiveEngine, state: ParkState) -> pd.DataFrame:
     feats["model_version"] = pd.array([pd.NA] * len(feats), dtype="Int64")
     feats["model"] = None
     for entity, idx in feats.groupby("entity_code").groups.items():  # a loop over entities
-        model = engine.models.get(str(entity))
+        model = models.get(str(entity))
         if model is None or model.queue_type == "PRIORITY":
             continue
         feats.loc[idx, "actual_predicted"] = predict_actual(model, feats.loc[idx])
         feats.loc[idx, "model_version"] = model.version
         feats.loc[idx, "model"] = model_name(model)
-    return feats[["entity_code", "observed_at", "posted", "actual_predicted",
-                  "model_version", "model"]]
+    out = feats[["entity_code", "observed_at", "posted", "actual_predicted",
+                 "model_version", "model"]]
+    state.derived["predictions"] = (key, out)
+    return out
 
 
 def forecast_slot(home: Path, entities: list[str], slot_start: pd.Timestamp) -> pd.DataFrame:
     """The forecast rows of `entities` at `slot_start` (Parquet under BAMBAM_HOME/forecasts).
 
-    Grain: one row per entity that has a forecast file with that slot.
+    Grain: one row per entity that has a forecast file with that slot. Answers are reused while
+    the slot and the files (path, size, mtime) are the same (writers replace files atomically).
     """
     paths = [curve_files.entity_file(home, curve_files.FORECASTS_DIR, e) for e in entities]
-    files = [str(p) for p in paths if p.exists()]
-    if not files:
+    stats = []
+    for p in paths:  # one stat per entity of the park
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        stats.append((str(p), st.st_size, st.st_mtime_ns))
+    if not stats:
         return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
+    key = (tuple(stats), pd.Timestamp(slot_start).value)
+    with _FORECAST_LOCK:
+        if key in _FORECAST_CACHE:
+            _FORECAST_CACHE.move_to_end(key)
+            return _FORECAST_CACHE[key]
     con = memory_connection(home, small=True)  # own: Parquet reads never touch DuckDB files
     try:
-        return con.execute(
+        out = con.execute(
             "SELECT * FROM read_parquet(?, union_by_name = true) WHERE slot_start = ?",
-            [files, slot_start.to_pydatetime()]).df()
+            [[f for f, _, _ in stats], slot_start.to_pydatetime()]).df()
     except duckdb.Error:  # a file of another shape: no forecast rather than no answer
         return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
     finally:
         con.close()
+    with _FORECAST_LOCK:
+        _FORECAST_CACHE[key] = out
+        while len(_FORECAST_CACHE) > _FORECAST_CACHE_SIZE:
+            _FORECAST_CACHE.popitem(last=False)
+    return out
 
 
 def slot_start_of(instant: pd.Timestamp | datetime) -> pd.Timestamp:
@@ -92,6 +124,17 @@ def wti_so_far(facts: pd.DataFrame, preds: pd.DataFrame, tz: str) -> pd.DataFram
     out.columns = ["slot_start", "wti", "n_entities", "wti_min", "wti_max"]
     out["slot"] = out["slot_start"].dt.tz_convert(tz).dt.strftime("%H:%M")
     return out[["slot_start", "slot", "wti", "n_entities", "wti_min", "wti_max"]]
+
+
+def park_wti(state: ParkState, preds: pd.DataFrame, tz: str) -> pd.DataFrame:
+    """`wti_so_far` of the state's facts and `preds`, computed once per predictions frame (kept
+    on `state`, like the predictions: the same facts and predictions give the same WTI)."""
+    cached = state.derived.get("wti")
+    if cached is not None and cached[0] is preds:
+        return cached[1]
+    out = wti_so_far(state.facts, preds, tz)
+    state.derived["wti"] = (preds, out)
+    return out
 
 
 def entity_view(engine: LiveEngine, state: ParkState, preds: pd.DataFrame) -> pd.DataFrame:
