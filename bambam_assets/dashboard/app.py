@@ -72,18 +72,38 @@ def create_app(home: Path, *, credentials: tuple[str, str] | None = None,
     return app
 
 
-def _server(home: Path, host: str, port: int) -> BaseWSGIServer:
+def warm_up(app: dash.Dash) -> None:
+    """Build every page once, as a visit would, before the first visit.
+
+    A fresh process pays once for what pages load lazily: Dagster's import and the instance (the
+    status page, ~1.5 s), plotly's trace validators, the first warehouse connection, the live
+    status reader. Errors are logged, never raised: the pages show them on a visit.
+    """
+    ctx = app.bambam_context
+    ctx.groups()
+    for page in PAGES:  # four pages
+        try:
+            page.layout(ctx, {})
+        except Exception:  # a page that fails here fails visibly when visited
+            logging.getLogger(__name__).warning("warm-up of %s failed", page.PATH, exc_info=True)
+
+
+def _server(home: Path, host: str, port: int) -> tuple[dash.Dash, BaseWSGIServer]:
     web_auth.check_bind(host, web_auth.credentials(), "the dashboard")
     app = create_app(home)
-    # the asset -> group map imports the code location (~1 s): load it before the first visit
-    threading.Thread(target=app.bambam_context.groups, daemon=True).start()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per polled callback
-    return make_server(host, port, app.server, threaded=True)
+    return app, make_server(host, port, app.server, threaded=True)
+
+
+def _warm_then_serve(app: dash.Dash, server: BaseWSGIServer) -> None:
+    # the socket listens already: a visit during the warm-up waits for it, then is served warm
+    warm_up(app)
+    server.serve_forever()
 
 
 def serve(home: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the dashboard until interrupted (blocking)."""
-    _server(home, host, port).serve_forever()
+    """Serve the dashboard until interrupted (blocking), every page built once first."""
+    _warm_then_serve(*_server(home, host, port))
 
 
 @dataclass
@@ -104,8 +124,10 @@ class DashboardServer:
 
 def start_in_thread(home: Path, host: str = DEFAULT_HOST,
                     port: int = DEFAULT_PORT) -> DashboardServer:
-    """Start serving in a daemon thread and return at once (port 0: any free port)."""
-    server = _server(home, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="bambam-dashboard", daemon=True)
+    """Start serving in a daemon thread and return at once (port 0: any free port); the thread
+    builds every page once before it answers."""
+    app, server = _server(home, host, port)
+    thread = threading.Thread(target=_warm_then_serve, args=(app, server),
+                              name="bambam-dashboard", daemon=True)
     thread.start()
     return DashboardServer(server, thread)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from bambam_assets.cli.dashboard import dashboard
 from bambam_assets.dashboard import data, runs, theme
 from bambam_assets.dashboard import data_curves as dc
-from bambam_assets.dashboard.app import create_app
+from bambam_assets.dashboard.app import create_app, warm_up
 from bambam_assets.dashboard.context import make_context, stale_days_setting
 from bambam_assets.dashboard.pages import curves, freshness, quality, status
 from bambam_assets.dashboard.store import WarehouseStore
@@ -319,6 +319,24 @@ def test_pages_render_from_the_small_warehouse(home: Path) -> None:
     main, *_rest, note = curves.figures(ctx, "MK1", date(2024, 3, 10))
     names = [t.name for t in main.data]
     assert names == ["observed POSTED", "observed ACTUAL"] and note == ""
+
+
+def test_warm_up_builds_every_page_and_survives_a_failing_one(
+        home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = create_app(home, use_env_credentials=False, stale_days=2, as_of=AS_OF)
+    built: list[str] = []
+    for page in (status, curves, freshness):
+        monkeypatch.setattr(page, "layout", lambda ctx, q, _p=page, _f=page.layout: (
+            built.append(_p.PATH), _f(ctx, q))[1])
+
+    def broken(_ctx, _query):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(quality, "layout", broken)
+    warm_up(app)  # logs the failing page, builds the others
+    assert built == ["/", "/curves", "/freshness"]
+    assert "warm-up of /quality failed" in caplog.text
+    assert app.bambam_context.store._cache  # the warehouse was read once
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
