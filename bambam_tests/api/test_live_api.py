@@ -25,7 +25,16 @@ from bambam_assets.lib.live.engine import LiveEngine
 from bambam_assets.lib.live.view import live_predictions
 from bambam_assets.lib.models import registry, training
 from bambam_assets.lib.models.features import build_training_frame, feature_ctes_sql, park_params
-from bench.homes import NOW, TODAY, TZ, build_live_home, local, save, today_facts
+from bench.homes import (
+    NOW,
+    TODAY,
+    TZ,
+    build_live_home,
+    insert_facts,
+    local,
+    save,
+    today_facts,
+)
 
 
 def expected(home: Path, entity: str, hhmm: str, matched: float, mean30: float,
@@ -248,3 +257,20 @@ def test_live_reuses_its_work_until_facts_models_or_forecasts_change(live_home: 
     assert promoted["MK2"]["actual_predicted"] == before["MK2"]["actual_predicted"]
     assert (before["MK1"]["forecast_actual_predicted"],
             rewritten["MK1"]["forecast_actual_predicted"]) == (33.0, 34.0)
+
+
+def test_a_re_read_of_unchanged_facts_keeps_the_predictions(live_home: Path,
+                                                            tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(live_home, home)
+    engine = engine_for(home)  # live_ttl_s=0: every call re-reads the park's facts
+    first = engine.park_state("MK")
+    preds = live_predictions(engine, first)
+    again = engine.park_state("MK")
+    assert again is not first and live_predictions(engine, again) is preds
+    new = today_facts().query("entity_code == 'MK1' and wait_time_type == 'POSTED'").tail(1)
+    with warehouse.writer(home) as conn:  # a poll lands one more POSTED
+        insert_facts(conn, new.assign(observed_at=new["observed_at"] + pd.Timedelta(minutes=1),
+                                      wait_time_minutes=65))
+    changed = live_predictions(engine, engine.park_state("MK"))
+    assert changed is not preds and len(changed) == len(preds) + 1

@@ -222,7 +222,8 @@ class LiveEngine:
                     facts = conn.execute(
                         "SELECT entity_code, park_code, park_date, observed_at, wait_time_type, "
                         "CAST(wait_time_minutes AS DOUBLE) AS minutes FROM fct_wait_times "
-                        "WHERE park_code = ? AND park_date = ? AND wait_time_type IN (?, ?, ?)",
+                        "WHERE park_code = ? AND park_date = ? AND wait_time_type IN (?, ?, ?) "
+                        "ORDER BY ALL",  # the same rows read twice compare equal
                         [park, today, POSTED, ACTUAL, CLOSED]).df()
             except (FileNotFoundError, duckdb.Error) as exc:
                 if state is not None and state.park_date == today:
@@ -230,7 +231,9 @@ class LiveEngine:
                     return state
                 raise WarehouseUnavailable(f"warehouse not readable: {exc}") from exc
         facts["observed_at"] = pd.to_datetime(facts["observed_at"], utc=True)
-        state = ParkState(park, today, facts, time.monotonic(), self.now())
+        old, state = state, ParkState(park, today, facts, time.monotonic(), self.now())
+        if old is not None and old.park_date == today and old.facts.equals(facts):
+            state.derived = old.derived  # nothing new since the last read: still valid
         self._parks[park] = state
         return state
 
