@@ -14,8 +14,11 @@
 4. Timed: Bambam's daily run as of D, a fresh process on the existing home (ingest of the changed
    files, dimensions, entity_model training only the due entities; `--selection all` adds the
    forecast, backfill and WTI assets).
-5. Timed: the legacy daily run as of D, every entity with at least one new raw line on day D
-   retrained the legacy way (bench.legacy_train, one process per entity, 2000 rounds).
+5. Timed: the legacy daily run as of D: its clean fact tables are first written from the home
+   of step 4 (bench.legacy_base, not timed), then every entity with at least one new raw line
+   on day D AND >= 500 targets (the legacy batch's index query, bench.legacy_index) is
+   retrained the legacy way (bench.legacy_train: one process per entity reading its park's
+   clean files in full, early stopping 50).
 Writes bench/out/daily_bench_{timestamp}.json.
 """
 
@@ -33,7 +36,7 @@ from pathlib import Path
 from bambam_assets.lib.core.paths import HomePaths
 from bench import new_day
 from bench.bambam_side import run_bambam
-from bench.legacy_side import run_legacy
+from bench.legacy_side import prepare_legacy, run_legacy
 from bench.report import OUT_DIR, OUTLIER_FACTOR
 from bench.workloads import Workload, generate_workload, sample_entities, workload_entities
 
@@ -108,9 +111,10 @@ def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entit
     the week when every due entity is retrained from scratch (incremental updates need a full
     retrain within the last 7 days), next to the typical day (the environment's mode, auto).
     """
-    home = work / f"bambam_home_daily_{rep}"
-    shutil.copytree(setup_home, home)  # the same D-1 state for every repetition
-    bambam = run_bambam(raw, home, day, selection=selection, fresh=False, name="daily", log=log)
+    daily_home = work / f"bambam_home_daily_{rep}"
+    shutil.copytree(setup_home, daily_home)  # the same D-1 state for every repetition
+    bambam = run_bambam(raw, daily_home, day, selection=selection, fresh=False, name="daily",
+                        log=log)
     b = _bambam_figures(bambam)
     log(f"bambam daily: {b['wall']:.1f}s wall, training step "
         f"{b['training_step'] or 0:.1f}s, {len(b['retrained'])} entities retrained")
@@ -126,8 +130,17 @@ def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entit
             f"{full['training_step'] or 0:.1f}s")
     if skip_legacy or not new_entities:
         return out
-    chosen = sample_entities(new_entities, legacy_sample)
-    legacy = run_legacy(raw, chosen, day, entities_total=len(new_entities), log=log)
+    # the legacy's state as its ETL left it after day D (not timed): its clean fact tables and
+    # index, from the home Bambam's daily run just updated (the same observations)
+    setup = prepare_legacy(daily_home, work / f"legacy_base_{rep}", day, log=log)
+    new = set(new_entities)
+    due = [e for e in setup.selected if e in new]  # >= 500 targets and new rows
+    out["legacy_setup"] = setup.summary() | {"due": len(due)}
+    if not due:
+        log("legacy: no entity with new rows has >= 500 targets: nothing to retrain")
+        return out
+    chosen = sample_entities(due, legacy_sample)
+    legacy = run_legacy(setup.base, chosen, day, entities_total=len(due), log=log)
     out["legacy"] = {
         "wall": legacy.wall, "wall_estimated_all_entities": legacy.wall_estimated,
         "entities_run": len(legacy.records) + len(legacy.failures),
