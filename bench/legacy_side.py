@@ -2,9 +2,11 @@
 timed from the outside.
 
 - `run_legacy`: training (`python -m bench.legacy_train` per entity), as the legacy's
-  `train_batch_entities.py` ran `train_entity_model.py`.
+  `train_batch_entities.py` ran `train_entity_model.py`;
+- `run_legacy_forecast`: the forecast (`python -m bench.legacy_forecast` per entity), each
+  bounded to a few hundred slots and extrapolated to its 731 dates by the child.
 
-It reads the legacy output_base written from a Bambam home by `prepare_legacy`
+Both read the legacy output_base written from a Bambam home by `prepare_legacy`
 (bench.legacy_base), which also reads the legacy's entity index (bench.legacy_index): the
 training batch selects only entities with >= 500 targets; the forecast takes every entity of
 the index.
@@ -24,6 +26,7 @@ import pandas as pd
 
 from bench.bambam_side import REPO
 from bench.legacy_base import write_legacy_base
+from bench.legacy_forecast import MAX_FAILED_DATES, MAX_SLOTS
 from bench.legacy_index import MIN_TARGET_COUNT, entity_index, selected_for_training
 
 LEGACY_TIMEOUT = 3600  # seconds per entity, as the legacy batch
@@ -76,6 +79,36 @@ def run_legacy(base: Path, entities: list[str], as_of: date, entities_total: int
             f"{rec['files_read']} files / {rec['rows_scanned']:,} rows read, {wall:.1f}s "
             f"(load {rec['seconds_load']}s, train {rec['seconds_train']}s, rounds "
             f"{rec['rounds'] or '-'})")
+    result.wall = time.perf_counter() - started
+    return result
+
+
+def run_legacy_forecast(base: Path, entities: list[str], as_of: date,
+                        max_slots: int = MAX_SLOTS, max_failed_dates: int = MAX_FAILED_DATES,
+                        log=print) -> LegacyResult:
+    """The legacy forecast: one fresh process per entity. Each record gets `wall_estimated`
+    (the process wall with the slots it skipped added back: as the run happened) and
+    `wall_estimated_full_horizon` (no date failing on an unseen category)."""
+    result = LegacyResult(wall=0.0, entities_total=len(entities))
+    started = time.perf_counter()
+    for k, code in enumerate(entities, 1):
+        rec, wall, failure = _child("bench.legacy_forecast", [
+            "--base", str(base), "--entity", code, "--as-of", as_of.isoformat(),
+            "--max-slots", str(max_slots), "--max-failed-dates", str(max_failed_dates)])
+        if rec is None:
+            result.failures[code] = failure
+            log(f"legacy forecast {k}/{len(entities)} {code}: FAILED {failure}")
+            continue
+        fixed = wall - rec["seconds_work_run"]  # start, imports, inputs read once
+        rec["wall_estimated"] = round(fixed + rec["seconds_work_estimated"], 1)
+        rec["wall_estimated_full_horizon"] = round(
+            fixed + rec["seconds_work_estimated_full_horizon"], 1)
+        result.records[code] = rec
+        log(f"legacy forecast {k}/{len(entities)} {code}: {rec['kind']}, {rec['slots_run']} of "
+            f"{rec['slots_total']:,} slots run ({rec['seconds_per_slot'] * 1000:.0f} ms each), "
+            f"{rec['dates_failing_unseen']} of {rec['dates']} dates fail on an unseen category; "
+            f"{wall:.1f}s run, estimated {rec['wall_estimated']:.0f}s as it ran, "
+            f"{rec['wall_estimated_full_horizon']:.0f}s for the full horizon")
     result.wall = time.perf_counter() - started
     return result
 
