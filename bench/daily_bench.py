@@ -56,7 +56,8 @@ def backdate_models(home: Path, hours: float) -> int:
     moved = 0
     for meta_path in sorted(HomePaths(home).models.glob("*/v*/meta.json")):  # a loop over files
         meta = json.loads(meta_path.read_text())
-        for holder, key in ((meta, "trained_at"), (meta.get("metrics") or {}, "last_full_retrain_at")):
+        for holder, key in ((meta, "trained_at"),
+                            (meta.get("metrics") or {}, "last_full_retrain_at")):
             if holder.get(key):
                 holder[key] = _shift_iso(holder[key], delta)
         tmp = meta_path.with_suffix(".json.tmp")
@@ -66,8 +67,8 @@ def backdate_models(home: Path, hours: float) -> int:
     conn = duckdb.connect(str(HomePaths(home).warehouse))
     try:
         micros = int(delta.total_seconds() * 1_000_000)
-        conn.execute("UPDATE model_registry SET trained_at = trained_at - to_microseconds(?::BIGINT)",
-                     [micros])
+        conn.execute("UPDATE model_registry SET trained_at = trained_at "
+                     "- to_microseconds(?::BIGINT)", [micros])
         conn.execute("UPDATE entity_index SET last_modeled_at = last_modeled_at "
                      "- to_microseconds(?::BIGINT)", [micros])
     finally:
@@ -170,7 +171,8 @@ def _robust(legacy) -> dict:
         return {"median_entity_wall": None, "contention_outliers": {},
                 "wall_robust_all_entities": None}
     median = statistics.median(walls)
-    outliers = {c: r["wall"] for c, r in legacy.records.items() if r["wall"] > OUTLIER_FACTOR * median}
+    outliers = {c: r["wall"] for c, r in legacy.records.items()
+                if r["wall"] > OUTLIER_FACTOR * median}
     robust = legacy.wall - sum(outliers.values()) + len(outliers) * median
     n_run = len(legacy.records) + len(legacy.failures)
     return {"median_entity_wall": median, "contention_outliers": outliers,
@@ -189,7 +191,8 @@ def run_daily(w: Workload, preset: str, work: Path, legacy_sample: int | None, r
     """The whole daily benchmark; returns the report (also written to bench/out)."""
     day = w.end
     report: dict = {"mode": "daily", "started_at": stamp, "preset": preset,
-                    "workload": asdict(w) | {"start": w.start.isoformat(), "end": w.end.isoformat()},
+                    "workload": asdict(w) | {"start": w.start.isoformat(),
+                                             "end": w.end.isoformat()},
                     "day": day.isoformat(), "history_as_of": (day - timedelta(days=1)).isoformat(),
                     "selection": selection, "legacy_sample": legacy_sample, "repeat": repeat,
                     "workdir": str(work), "backdate_hours": backdate_hours}
@@ -247,8 +250,10 @@ def summarize(reps: list[dict]) -> dict:
         "bambam_training_step": med(lambda r: r["bambam"]["training_step"]),
         "bambam_retrained": med(lambda r: len(r["bambam"]["retrained"])),
         "legacy_wall": med(lambda r: (r.get("legacy") or {}).get("wall_estimated_all_entities")),
-        "legacy_median_entity_wall": med(lambda r: (r.get("legacy") or {}).get("median_entity_wall")),
-        "legacy_wall_robust": med(lambda r: (r.get("legacy") or {}).get("wall_robust_all_entities")),
+        "legacy_median_entity_wall": med(
+            lambda r: (r.get("legacy") or {}).get("median_entity_wall")),
+        "legacy_wall_robust": med(
+            lambda r: (r.get("legacy") or {}).get("wall_robust_all_entities")),
         "legacy_contention_outliers": med(
             lambda r: len((r.get("legacy") or {}).get("contention_outliers") or {})
             if "legacy" in r else None),
@@ -282,10 +287,12 @@ def print_daily(report: dict, echo=print) -> None:
     b = rep["bambam"]
     n = len(report["repetitions"])
     echo("=" * 72)
-    echo(f"daily run benchmark, day {report['day']} ({'median of ' + str(n) + ' runs' if n > 1 else '1 run'}; "
+    runs = f"median of {n} runs" if n > 1 else "1 run"
+    echo(f"daily run benchmark, day {report['day']} ({runs}; "
          f"preset {report['preset']}, selection {report['selection']})")
     echo(f"entities {report['entities']}; with new rows on day D: "
-         f"{len(report['entities_with_new_rows'])}; raw files changed: {len(report['changed_files'])}")
+         f"{len(report['entities_with_new_rows'])}; raw files changed: "
+         f"{len(report['changed_files'])}")
     by_tier: dict[str, int] = {}
     for e in b["retrained"].values():
         by_tier[e["tier"]] = by_tier.get(e["tier"], 0) + 1

@@ -60,7 +60,8 @@ def one_repetition(raw: Path, work: Path, w: Workload, legacy_sample: int | None
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.train_bench",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=("train", "daily"), default="train",
                     help="train: full training, legacy vs Bambam (issue 4); daily: one new day, "
                     "the legacy daily run vs Bambam's smart daily run (issue 5)")
@@ -89,7 +90,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="daily mode: also time Bambam's weekly full-retrain day "
                     "(BAMBAM_TRAIN_MODE=full) next to the typical day")
     ap.add_argument("--raw", type=Path, help="reuse an existing workload folder (no generation; "
-                    "daily mode: a workload generated over [start, D], cut here into history + day D)")
+                    "daily mode: a workload generated over [start, D], cut here into history + "
+                    "day D)")
     ap.add_argument("--workdir", type=Path, help="scratch folder (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--profile-bambam", action="store_true",
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     report: dict = {"started_at": stamp, "preset": args.preset,
-                    "workload": asdict(w) | {"start": w.start.isoformat(), "end": w.end.isoformat()},
+                    "workload": asdict(w) | {"start": w.start.isoformat(),
+                                             "end": w.end.isoformat()},
                     "legacy_sample": legacy_sample, "repeat": args.repeat, "workdir": str(work),
                     "python": sys.version.split()[0]}
     try:
