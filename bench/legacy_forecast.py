@@ -102,7 +102,7 @@ class Entity:
         self.tz = tz_of_park(self.park)
         agg = pd.read_parquet(base / AGGREGATES)
         self.agg_entity = agg[agg["entity_code"] == entity]
-        self.agg_park = agg[agg["entity_code"].map(park_of_entity) == self.park]
+        self.agg_park = agg[agg["entity_code"].str.match(rf"^{self.park}\d")]
         folder = base / MODELS / entity
         self.model_path = folder / "model_without_posted.json"
         self.meta_path = folder / "metadata_without_posted.json"
