@@ -5,8 +5,9 @@
 imports, ingest, dimensions, entity_model in one range run on the worker pool; SELECTION "all"
 adds the forecast, backfill and WTI assets) and times it from the outside. The child, AFTER its
 timed part, reads the Dagster event log of its runs (step durations, the entity_model log lines)
-and the models it stored (test MAE per entity), the staleness evaluations its entity_model run recorded and the
-numeric metadata of the unpartitioned materializations, and writes them to RESULT.json.
+and the models it stored (test MAE per entity), the staleness evaluations its entity_model run
+recorded and the numeric metadata of the unpartitioned materializations, and writes them to
+RESULT.json.
 """
 
 from __future__ import annotations

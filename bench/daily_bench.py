@@ -14,8 +14,11 @@
 4. Timed: Bambam's daily run as of D, a fresh process on the existing home (ingest of the changed
    files, dimensions, entity_model training only the due entities; `--selection all` adds the
    forecast, backfill and WTI assets).
-5. Timed: the legacy daily run as of D, every entity with at least one new raw line on day D
-   retrained the legacy way (bench.legacy_train, one process per entity, 2000 rounds).
+5. Timed: the legacy daily run as of D: its clean fact tables are first written from the home
+   of step 4 (bench.legacy_base, not timed), then every entity with at least one new raw line
+   on day D AND >= 500 targets (the legacy batch's index query, bench.legacy_index) is
+   retrained the legacy way (bench.legacy_train: one process per entity reading its park's
+   clean files in full, early stopping 50).
 Writes bench/out/daily_bench_{timestamp}.json.
 """
 
@@ -33,7 +36,7 @@ from pathlib import Path
 from bambam_assets.lib.core.paths import HomePaths
 from bench import new_day
 from bench.bambam_side import run_bambam
-from bench.legacy_side import run_legacy
+from bench.legacy_side import prepare_legacy, run_legacy
 from bench.report import OUT_DIR, OUTLIER_FACTOR
 from bench.workloads import Workload, generate_workload, sample_entities, workload_entities
 
@@ -53,7 +56,8 @@ def backdate_models(home: Path, hours: float) -> int:
     moved = 0
     for meta_path in sorted(HomePaths(home).models.glob("*/v*/meta.json")):  # a loop over files
         meta = json.loads(meta_path.read_text())
-        for holder, key in ((meta, "trained_at"), (meta.get("metrics") or {}, "last_full_retrain_at")):
+        for holder, key in ((meta, "trained_at"),
+                            (meta.get("metrics") or {}, "last_full_retrain_at")):
             if holder.get(key):
                 holder[key] = _shift_iso(holder[key], delta)
         tmp = meta_path.with_suffix(".json.tmp")
@@ -63,8 +67,8 @@ def backdate_models(home: Path, hours: float) -> int:
     conn = duckdb.connect(str(HomePaths(home).warehouse))
     try:
         micros = int(delta.total_seconds() * 1_000_000)
-        conn.execute("UPDATE model_registry SET trained_at = trained_at - to_microseconds(?::BIGINT)",
-                     [micros])
+        conn.execute("UPDATE model_registry SET trained_at = trained_at "
+                     "- to_microseconds(?::BIGINT)", [micros])
         conn.execute("UPDATE entity_index SET last_modeled_at = last_modeled_at "
                      "- to_microseconds(?::BIGINT)", [micros])
     finally:
@@ -108,9 +112,10 @@ def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entit
     the week when every due entity is retrained from scratch (incremental updates need a full
     retrain within the last 7 days), next to the typical day (the environment's mode, auto).
     """
-    home = work / f"bambam_home_daily_{rep}"
-    shutil.copytree(setup_home, home)  # the same D-1 state for every repetition
-    bambam = run_bambam(raw, home, day, selection=selection, fresh=False, name="daily", log=log)
+    daily_home = work / f"bambam_home_daily_{rep}"
+    shutil.copytree(setup_home, daily_home)  # the same D-1 state for every repetition
+    bambam = run_bambam(raw, daily_home, day, selection=selection, fresh=False, name="daily",
+                        log=log)
     b = _bambam_figures(bambam)
     log(f"bambam daily: {b['wall']:.1f}s wall, training step "
         f"{b['training_step'] or 0:.1f}s, {len(b['retrained'])} entities retrained")
@@ -126,8 +131,17 @@ def one_repetition(raw: Path, setup_home: Path, work: Path, day: date, new_entit
             f"{full['training_step'] or 0:.1f}s")
     if skip_legacy or not new_entities:
         return out
-    chosen = sample_entities(new_entities, legacy_sample)
-    legacy = run_legacy(raw, chosen, day, entities_total=len(new_entities), log=log)
+    # the legacy's state as its ETL left it after day D (not timed): its clean fact tables and
+    # index, from the home Bambam's daily run just updated (the same observations)
+    setup = prepare_legacy(daily_home, work / f"legacy_base_{rep}", day, log=log)
+    new = set(new_entities)
+    due = [e for e in setup.selected if e in new]  # >= 500 targets and new rows
+    out["legacy_setup"] = setup.summary() | {"due": len(due)}
+    if not due:
+        log("legacy: no entity with new rows has >= 500 targets: nothing to retrain")
+        return out
+    chosen = sample_entities(due, legacy_sample)
+    legacy = run_legacy(setup.base, chosen, day, entities_total=len(due), log=log)
     out["legacy"] = {
         "wall": legacy.wall, "wall_estimated_all_entities": legacy.wall_estimated,
         "entities_run": len(legacy.records) + len(legacy.failures),
@@ -157,7 +171,8 @@ def _robust(legacy) -> dict:
         return {"median_entity_wall": None, "contention_outliers": {},
                 "wall_robust_all_entities": None}
     median = statistics.median(walls)
-    outliers = {c: r["wall"] for c, r in legacy.records.items() if r["wall"] > OUTLIER_FACTOR * median}
+    outliers = {c: r["wall"] for c, r in legacy.records.items()
+                if r["wall"] > OUTLIER_FACTOR * median}
     robust = legacy.wall - sum(outliers.values()) + len(outliers) * median
     n_run = len(legacy.records) + len(legacy.failures)
     return {"median_entity_wall": median, "contention_outliers": outliers,
@@ -176,7 +191,8 @@ def run_daily(w: Workload, preset: str, work: Path, legacy_sample: int | None, r
     """The whole daily benchmark; returns the report (also written to bench/out)."""
     day = w.end
     report: dict = {"mode": "daily", "started_at": stamp, "preset": preset,
-                    "workload": asdict(w) | {"start": w.start.isoformat(), "end": w.end.isoformat()},
+                    "workload": asdict(w) | {"start": w.start.isoformat(),
+                                             "end": w.end.isoformat()},
                     "day": day.isoformat(), "history_as_of": (day - timedelta(days=1)).isoformat(),
                     "selection": selection, "legacy_sample": legacy_sample, "repeat": repeat,
                     "workdir": str(work), "backdate_hours": backdate_hours}
@@ -234,8 +250,10 @@ def summarize(reps: list[dict]) -> dict:
         "bambam_training_step": med(lambda r: r["bambam"]["training_step"]),
         "bambam_retrained": med(lambda r: len(r["bambam"]["retrained"])),
         "legacy_wall": med(lambda r: (r.get("legacy") or {}).get("wall_estimated_all_entities")),
-        "legacy_median_entity_wall": med(lambda r: (r.get("legacy") or {}).get("median_entity_wall")),
-        "legacy_wall_robust": med(lambda r: (r.get("legacy") or {}).get("wall_robust_all_entities")),
+        "legacy_median_entity_wall": med(
+            lambda r: (r.get("legacy") or {}).get("median_entity_wall")),
+        "legacy_wall_robust": med(
+            lambda r: (r.get("legacy") or {}).get("wall_robust_all_entities")),
         "legacy_contention_outliers": med(
             lambda r: len((r.get("legacy") or {}).get("contention_outliers") or {})
             if "legacy" in r else None),
@@ -269,10 +287,12 @@ def print_daily(report: dict, echo=print) -> None:
     b = rep["bambam"]
     n = len(report["repetitions"])
     echo("=" * 72)
-    echo(f"daily run benchmark, day {report['day']} ({'median of ' + str(n) + ' runs' if n > 1 else '1 run'}; "
+    runs = f"median of {n} runs" if n > 1 else "1 run"
+    echo(f"daily run benchmark, day {report['day']} ({runs}; "
          f"preset {report['preset']}, selection {report['selection']})")
     echo(f"entities {report['entities']}; with new rows on day D: "
-         f"{len(report['entities_with_new_rows'])}; raw files changed: {len(report['changed_files'])}")
+         f"{len(report['entities_with_new_rows'])}; raw files changed: "
+         f"{len(report['changed_files'])}")
     by_tier: dict[str, int] = {}
     for e in b["retrained"].values():
         by_tier[e["tier"]] = by_tier.get(e["tier"], 0) + 1

@@ -1,8 +1,13 @@
 """The whole graph at the real entity count: 14 parks x 121 entities = 1,694, N years of history.
 
-    python -m bench.full_bench --years 1                      # first run, no-op, daily, full retrain
+    python -m bench.full_bench --years 1                # first run, no-op, daily, full retrain
     python -m bench.full_bench --years 3 --phases first
     python -m bench.full_bench --years 1 --entities-per-park 20 --months 3   # a quick smoke size
+    python -m bench.full_bench --years 1 --legacy-sample 20     # and the legacy's daily run and
+                                                                # full retrain (sampled)
+    python -m bench.full_bench --years 1 --work W --legacy-sample 20 \
+        --bambam-report bench/out/full_14x121_1y_STAMP.json    # the legacy side alone, on the
+                                                                # home a --keep-home run left in W
 
 Phases, each one `bambam run` in a fresh process (bench.bambam_side) with every asset selected,
 all on one home so that each starts from the state the one before left:
@@ -20,6 +25,13 @@ For each phase: wall time, CPU seconds of the process tree (the run and its pool
 peak memory of the process tree (RSS summed over the run and all its descendants, sampled every
 0.25 s), peak size of the home on disk (warehouse, DuckDB temp files, models, curves, Dagster
 instance; sampled every second), and each Dagster step's duration from the run's event log.
+
+With `--legacy-sample N` (default 0: skipped), after the phases: the legacy's daily run as of D
+(training of the entities with new rows and >= 500 targets, forecast of every entity of its
+index) and its counterpart of the weekly full retrain (training of every entity with >= 500
+targets), each timed on N entities and extrapolated (bench.legacy_full), on the clean fact
+tables written from the home's warehouse (bench.legacy_base, not timed); the ratios legacy /
+Bambam against the `daily` and `full` phases go to report["legacy"] and the table.
 
 Results go to bench/out/full_{size}_{stamp}.json and a table on stdout. The workload is
 generated once per size under --work and reused.
@@ -42,7 +54,7 @@ import psutil
 
 from bench.bambam_side import run_bambam
 from bench.daily_bench import backdate_models
-from bench.new_day import land, split_history
+from bench.new_day import land, new_rows, split_history
 from bench.report import OUT_DIR
 from bench.workloads import ALL_PARKS
 
@@ -182,7 +194,35 @@ def prepare(size: Size, work: Path, log=print) -> tuple[Path, Path, date]:
     shutil.rmtree(raw, ignore_errors=True)
     new_day = split_history(full, raw, size.end)
     (work / f"changed_{size.name}.json").write_text(json.dumps(new_day.changed))
+    (work / f"new_rows_{size.name}.json").write_text(json.dumps(new_day.new_rows))
     return full, raw, size.end
+
+
+def _new_rows(size: Size, work: Path, day: date) -> dict[str, int]:
+    """Entity -> raw lines dated D or later (saved by `prepare`; recomputed from the changed
+    files for a work folder prepared before it saved them)."""
+    saved = work / f"new_rows_{size.name}.json"
+    if saved.exists():
+        return json.loads(saved.read_text())
+    changed = json.loads((work / f"changed_{size.name}.json").read_text())
+    return new_rows(work / f"raw_full_{size.name}", changed, day)
+
+
+def run_legacy_side(report: dict, size: Size, work: Path, home: Path, day: date, sample: int,
+                    max_slots: int | None) -> None:
+    """`--legacy-sample N`: the legacy's daily run and full retrain as of D on the home's
+    observations (bench.legacy_full), into report["legacy"]."""
+    from bench.legacy_forecast import MAX_SLOTS
+    from bench.legacy_full import legacy_comparison
+
+    walls = {p["phase"]: p for p in report["phases"] if p["phase"] in ("daily", "full")}
+    if not walls:
+        raise SystemExit("--legacy-sample needs the daily or full phase (the home as of D)")
+    t0 = time.perf_counter()
+    report["legacy"] = legacy_comparison(home, work / f"legacy_{size.name}", day,
+                                         _new_rows(size, work, day), sample, walls,
+                                         max_slots=max_slots or MAX_SLOTS)
+    report["legacy"]["seconds"] = round(time.perf_counter() - t0, 1)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -193,15 +233,28 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--phases", default=",".join(PHASES))
     ap.add_argument("--work", type=Path, default=Path("/tmp/bambam_full_bench"))
     ap.add_argument("--keep-home", action="store_true")
+    ap.add_argument("--legacy-sample", type=int, default=0,
+                    help="after the phases, time the legacy's daily run and full retrain on N "
+                    "entities a step and extrapolate (bench.legacy_full); 0 = skip")
+    ap.add_argument("--legacy-slots", type=int, default=None,
+                    help="slots run per entity by the legacy forecast (default: "
+                    "bench.legacy_forecast.MAX_SLOTS)")
+    ap.add_argument("--bambam-report", type=Path, default=None,
+                    help="with --legacy-sample: run no phase, take Bambam's figures from this "
+                    "earlier report and the legacy's observations from the kept home in --work")
     args = ap.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     unknown = sorted(set(phases) - set(PHASES))
     if unknown:
         ap.error(f"unknown phases {unknown}; known: {', '.join(PHASES)}")
     size = Size(args.years, args.entities_per_park, args.months)
+    home = args.work / f"home_{size.name}"
+    if args.bambam_report is not None:
+        if args.legacy_sample <= 0:
+            ap.error("--bambam-report needs --legacy-sample N")
+        return legacy_only(args, size, home)
     args.work.mkdir(parents=True, exist_ok=True)
     full, raw, day = prepare(size, args.work)
-    home = args.work / f"home_{size.name}"
     shutil.rmtree(home, ignore_errors=True)
     report: dict = {"size": size.name, "entities": len(ALL_PARKS) * size.entities_per_park,
                     "start": size.start.isoformat(), "day": day.isoformat(),
@@ -217,15 +270,37 @@ def main(argv: list[str] | None = None) -> dict:
         selection = "retrain-all" if phase == "full" else "all"
         report["phases"].append(run_phase(phase, raw, home, as_of, fresh, selection=selection))
         fresh = False
-    OUT_DIR.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d_%H%M%S")
-    out = OUT_DIR / f"full_{size.name}_{stamp}.json"
-    out.write_text(json.dumps(report, indent=1))
-    print_report(report)
-    print(f"written {out}")
+    if args.legacy_sample > 0:
+        run_legacy_side(report, size, args.work, home, day, args.legacy_sample,
+                        args.legacy_slots)
+    _write(report, size)
     if not args.keep_home:
         shutil.rmtree(home, ignore_errors=True)
     return report
+
+
+def legacy_only(args: argparse.Namespace, size: Size, home: Path) -> dict:
+    """--bambam-report: the legacy side alone on a kept home (`--keep-home` run), against the
+    Bambam figures of that run's report."""
+    if not home.is_dir():
+        raise SystemExit(f"no kept home at {home} (run full_bench with --keep-home first)")
+    report = json.loads(args.bambam_report.read_text())
+    if report.get("size") != size.name:
+        raise SystemExit(f"{args.bambam_report} is size {report.get('size')}, not {size.name}")
+    report["bambam_report"] = str(args.bambam_report)
+    run_legacy_side(report, size, args.work, home, date.fromisoformat(report["day"]),
+                    args.legacy_sample, args.legacy_slots)
+    _write(report, size)
+    return report
+
+
+def _write(report: dict, size: Size) -> None:
+    OUT_DIR.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    out = OUT_DIR / f"full_{size.name}_{stamp}.json"
+    out.write_text(json.dumps(report, indent=1, default=str))
+    print_report(report)
+    print(f"written {out}")
 
 
 def print_report(report: dict, echo=print) -> None:
@@ -236,6 +311,10 @@ def print_report(report: dict, echo=print) -> None:
         steps = ", ".join(f"{k} {v:.0f}s" for k, v in p["steps"].items() if v >= 1)
         echo(f"{p['phase']:8} {p['wall']:8.1f} {p['cpu_seconds']:8.0f} {p['peak_rss_gb']:12.2f} "
              f"{p['peak_home_gb']:13.2f}  {steps}")
+    if report.get("legacy"):
+        from bench.legacy_full import print_legacy
+
+        print_legacy(report["legacy"], {p["phase"]: p for p in report["phases"]}, echo=echo)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def requests_for(entity: str, n: int, rng: np.random.Generator) -> list[dict]:
     start = np.datetime64("2024-03-15T13:00:00")
     return [{"entity_code": entity, "posted": int(p),
              "observed_at": f"{start + np.timedelta64(int(m), 'm')}Z"}
-            for m, p in zip(minutes, posted)]
+            for m, p in zip(minutes, posted, strict=True)]
 
 
 def run_client(url: str, bodies: list[dict], deadline: float, out: list[float],

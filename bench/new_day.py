@@ -63,6 +63,40 @@ def _line_dates(body: pd.Series, kind: str) -> tuple[pd.Series, pd.Series]:
     return cols[1].str.strip().str[:10], cols[0].str.strip().str.upper()
 
 
+def _new_lines(src: Path, kind: str, cutoff: str
+               ) -> tuple[list[str], pd.Series, pd.Series, pd.Series]:
+    """(header, body lines, mask of lines dated `cutoff` or later, entity code of each line)."""
+    lines = src.read_text().splitlines()
+    header, body = lines[:1], pd.Series(lines[1:], dtype="object")
+    dates, codes = _line_dates(body, kind)
+    # unparseable or impossible dates (deliberately bad rows such as month 13) stay in the
+    # history: they are old junk. Compared as dates, not strings: "2025-13-16" >= "2025-12-31"
+    # as text, which used to mark 51 untouched monthly files as changed on day D.
+    parsed = pd.to_datetime(dates.where(dates.str.match(_DATE)), format="%Y-%m-%d",
+                            errors="coerce")
+    new = parsed.notna() & (parsed >= pd.Timestamp(cutoff))
+    if kind == "public":  # the entity is the file name
+        codes = pd.Series(src.stem.upper(), index=body.index)
+    return header, body, new, codes
+
+
+def _count(codes: pd.Series, counts: dict[str, int]) -> None:
+    for code, n in codes.value_counts().items():  # a loop over entities of one file
+        counts[code] = counts.get(code, 0) + int(n)
+
+
+def new_rows(full: Path, changed: list[str], day: date) -> dict[str, int]:
+    """Entity code -> raw lines dated `day` or later, read from the changed files only: the
+    `new_rows` of `split_history`, for a split made earlier (e.g. by bench.full_bench)."""
+    counts: dict[str, int] = {}
+    for rel in changed:  # a loop over files
+        kind = _kind(Path(rel))
+        if kind is not None:
+            _, _, new, codes = _new_lines(full / rel, kind, day.isoformat())
+            _count(codes[new], counts)
+    return dict(sorted(counts.items()))
+
+
 def split_history(full: Path, raw: Path, day: date) -> NewDay:
     """Write the raw source as of the end of day-1 into `raw`; returns what day D changes."""
     out = NewDay(day=day)
@@ -77,24 +111,13 @@ def split_history(full: Path, raw: Path, day: date) -> NewDay:
             _link_or_copy(src, dst)
             out.history_files += 1
             continue
-        lines = src.read_text().splitlines()
-        header, body = lines[:1], pd.Series(lines[1:], dtype="object")
-        dates, codes = _line_dates(body, kind)
-        # unparseable or impossible dates (deliberately bad rows such as month 13) stay in the
-        # history: they are old junk. Compared as dates, not strings: "2025-13-16" >= "2025-12-31"
-        # as text, which used to mark 51 untouched monthly files as changed on day D.
-        parsed = pd.to_datetime(dates.where(dates.str.match(_DATE)), format="%Y-%m-%d",
-                                errors="coerce")
-        new = parsed.notna() & (parsed >= pd.Timestamp(cutoff))
+        header, body, new, codes = _new_lines(src, kind, cutoff)
         if not new.any():
             _link_or_copy(src, dst)
             out.history_files += 1
             continue
         out.changed.append(str(rel))
-        if kind == "public":  # the entity is the file name
-            codes = pd.Series(src.stem.upper(), index=body.index)
-        for code, n in codes[new].value_counts().items():  # a loop over entities of one file
-            counts[code] = counts.get(code, 0) + int(n)
+        _count(codes[new], counts)
         kept = body[~new]
         if kept.empty:
             out.new_files.append(str(rel))

@@ -107,7 +107,8 @@ def headline(rep: dict[str, Any]) -> dict[str, float | None]:
     b = rep["bambam"]
     h: dict[str, float | None] = {
         "bambam_wall": b["wall"], "bambam_training_step": b["training_step"],
-        "bambam_steps_total": b["steps_total"], "bambam_before_run_pipeline": b["before_run_pipeline"],
+        "bambam_steps_total": b["steps_total"],
+        "bambam_before_run_pipeline": b["before_run_pipeline"],
         "bambam_run_pipeline": b["run_pipeline"],
         "dagster_overhead_share": b["dagster_overhead_share"],
         "dagster_overhead_share_in_run": b["dagster_overhead_share_in_run"],
@@ -116,7 +117,8 @@ def headline(rep: dict[str, Any]) -> dict[str, float | None]:
         h[f"entity_model_{phase}"] = secs
     if "legacy" in rep:
         lg = rep["legacy"]
-        h |= {"legacy_wall": lg["wall"], "legacy_wall_all_entities": lg["wall_estimated_all_entities"],
+        h |= {"legacy_wall": lg["wall"],
+              "legacy_wall_all_entities": lg["wall_estimated_all_entities"],
               "legacy_sum_load": lg["sum_load"], "legacy_sum_features": lg["sum_features"],
               "legacy_sum_train": lg["sum_train"],
               "legacy_sum_process_start_and_imports": lg["sum_process_start_and_imports"],
@@ -157,7 +159,8 @@ def print_report(s: dict[str, Any], n_reps: int, echo=print) -> None:
     echo("=" * 72)
     echo(f"training benchmark ({'median of ' + str(n_reps) + ' runs' if n_reps > 1 else '1 run'})")
     if s.get("legacy_wall") is not None:
-        est = "" if s["legacy_wall"] == s["legacy_wall_all_entities"] else " (extrapolated from sample)"
+        est = ("" if s["legacy_wall"] == s["legacy_wall_all_entities"]
+               else " (extrapolated from sample)")
         echo(f"legacy wall            {_f(s['legacy_wall_all_entities'])} s{est}")
         echo(f"  load {_f(s['legacy_sum_load'])} s, features {_f(s['legacy_sum_features'])} s, "
              f"train {_f(s['legacy_sum_train'])} s, process start+imports "

@@ -6,9 +6,11 @@
     python -m bench.train_bench --preset legacy-full --legacy-sample 20   # hours: see README
     python -m bench.train_bench --mode daily          # the daily-run benchmark (bench.daily_bench)
 
-One run: generate the workload (bench.workloads), then (a) the legacy way, one fresh
-`python -m bench.legacy_train` process per entity, sequentially (bench.legacy_side), and (b)
-Bambam, a fresh BAMBAM_HOME and `run_pipeline` (bench.bambam_side). Prints wall times, their
+One run: generate the workload (bench.workloads), then (b) Bambam, a fresh BAMBAM_HOME and
+`run_pipeline` (bench.bambam_side), and (a) the legacy way: its clean fact tables written from
+that home (bench.legacy_base, not timed), then one fresh `python -m bench.legacy_train` process
+per entity the legacy batch selects (>= 500 targets, bench.legacy_index), sequentially
+(bench.legacy_side). Prints wall times, their
 ratio, mean test MAE of both over the same entities, and Dagster's overhead; writes
 bench/out/train_bench_{ts}.json. The pieces (generate_workload, run_legacy, run_bambam, compare)
 live in those modules so that other modes (bench.daily_bench) reuse them without importing this
@@ -27,7 +29,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from bench.bambam_side import run_bambam
-from bench.legacy_side import run_legacy
+from bench.legacy_side import prepare_legacy, run_legacy
 from bench.report import OUT_DIR, compare, print_report, summarize
 from bench.workloads import (
     DAILY_PRESETS,
@@ -39,7 +41,7 @@ from bench.workloads import (
 )
 
 
-def one_repetition(raw: Path, work: Path, w: Workload, entities: list[str], legacy_sample: int | None,
+def one_repetition(raw: Path, work: Path, w: Workload, legacy_sample: int | None,
                    skip_legacy: bool, profile: bool, rep: int, log=print) -> dict:
     home = work / f"bambam_home_{rep}"
     prof = OUT_DIR / f"bambam_profile_{rep}.prof" if profile else None
@@ -48,13 +50,18 @@ def one_repetition(raw: Path, work: Path, w: Workload, entities: list[str], lega
         f"{bambam.child['steps'].get('entity_model', float('nan')):.1f}s)")
     legacy = None
     if not skip_legacy:
-        chosen = sample_entities(entities, legacy_sample)
-        legacy = run_legacy(raw, chosen, w.end, entities_total=len(entities), log=log)
+        # the legacy's clean fact tables and index from the home Bambam just built (not timed);
+        # its batch trains only the entities with >= 500 targets (the index query)
+        setup = prepare_legacy(home, work / f"legacy_base_{rep}", w.end, log=log)
+        chosen = sample_entities(setup.selected, legacy_sample)
+        legacy = run_legacy(setup.base, chosen, w.end, entities_total=len(setup.selected),
+                            log=log)
     return compare(legacy, bambam)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.train_bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.train_bench",
+                                 description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=("train", "daily"), default="train",
                     help="train: full training, legacy vs Bambam (issue 4); daily: one new day, "
                     "the legacy daily run vs Bambam's smart daily run (issue 5)")
@@ -83,7 +90,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="daily mode: also time Bambam's weekly full-retrain day "
                     "(BAMBAM_TRAIN_MODE=full) next to the typical day")
     ap.add_argument("--raw", type=Path, help="reuse an existing workload folder (no generation; "
-                    "daily mode: a workload generated over [start, D], cut here into history + day D)")
+                    "daily mode: a workload generated over [start, D], cut here into history + "
+                    "day D)")
     ap.add_argument("--workdir", type=Path, help="scratch folder (default: a new temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--profile-bambam", action="store_true",
@@ -109,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     report: dict = {"started_at": stamp, "preset": args.preset,
-                    "workload": asdict(w) | {"start": w.start.isoformat(), "end": w.end.isoformat()},
+                    "workload": asdict(w) | {"start": w.start.isoformat(),
+                                             "end": w.end.isoformat()},
                     "legacy_sample": legacy_sample, "repeat": args.repeat, "workdir": str(work),
                     "python": sys.version.split()[0]}
     try:
@@ -122,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         reps = []
         for rep in range(1, args.repeat + 1):
             print(f"--- repetition {rep} of {args.repeat}")
-            reps.append(one_repetition(raw, work, w, entities, legacy_sample, args.skip_legacy,
+            reps.append(one_repetition(raw, work, w, legacy_sample, args.skip_legacy,
                                        args.profile_bambam, rep))
         report["repetitions"] = reps
         report["summary"] = summarize(reps)
