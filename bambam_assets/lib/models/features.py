@@ -24,6 +24,8 @@ from bambam_assets.lib.core.warehouse import step
 
 # Categorical features (text here; training label-encodes them with stored mappings).
 CATEGORICAL_FEATURES: list[str] = ["date_group_id", "season", "season_year"]
+# Entities whose training rows are read in one query (about one park's rides)
+TRAINING_READ_ENTITIES = 128
 
 FEATURES_WITHOUT_POSTED: list[str] = [
     "mins_since_6am", "local_hour", "day_of_week", "month",
@@ -202,7 +204,7 @@ def build_training_frame(
     conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str], as_of: date,
     tail_entities: Sequence[str] = (), tail_rows: int | None = None,
 ) -> pd.DataFrame:
-    """Training rows of the given entities, in one query.
+    """Training rows of the given entities (one query per TRAINING_READ_ENTITIES of them).
 
     Grain: one row per TARGET observation (ACTUAL for STANDBY entities, PRIORITY without 8888 for
     PRIORITY entities) with park_date <= as_of, ordered by entity_code, observed_at. Columns:
@@ -225,14 +227,37 @@ def build_training_frame(
     LEFT JOIN (SELECT * FROM rolling WHERE is_point) r USING (entity_code, observed_at)
     ORDER BY t.entity_code, t.observed_at, t.y
     """
-    params = {
-        **_params(entity_codes, as_of, tail_entities, tail_rows),
-        "posted": POSTED,
-        "match_secs": POSTED_MATCH_MINUTES * 60,
-        "half_life": float(RECENCY_HALF_LIFE_DAYS),
-    }
-    with step(conn, f"training features ({len(entity_codes)} entities)"):
-        return conn.execute(sql, params).df()
+    codes = sorted(set(entity_codes))
+    parts = []
+    # in batches of entities: DuckDB's memory for the POSTED joins and windows grows with the
+    # batch, not with the estate (measured at 1,694 entities x 1 year: 8.8 GB peak RSS in one
+    # query); sorted batches keep the frame's order
+    for i in range(0, max(len(codes), 1), TRAINING_READ_ENTITIES):
+        batch = codes[i:i + TRAINING_READ_ENTITIES]
+        params = {
+            **_params(batch, as_of, tail_entities, tail_rows),
+            "posted": POSTED,
+            "match_secs": POSTED_MATCH_MINUTES * 60,
+            "half_life": float(RECENCY_HALF_LIFE_DAYS),
+        }
+        with step(conn, f"training features ({len(batch)} of {len(codes)} entities)"):
+            parts.append(compact_strings(conn.execute(sql, params).df()))
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, ignore_index=True)
+
+
+def compact_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its text columns as Arrow-backed strings (in place, column by column).
+
+    Why: a Python str object per cell costs ~60 bytes; the full-scale training read (4.3 M rows,
+    six text columns) held 1.5 GB of them, kept while the pool trains. Arrow strings hold the
+    same values (missing as <NA>) in a few bytes per cell and compare, group and encode alike.
+    """
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].astype("string[pyarrow]")
+    return frame
 
 
 def target_counts(conn: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
