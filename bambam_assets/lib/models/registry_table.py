@@ -59,7 +59,9 @@ def registry_rows(models_root: Path, outcomes: Iterable[SaveOutcome]) -> pd.Data
         )
         records.append(row)
     df = pd.DataFrame.from_records(records, columns=list(REGISTRY_COLUMNS))
-    df["trained_at"] = pd.to_datetime(df["trained_at"], utc=True)
+    # ISO 8601 per value: isoformat() drops the fraction of a time saved on a whole second, so
+    # a format inferred from the first value can reject the others
+    df["trained_at"] = pd.to_datetime(df["trained_at"], utc=True, format="ISO8601")
     for col in ("version", "best_iteration", "rows", "target_count"):
         df[col] = df[col].astype("Int64")
     for col in ("holdout_mae", "mae", "rmse", "mape", "r2", "naive_mae", "seconds"):

@@ -29,6 +29,9 @@ EXEMPTIONS: dict[tuple[str, str], str] = {
         "the benchmark's child `bambam run` gets a copy of the environment pointing at its home",
     ("bench/live_bench.py", "copy"):
         "the benchmark's API server child gets a copy of the environment ({**os.environ, ...})",
+    ("bench/responsiveness_bench.py", "copy"):
+        "the benchmark's dashboard and API server children get a copy of the environment "
+        "pointing at the measured home",
 }
 ENV_ATTRS = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
