@@ -196,13 +196,19 @@ class ChunkInputs:
     series: pd.DataFrame  # entity_code, kind (target|posted|closed), us, v; sorted by us
 
     def of(self, code: str) -> EntityInputs:
-        """One entity's part (the frames a worker needs for it)."""
-        days = self.days[self.days["entity_code"] == code]
+        """One entity's part (the frames a worker needs for it). The chunk's frames are grouped
+        once (first call), not filtered again for every entity."""
+        if not hasattr(self, "_groups"):
+            self._groups = (dict(tuple(self.days.groupby("entity_code", sort=False))),
+                            dict(tuple(self.series.groupby(["entity_code", "kind"],
+                                                           sort=False))))
+        days_of, series_of = self._groups
+        days = days_of.get(code, self.days.iloc[0:0])
         feats = self.features.merge(days[["park_code", "park_date"]],
                                     on=["park_code", "park_date"])
-        ser = self.series[self.series["entity_code"] == code]
         return EntityInputs(code, feats.sort_values("slot_us", kind="stable"),
-                            *(ser[ser["kind"] == k] for k in ("target", "posted", "closed")))
+                            *(series_of.get((code, k), self.series.iloc[0:0])
+                              for k in ("target", "posted", "closed")))
 
 
 @dataclass
