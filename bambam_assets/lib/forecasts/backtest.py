@@ -37,7 +37,7 @@ standby AS (SELECT entity_code FROM dim_entity WHERE queue_type = 'STANDBY'),
 obs AS (
     SELECT o.entity_code, o.park_code, o.park_date, o.observed_at, o.wait_time_type AS kind,
            CAST(o.wait_time_minutes AS DOUBLE) AS y, isodow(o.park_date) AS dow,
-           {_LOCAL_HALF_HOUR} AS half_hour,
+           {_LOCAL_HALF_HOUR} AS half_hour, hour(timezone(p.tz, o.observed_at)) AS local_hour,
            to_timestamp(round(epoch(o.observed_at) / 300) * 300) AS slot_start
     FROM fct_wait_times o JOIN parks p USING (park_code)
     WHERE o.wait_time_minutes IS NOT NULL AND o.park_date <= $last
@@ -63,7 +63,7 @@ SELECT o.entity_code, o.park_code, o.park_date, o.observed_at, o.kind, o.y,
        coalesce(n.naive, ne.naive) AS naive,
        coalesce(n.naive_p10, ne.naive_p10) AS naive_p10,
        coalesce(n.naive_p90, ne.naive_p90) AS naive_p90,
-       f.slot_start IS NOT NULL AS has_slot
+       f.slot_start IS NOT NULL AS has_slot, o.local_hour
 FROM obs o
 LEFT JOIN fc f ON f.entity_code = o.entity_code AND f.slot_start = o.slot_start
 LEFT JOIN naive n ON n.entity_code = o.entity_code AND n.kind = o.kind AND n.dow = o.dow
@@ -80,7 +80,8 @@ def scored_observations(conn: duckdb.DuckDBPyConnection, home: Path, as_of: date
 
     Grain: one row per observed ACTUAL (STANDBY entities) or POSTED with as_of < park_date <=
     as_of + days. Columns entity_code, park_code, park_date, observed_at, kind, y, pred, p10,
-    p90 (ACTUAL only), naive, naive_p10, naive_p90, has_slot.
+    p90 (ACTUAL only), naive, naive_p10, naive_p90, has_slot, local_hour (0-23 on the park's
+    wall clock).
     """
     if not curve_files.has_files(home, curve_files.FORECASTS_DIR):
         raise FileNotFoundError(f"no forecast files under {home}: the forecast did not run")
