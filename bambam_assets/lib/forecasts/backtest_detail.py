@@ -87,9 +87,9 @@ def kind_summary(rows: pd.DataFrame) -> dict:
         "coverage": float(rows["covered"].mean()) if n else None,
         "mae": mae, "naive_mae": naive_mae, "gain_pct": _gain(mae, naive_mae),
         "bias": _mean(ok["filled"] - ok["y"]), "naive_bias": _mean(ok["naive"] - ok["y"]),
-        "n_covered_scored": len(cov),
-        "mae_covered": mae_cov, "naive_mae_covered": naive_cov,
-        "gain_covered_pct": _gain(mae_cov, naive_cov), "bias_covered": _mean(cov["pred"] - cov["y"]),
+        "n_covered_scored": len(cov), "mae_covered": mae_cov, "naive_mae_covered": naive_cov,
+        "gain_covered_pct": _gain(mae_cov, naive_cov),
+        "bias_covered": _mean(cov["pred"] - cov["y"]),
     }
 
 
