@@ -20,16 +20,23 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from bambam_assets.lib.core import schema
+from bambam_assets.lib.core.warehouse import writer_memory_bytes
 from bambam_assets.lib.ingest.append import FileVersion, inspect_version, previous_versions
 from bambam_assets.lib.ingest.formats import WAIT_TIME_FORMATS, RawFormat, detect_format
 from bambam_assets.lib.ingest.parsing.wait_files import parse_wait_files, read_qt_mapping
 from bambam_assets.lib.ingest.raw_source import RawFile, RawSource
+from bambam_assets.lib.models.worker_pool import run_pool, worker_count
 
 # Files parsed together (by size on disk): bounds the parse peak (~2 GB for 96 MB of CSV,
 # measured at full scale) while keeping each pass vectorized over millions of rows.
 BATCH_ROWS_TARGET_BYTES = 96 * 2**20
+# RAM one parse worker may take: the ~2 GB parse peak of a full batch plus the interpreter.
+PARSE_PEAK_BYTES = int(2.5 * 2**30)
 
 
 @dataclass
@@ -197,40 +204,94 @@ def _read_wait_files(conn, source, listed, todo, cache_dir, classified, manifest
     known_before = {c for (c,) in conn.execute("SELECT entity_code FROM entity_index").fetchall()}
     touched: set[str] = set()
     done = 0
-    for batch in _batches(classified):
-        result = parse_wait_files([(w.f.key, w.parse_path, w.fmt) for w in batch],
-                                  qt_mapping=mapping)
-        stats = result.files.set_index("source_file")
-        ok_files = [w for w in batch if pd.isna(stats.at[w.f.key, "error"])]
-        rejected = _whole_file_lines(result.rejected, batch)
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            added = _insert_facts(conn, result.facts)
-            _replace_rejected(conn, ok_files, rejected)
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
-        report.rows_added += added
-        report.rows_read += int(stats["rows_read"].sum())
-        report.rows_already_present += len(result.facts) - added
-        report.rows_rejected += len(rejected)
-        _count_into(report.rejected_by_reason, rejected["reason"])
-        _count_into(report.rows_by_type, result.facts["wait_time_type"])
-        touched.update(result.facts["entity_code"].unique().tolist())
-        for w in batch:
-            err = stats.at[w.f.key, "error"]
-            if pd.isna(err):
-                manifest_rows.append(_processed_row(w, stats))
-                report.files_read += 1
-                report.files_appended += w.version.append is not None
-            else:
-                manifest_rows.append(_manifest_row(w.f, w.fmt, "failed", str(err)))
-                report.failed_files[w.f.key] = str(err)
-        done += len(batch)
-        if progress:
-            progress(done, len(classified))
+    batches = list(_batches(classified))
+    tasks = [(i, [(w.f.key, w.parse_path, w.fmt) for w in b], mapping)
+             for i, b in enumerate(batches)]
+    parsed: dict[int, ParsedBatch] = {}
+    next_batch = 0
+
+    def on_parsed(task, result: ParsedBatch | None, exc: BaseException | None) -> None:
+        # Batches commit in list order whatever order the workers finish in, so which file's
+        # source_file a fact held by two files keeps never depends on timing.
+        nonlocal next_batch, done
+        if exc is not None:
+            raise exc
+        parsed[task[0]] = result
+        while next_batch in parsed:
+            done += _commit_batch(conn, batches[next_batch], parsed.pop(next_batch), report,
+                                  manifest_rows, touched)
+            next_batch += 1
+            if progress:
+                progress(done, len(classified))
+
+    run_pool(parse_batch, tasks, parse_workers(len(batches)), on_parsed)
     return touched, known_before
+
+
+def parse_workers(n_batches: int) -> int:
+    """Processes parsing batches while the parent inserts: one per CPU as RAM allows (each
+    parse peaks near PARSE_PEAK_BYTES), in-process for a single batch (a daily run) since a
+    worker costs about a second to start."""
+    if n_batches < 2:
+        return 1
+    cpus = psutil.cpu_count(logical=True) or 1
+    available = max(0, psutil.virtual_memory().available - writer_memory_bytes())
+    return worker_count(min(cpus, n_batches), available, PARSE_PEAK_BYTES)
+
+
+@dataclass
+class ParsedBatch:
+    """One batch's parse as it travels from a worker: the facts as an Arrow table (its buffers
+    pickle in bulk, where a frame's Python strings would pickle one by one), the small tables
+    as frames."""
+
+    facts: pa.Table
+    rejected: pd.DataFrame
+    files: pd.DataFrame
+
+
+def parse_batch(task: tuple[int, list[tuple[str, Path, RawFormat]], pd.DataFrame | None]
+                ) -> ParsedBatch:
+    """Worker entry point: parse one batch of files (no warehouse access)."""
+    _, files, mapping = task
+    result = parse_wait_files(files, qt_mapping=mapping)
+    facts = pa.Table.from_pandas(result.facts[list(schema.FACT_COLUMNS)], preserve_index=False)
+    return ParsedBatch(facts, result.rejected, result.files)
+
+
+def _commit_batch(conn, batch: Sequence[_WaitFile], result: ParsedBatch, report: IngestReport,
+                  manifest_rows: list[dict], touched: set[str]) -> int:
+    """Insert one parsed batch's facts and rejected rows in one transaction; count them in the
+    report and queue its files' manifest rows. Returns the batch's file count."""
+    stats = result.files.set_index("source_file")
+    ok_files = [w for w in batch if pd.isna(stats.at[w.f.key, "error"])]
+    rejected = _whole_file_lines(result.rejected, batch)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        added = _insert_facts(conn, result.facts)
+        _replace_rejected(conn, ok_files, rejected)
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    facts = result.facts
+    report.rows_added += added
+    report.rows_read += int(stats["rows_read"].sum())
+    report.rows_already_present += facts.num_rows - added
+    report.rows_rejected += len(rejected)
+    _count_into(report.rejected_by_reason, rejected["reason"])
+    _count_into(report.rows_by_type, facts.column("wait_time_type").to_pandas())
+    touched.update(pc.unique(facts.column("entity_code")).to_pylist())
+    for w in batch:
+        err = stats.at[w.f.key, "error"]
+        if pd.isna(err):
+            manifest_rows.append(_processed_row(w, stats))
+            report.files_read += 1
+            report.files_appended += w.version.append is not None
+        else:
+            manifest_rows.append(_manifest_row(w.f, w.fmt, "failed", str(err)))
+            report.failed_files[w.f.key] = str(err)
+    return len(batch)
 
 
 def _processed_row(w: _WaitFile, stats: pd.DataFrame) -> dict:
@@ -293,12 +354,12 @@ def _manifest_row(f: RawFile, fmt: RawFormat | None, status: str, error: str | N
     }
 
 
-def _insert_facts(conn: duckdb.DuckDBPyConnection, facts: pd.DataFrame) -> int:
+def _insert_facts(conn: duckdb.DuckDBPyConnection, facts: pa.Table) -> int:
     """Insert rows whose fact key is not in the table yet; returns the number inserted."""
-    if facts.empty:
+    if facts.num_rows == 0:
         return 0
     before = conn.execute("SELECT count(*) FROM fct_wait_times").fetchall()[0][0]
-    conn.register("new_facts", facts[list(schema.FACT_COLUMNS)])
+    conn.register("new_facts", facts.select(list(schema.FACT_COLUMNS)))
     try:
         # Restricting the existing side to the batch's entities and dates lets DuckDB skip row
         # groups by their min/max, so the anti-join stays cheap as the table grows.

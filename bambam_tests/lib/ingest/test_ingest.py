@@ -183,3 +183,44 @@ def test_observed_at_instants_and_park_dates(tmp_path: Path) -> None:
         ("AK7", datetime(2024, 3, 2, 14, 58), "2024-03-02"),
         ("EP9", datetime(2024, 3, 2, 15, 0), "2024-03-02"),
     ]
+
+
+def _tables(conn: duckdb.DuckDBPyConnection) -> dict[str, list[tuple]]:
+    return {
+        "facts": counts(conn, "SELECT * FROM fct_wait_times ORDER BY ALL"),
+        "rejected": counts(conn, "SELECT source_file, line, reason, raw FROM fct_rejected_rows "
+                                 "ORDER BY ALL"),
+        "manifest": counts(conn, "SELECT source_key, status, rows_read, rows_rejected "
+                                 "FROM ingest_manifest ORDER BY ALL"),
+    }
+
+
+def test_batches_parsed_on_workers_land_as_one_in_process_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small batches parsed on two worker processes commit the same warehouse as one
+    batch parsed in-process: every fact once, a fact held by two files keeps the source_file
+    of the file listed first, rejected rows and manifest rows alike."""
+    from bambam_assets.lib.ingest import ingest as ingest_module
+
+    raw = tmp_path / "raw"
+    make_raw(raw)
+    # the same observation in a second property's file, listed after the first: batch order,
+    # not worker timing, decides whose source_file the fact keeps
+    write(raw, "export/wait_times/wdw/wdw_wait_times_2024_04.csv",
+          STANDBY.split("\n", 1)[0] + "\nMK101,2024-03-02 09:05:00,,22,9\n"
+          "MK101,2024-04-01 10:00:00,15,,9\n")
+    for i in range(6):
+        write(raw, f"public/EP{20 + i}.csv", PUBLIC.replace("45", str(40 + i)))
+    one = duckdb.connect(str(tmp_path / "one.duckdb"))
+    ingest(one, LocalRawSource(raw), tmp_path / "c1")
+
+    monkeypatch.setattr(ingest_module, "BATCH_ROWS_TARGET_BYTES", 1)  # one file per batch
+    monkeypatch.setattr(ingest_module, "parse_workers", lambda n: 2)
+    many = duckdb.connect(str(tmp_path / "many.duckdb"))
+    report = ingest(many, LocalRawSource(raw), tmp_path / "c2")
+
+    assert report.files_read == 10
+    assert _tables(many) == _tables(one)
+    kept = counts(many, "SELECT source_file FROM fct_wait_times "
+                        "WHERE observed_at = TIMESTAMPTZ '2024-03-02 14:05:00+00'")
+    assert kept == [("export/wait_times/wdw/wdw_wait_times_2024_03.csv",)]
