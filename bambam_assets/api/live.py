@@ -69,6 +69,24 @@ def _auth_dependency(creds: tuple[str, str] | None) -> Callable[..., None]:
     return check
 
 
+def _protected_docs(app: FastAPI) -> None:
+    """/openapi.json, /docs and /redoc as routes under the app's auth dependency."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - docs")
+
+    @app.get("/redoc", include_in_schema=False, response_class=HTMLResponse)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - ReDoc")
+
+
 def create_app(home: Path | None = None, engine: LiveEngine | None = None,
                user: str | None = None, password: str | None = None,
                live_ttl_s: float = 30.0) -> FastAPI:
@@ -77,9 +95,17 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
     creds = (user, password) if user and password else None
     if user is None and password is None:
         creds = web_auth.credentials()
+    # FastAPI serves its docs routes outside the app's dependencies: with credentials they are
+    # turned off and served again below as ordinary routes, behind the same check.
+    open_docs = creds is None
     app = FastAPI(title="Bambam live", version="1",
-                  dependencies=[Depends(_auth_dependency(creds))])
+                  dependencies=[Depends(_auth_dependency(creds))],
+                  docs_url="/docs" if open_docs else None,
+                  redoc_url="/redoc" if open_docs else None,
+                  openapi_url="/openapi.json" if open_docs else None)
     app.state.engine = engine
+    if not open_docs:
+        _protected_docs(app)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

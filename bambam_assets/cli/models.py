@@ -21,7 +21,10 @@ def format_status(evaluation: pd.DataFrame) -> str:
     if "evaluated_at" in shown:
         shown["evaluated_at"] = pd.to_datetime(shown["evaluated_at"], utc=True).dt.strftime(
             "%Y-%m-%d %H:%M")
-    return shown.fillna("-").to_string(index=False)
+    # object first: a nullable integer column (Int32, e.g. current_version of an entity never
+    # trained) refuses a "-" fill
+    shown = shown.astype(object)
+    return shown.where(shown.notna(), "-").to_string(index=False)
 
 
 @click.group("models")

@@ -15,13 +15,22 @@ import click
 @click.command("ui")
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--dash-port", default=8050, show_default=True, type=int, help="Dashboard port.")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="A loopback address: the Dagster webserver has no authentication.")
 def ui(port: int, dash_port: int, host: str) -> None:
     """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the dashboard."""
+    from bambam_assets import web_auth
     from bambam_assets.dashboard import start_in_thread
     from bambam_assets.instance import ensure_dagster_home
     from bambam_assets.lib.core import settings
 
+    if not web_auth.is_loopback(host):
+        # Anyone who reaches the Dagster webserver can launch runs and wipe assets; it has no
+        # login of its own, so it only ever listens on loopback.
+        raise click.UsageError(
+            f"refusing to serve the Dagster UI on {host}: the Dagster webserver has no "
+            "authentication. Bind a loopback address and expose it through a TLS-terminating "
+            "reverse proxy with authentication (README: \"Exposing the UI, dashboard and API\").")
     ensure_dagster_home()
     try:
         dash_server = start_in_thread(settings.home(), host, dash_port)

@@ -178,6 +178,22 @@ def test_basic_auth(live_home: Path) -> None:
         assert denied.status_code == 401 and denied.headers["www-authenticate"].startswith("Basic")
         assert client.get("/health", auth=("ops", "s3cret")).json()["ok"] is True
         assert client.get("/live/MK", auth=("ops", "s3cret")).status_code == 200
+        for path in ("/docs", "/redoc", "/openapi.json"):  # every route, the docs included
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, auth=("ops", "s3cret")).status_code == 200, path
+        spec = client.get("/openapi.json", auth=("ops", "s3cret")).json()
+        assert {"/live/{park}", "/predict", "/health"} <= set(spec["paths"])
+        assert "/docs" not in spec["paths"]
+
+
+def test_docs_open_without_credentials(live_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BAMBAM_DASH_USER", raising=False)
+    monkeypatch.delenv("BAMBAM_DASH_PASSWORD", raising=False)
+    app = create_app(engine=engine_for(live_home))  # localhost use: no credentials set
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
 
 
 @pytest.mark.parametrize("at", [
