@@ -44,6 +44,30 @@ def _all_assets() -> list[dg.AssetsDefinition]:
     return [a for a in graph.assets_defs if a.keys and a.is_executable]
 
 
+def expand_selection(selection: list[str], assets: list[dg.AssetsDefinition], log=print
+                     ) -> set[str]:
+    """The asset names to run for a user's `--select`: each name checked, and a name written by
+    a step that makes several assets at once (ingest writes fct_wait_times, fct_rejected_rows and
+    entity_index in one transaction) expanded to all of that step's assets, since Dagster cannot
+    run a part of such a step. Raises ValueError naming an unknown asset and the known ones."""
+    owner = {k.to_user_string(): a for a in assets for k in a.keys}
+    unknown = sorted(set(selection) - set(owner))
+    if unknown:
+        raise ValueError(f"unknown asset {', '.join(unknown)}; known assets: "
+                         f"{', '.join(sorted(owner))}")
+    wanted = set(selection)
+    for name in selection:
+        a = owner[name]
+        if len(a.keys) > 1 and not a.can_subset:
+            together = sorted(k.to_user_string() for k in a.keys)
+            added = sorted(set(together) - wanted)
+            if added:
+                log(f"{name} is written together with {', '.join(added)} (one step): "
+                    "running them all")
+            wanted |= set(together)
+    return wanted
+
+
 def _asset_job() -> dg.JobDefinition:
     # The implicit job over every asset, with the code location's resources bound.
     return defs.resolve_implicit_global_asset_job_def()
@@ -108,7 +132,7 @@ def run_pipeline(
     parted = {k for a in assets if a.partitions_def is not None for k in a.keys}
     plain = {k for a in assets if a.partitions_def is None for k in a.keys}
     downstream = dg.AssetSelection.assets(*parted).downstream().resolve(graph) if parted else set()
-    wanted = set(selection) if selection else None
+    wanted = expand_selection(selection, assets, log) if selection else None
 
     def chosen(keys: set[dg.AssetKey]) -> list[dg.AssetKey]:
         return sorted((k for k in keys if wanted is None or k.to_user_string() in wanted),

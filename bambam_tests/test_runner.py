@@ -78,3 +78,35 @@ def test_knobs_default_to_the_settings(monkeypatch) -> None:
         FORECAST_DAYS_TAG] == "2"
     monkeypatch.delenv("BAMBAM_FORECAST_DAYS")
     assert RunKnobs.from_settings().tags()[FORECAST_DAYS_TAG] == "730"
+
+
+def test_selecting_one_asset_of_a_step_runs_the_whole_step(bambam_home: Path,
+                                                           tmp_path: Path) -> None:
+    """`bambam run --select fct_wait_times`: the ingest step writes three assets in one
+    transaction and cannot be split, so the selection grows to all three instead of ending in
+    Dagster's DagsterInvalidSubsetError; an unknown name is refused in one line."""
+    import pytest
+    from click.testing import CliRunner
+
+    from bambam_assets.cli.run import run as run_command
+
+    raw = tmp_path / "raw"
+    demo_data.generate(raw, ["MK"], 1, date(2024, 5, 1), date(2024, 5, 7), seed=7, qt_days=0)
+    home = tmp_path / "home"
+    instance = instance_at(home)
+    said: list[str] = []
+    try:
+        summary = run_pipeline(instance, ["fct_wait_times"], log=said.append, home=home,
+                               raw_uri=str(raw), knobs=RunKnobs(as_of=date(2024, 5, 7)))
+        with pytest.raises(ValueError, match="unknown asset fct_waits; known assets: .*"):
+            run_pipeline(instance, ["fct_waits"], log=said.append, home=home, raw_uri=str(raw))
+    finally:
+        instance.dispose()
+    assert summary.success
+    assert {"fct_wait_times", "fct_rejected_rows", "entity_index"} <= set(summary.materialized)
+    assert "entity_model" not in summary.materialized
+    assert any(m.startswith("fct_wait_times is written together with") for m in said)
+    with duckdb.connect(str(HomePaths(home).warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM fct_wait_times").fetchone()[0] > 0
+    refused = CliRunner().invoke(run_command, ["--select", "nope"])
+    assert refused.exit_code == 2 and "unknown asset nope" in refused.output

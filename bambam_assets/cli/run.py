@@ -26,8 +26,11 @@ def run(select: tuple[str, ...], retrain_all: bool) -> None:
 
     instance = local_instance()
     with ProgressBars(settings.home()):
-        summary = run_pipeline(instance, list(select) or None, log=click.echo,
-                               retrain_all=retrain_all)
+        try:
+            summary = run_pipeline(instance, list(select) or None, log=click.echo,
+                                   retrain_all=retrain_all)
+        except ValueError as exc:  # an unknown --select name
+            raise click.UsageError(str(exc)) from exc
     print_summary(summary, echo=click.echo)
     if not summary.success:
         sys.exit(1)
