@@ -1,7 +1,10 @@
 """Progress of long steps (training, forecasting), for the dashboard and the terminal.
 
 A step writes `BAMBAM_HOME/status/progress.json` atomically as it goes; readers (the dashboard)
-never touch the warehouse to learn how far a run is, so they never block it.
+never touch the warehouse to learn how far a run is, so they never block it. Writers update it
+under a file lock (two steps of concurrent runs would otherwise lose each other's update), and
+each step records its writer's process id: a step left "running" by a process that is gone
+(kill -9, OOM, a power cut) reads back as "interrupted".
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
+from filelock import FileLock
+
 from bambam_assets.lib.core.paths import HomePaths
+
+LOCK_TIMEOUT_S = 30.0
 
 
 def progress_path(home: Path) -> Path:
@@ -31,7 +39,14 @@ def write_progress(
     """
     path = progress_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    current = read_progress(home) or {"steps": {}}
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+        _update(path, run_id=run_id, step=step, done=done, total=total, entity=entity,
+                started_at=started_at, failed=failed, state=state)
+
+
+def _update(path: Path, *, run_id: str, step: str, done: int, total: int, entity: str | None,
+            started_at: datetime | None, failed: int, state: str) -> None:
+    current = _load(path) or {"steps": {}}
     current["run_id"] = run_id
     now = datetime.now(UTC)
     previous = current["steps"].get(step, {})
@@ -42,6 +57,7 @@ def write_progress(
         "done": done, "total": total, "entity": entity, "failed": failed, "state": state,
         "started_at": (started_at or _parse(previous.get("started_at")) or now).isoformat(),
         "updated_at": now.isoformat(),
+        "pid": os.getpid(),
     }
     current["current_step"] = step
     current["updated_at"] = now.isoformat()
@@ -51,12 +67,30 @@ def write_progress(
     os.replace(tmp, path)
 
 
-def read_progress(home: Path) -> dict | None:
-    """The last progress document, or None when no step has reported yet."""
+def _load(path: Path) -> dict | None:
     try:
-        return json.loads(progress_path(home).read_text())
+        return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def read_progress(home: Path) -> dict | None:
+    """The last progress document, or None when no step has reported yet. A step whose state
+    is "running" but whose writer process no longer exists reads as "interrupted"."""
+    current = _load(progress_path(home))
+    for doc in (current or {}).get("steps", {}).values():
+        if doc.get("state") == "running" and not _alive(doc.get("pid")):
+            doc["state"] = "interrupted"
+    return current
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True  # written before pids were recorded: no way to tell
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _parse(value: str | None) -> datetime | None:
