@@ -25,12 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bambam_assets.lib.core import schema
+from bambam_assets.lib.core.process_pool import run_pool, worker_count
 from bambam_assets.lib.core.warehouse import writer_memory_bytes
 from bambam_assets.lib.ingest.append import FileVersion, inspect_version, previous_versions
 from bambam_assets.lib.ingest.formats import WAIT_TIME_FORMATS, RawFormat, detect_format
 from bambam_assets.lib.ingest.parsing.wait_files import parse_wait_files, read_qt_mapping
 from bambam_assets.lib.ingest.raw_source import RawFile, RawSource
-from bambam_assets.lib.models.worker_pool import run_pool, worker_count
 
 # Files parsed together (by size on disk): bounds the parse peak (~2 GB for 96 MB of CSV,
 # measured at full scale) while keeping each pass vectorized over millions of rows.
