@@ -199,7 +199,8 @@ WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
         dg.AssetSpec("park_wti", group_name=group_of("park_wti"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
                      freshness_policy=WTI_FRESHNESS,
-                     description="One row per (park, slot): mean ACTUAL over the park's open "
+                     description="One row per (park, slot) of the official hours (EMH and party-only "
+                     "slots left out): mean ACTUAL over the park's open "
                      "STANDBY entities (backfill, else forecast), n_entities, min, max."),
         dg.AssetSpec("park_wti_daily", group_name=group_of("park_wti_daily"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
@@ -218,7 +219,8 @@ def park_wti_tables(warehouse: WarehouseResource):
     current = wti.input_fingerprints(home, priority)
     with warehouse.reader() as conn:
         days = wti.dirty_days(conn, current)
-    slots, daily = wti.compute_wti(home, priority, days)
+        hours = wti.official_hours(conn)  # EMH and party-only slots stay out of the park WTI
+    slots, daily = wti.compute_wti(home, priority, days, hours)
     with warehouse.writer() as conn:
         wti.write_wti(conn, slots, daily, days, current)
         n_slots, n_days = (conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]

@@ -1,7 +1,8 @@
 """Historical ACTUAL curves per entity (the legacy backfill never ran: hours, file names broke).
 
 For every past park day on which the entity has facts (park_date <= as_of, optionally only the
-last `window_days`), every 5-minute slot within the park's hours (slots.py) gets, in this order:
+last `window_days`), every 5-minute slot within the park's hours, EMH mornings, EMH evenings and party nights
+included (slots.py), gets, in this order:
 
 1. `observed`: the nearest target observation (ACTUAL; PRIORITY without 8888 for a PRIORITY
    entity) within +-5 minutes of the slot;
@@ -122,12 +123,15 @@ JOIN (SELECT unnest($codes::VARCHAR[]) AS entity_code, unnest($days::DATE[]) AS 
 
 # Parquet metadata: {park_date: [fingerprint, version of the model that imputed it or null]}
 STATE_KEY = b"bambam.backfill_days"
+# Part of every day's fingerprint: bumped when the curve of a day changes for the same facts and
+# hours, so every stored day is recomputed once ("2": slots include EMH and party hours).
+BACKFILL_CODE_VERSION = "2"
 
 _DAY_STATE_SQL = """
 SELECT f.entity_code, f.park_date,
        hash(count(*), bit_xor(hash(f.observed_at, f.wait_time_type, f.wait_time_minutes)),
             any_value(hash(h.opening_time, h.closing_time, h.opening_time_with_emh,
-                           h.closing_time_with_emh))) AS fingerprint
+                           h.closing_time_with_emh)), $code_version) AS fingerprint
 FROM fct_wait_times f
 LEFT JOIN dim_park_hours h ON h.park_code = f.park_code AND h.park_date = f.park_date
 WHERE f.entity_code IN (SELECT unnest($codes::VARCHAR[]))
@@ -142,6 +146,7 @@ def day_states(conn: duckdb.DuckDBPyConnection, entities: Sequence[str], as_of: 
     curve is built from (the entity's facts of that day and the park's hours). One pass over
     the facts of the entities, grouped; cost grows with the facts, read once."""
     rows = conn.execute(_DAY_STATE_SQL, {"codes": list(entities), "as_of": as_of,
+                                         "code_version": BACKFILL_CODE_VERSION,
                                          "first_day": _first_day(as_of, window_days)}).fetchall()
     out: dict[str, dict[str, int]] = {}
     for code, day, fp in rows:

@@ -10,7 +10,7 @@ calendar change: each file records the fingerprint of those inputs, and an entit
 fingerprint is unchanged is not recomputed (mode UNCHANGED).
 
 For each park, the slots of the window (dim_park_hours: official, metatable or donor
-hours) get their features in ONE DuckDB query through `features.feature_ctes_sql`, so they are
+hours, from the EMH opening to the EMH/party closing) get their features in ONE DuckDB query through `features.feature_ctes_sql`, so they are
 exactly the training features. The non-POSTED features do not depend on the entity, so a park's
 slot features are built once and shared by all its entities, and each entity's model predicts
 each DISTINCT feature row once (the result is spread back to the slots by an inverse index).
@@ -60,8 +60,9 @@ from bambam_assets.lib.models.features import (
 ENTITY_CHUNK = 25  # entities whose inputs are read in one go (bounds the parent's memory)
 MODEL, POSTED_ONLY, NO_DATA, FAILED = "model", "posted_only", "no_data", "failed"
 UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
-# Bumped when the forecast's computation changes, so every file is recomputed once.
-FORECAST_CODE_VERSION = "2"
+# Bumped when the forecast's computation changes, so every file is recomputed once
+# ("3": slots include EMH and party hours).
+FORECAST_CODE_VERSION = "3"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
 
 

@@ -7,6 +7,13 @@ and null values are excluded, never counted as 0. Legacy quirks fixed: curves ar
 (their values are return-time waits, not ACTUAL, and the index is "mean ACTUAL"); park = the
 letters of the entity code before its first digit (so TDL/TDS/USH are their own parks).
 
+EMH and party-only slots (the curves run from the EMH opening to the EMH/party closing, slots.py)
+are left out of the park WTI: only some guests (resort guests, party ticket holders) can ride
+then, and only some rides run, so those slots would describe a different crowd and make an EMH
+day's daily index incomparable with a regular day's. The park WTI covers the official hours
+(`official_hours`: opening_time..closing_time per park day, both included); the entity curves
+keep their EMH slots.
+
 - `park_wti`: one row per (park_code, slot_start): park_code, park_date, slot, slot_start, wti
   (mean of the values), n_entities (entities with a value), min_actual, max_actual. A slot whose
   entities are all closed or null has wti NULL and n_entities 0.
@@ -100,6 +107,24 @@ DAILY_SQL = """
 """
 
 
+def official_hours(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The official hours of every park day in dim_park_hours: park_code, park_date,
+    opening_time, closing_time (the WTI's span; EMH and party hours left out). None without
+    dim_park_hours (then there are no slots, hence no curves, either)."""
+    if not conn.execute("SELECT count(*) FROM information_schema.tables "
+                        "WHERE table_name = 'dim_park_hours'").fetchone()[0]:
+        return None
+    return conn.execute("SELECT park_code, park_date, opening_time, closing_time "
+                        "FROM dim_park_hours WHERE opening_time IS NOT NULL").df()
+
+
+def _official_only(values: str) -> str:
+    # the values of slots within the official hours (`_wti_hours` registered); a park day
+    # without official hours has no official slot
+    return (f"SELECT v.* FROM ({values}) v JOIN _wti_hours h USING (park_code, park_date) "
+            "WHERE v.slot_start >= h.opening_time AND v.slot_start <= h.closing_time")
+
+
 def _tables(conn: duckdb.DuckDBPyConnection, values: str, params: dict
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     # two passes over the values (never held in pandas: hundreds of millions of rows at scale)
@@ -148,10 +173,12 @@ def _entity_files(home: Path, kind: str, excluded: set[str]) -> dict[str, Path]:
 
 
 def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
-                days: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                days: pd.DataFrame | None = None, hours: pd.DataFrame | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(park_wti, park_wti_daily) from the forecast and backfill files under `home`: for every
     park day, or only the (park_code, park_date) rows of `days` (reading only their parks'
-    files).
+    files). With `hours` (official_hours), only the slots within the official hours count (the
+    pipeline's rule); without, every slot of the curves does.
 
     One park at a time: a park's WTI reads only its entities' files, so DuckDB's memory and
     spill grow with the largest park, not with the estate (one query over every park's
@@ -172,11 +199,14 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
     try:
         if days is not None:
             conn.register("_wti_days", days.loc[:, ["park_code", "park_date"]])
-        parts = [_park_tables(conn, files[park], excluded, days is not None)
+        if hours is not None:
+            conn.register("_wti_hours", hours.loc[:, ["park_code", "park_date", "opening_time",
+                                                      "closing_time"]])
+        parts = [_park_tables(conn, files[park], excluded, days is not None, hours is not None)
                  for park in sorted(files)]
         if not parts:  # no curve file at all: the empty tables, with their columns
             parts = [_park_tables(conn, {curve_files.FORECASTS_DIR: [],
-                                         curve_files.BACKFILL_DIR: []}, excluded, False)]
+                                         curve_files.BACKFILL_DIR: []}, excluded, False, False)]
     finally:
         conn.close()
     slots = pd.concat([sl for sl, _ in parts], ignore_index=True)
@@ -185,9 +215,10 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
 
 
 def _park_tables(conn: duckdb.DuckDBPyConnection, files: dict[str, list[str]],
-                 excluded: set[str], only_days: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 excluded: set[str], only_days: bool, only_official: bool
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(park_wti, park_wti_daily) rows of one park's files (`_wti_days` registered when
-    `only_days`)."""
+    `only_days`, `_wti_hours` when `only_official`)."""
     forecasts = sorted(files[curve_files.FORECASTS_DIR])
     backfills = sorted(files[curve_files.BACKFILL_DIR])
     params: dict = {"closed": CLOSED_SOURCE, "excluded": sorted(excluded)}
@@ -199,6 +230,8 @@ def _park_tables(conn: duckdb.DuckDBPyConnection, files: dict[str, list[str]],
     if only_days:
         values = (f"SELECT v.* FROM ({values}) v "
                   "SEMI JOIN _wti_days d USING (park_code, park_date)")
+    if only_official:
+        values = _official_only(values)
     try:
         return _tables(conn, values, params)
     finally:

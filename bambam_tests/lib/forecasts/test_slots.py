@@ -1,4 +1,5 @@
-"""Slots of park days: open..close inclusive, local labels, across midnight and DST, donor hours."""
+"""Slots of park days: open..close inclusive (EMH and party hours included), local labels, across
+midnight and DST, donor hours."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def test_regular_day_has_157_slots_from_open_to_close(conn) -> None:
     assert len(s) == 157
     assert (s["slot"].iloc[0], s["slot"].iloc[-1]) == ("09:00", "22:00")
     assert s["slot_start"].iloc[0] == pd.Timestamp("2024-06-03 13:00", tz="UTC")
-    assert list(s.columns) == ["park_code", "park_date", "slot", "slot_start"]
+    assert list(s.columns) == ["park_code", "park_date", "slot", "slot_start", "official"]
+    assert s["official"].all()  # no EMH: nothing outside the official hours
 
 
 def test_day_open_across_midnight_keeps_its_park_date(conn) -> None:
@@ -98,3 +100,50 @@ def test_future_days_without_official_hours_use_donor_hours(conn) -> None:
     sources = conn.execute("SELECT DISTINCT source FROM dim_park_hours WHERE park_date > ?",
                            [as_of]).fetchall()
     assert sources == [("donor",)]
+
+
+def _emh(row: dict, open_local: datetime | None = None, close_local: datetime | None = None,
+         morning: bool = False, evening: bool = False) -> dict:
+    out = dict(row, emh_morning=morning, emh_evening=evening)
+    if open_local is not None:
+        out["opening_time_with_emh"] = pd.Timestamp(open_local).tz_convert("UTC")
+    if close_local is not None:
+        out["closing_time_with_emh"] = pd.Timestamp(close_local).tz_convert("UTC")
+    return out
+
+
+def test_emh_morning_and_party_evening_get_slots_outside_the_official_hours(conn) -> None:
+    morning, party, plain = date(2024, 6, 3), date(2024, 6, 4), date(2024, 6, 5)
+
+    def regular(d: date) -> dict:
+        return _row("MK", d, datetime(d.year, d.month, d.day, 9, tzinfo=NY),
+                    datetime(d.year, d.month, d.day, 18, tzinfo=NY))
+
+    _load(conn, [
+        _emh(regular(morning), open_local=datetime(2024, 6, 3, 8, tzinfo=NY), morning=True),
+        # a party night: closing_time_with_emh_or_party after midnight, no EMH flag
+        _emh(regular(party), close_local=datetime(2024, 6, 5, 0, 30, tzinfo=NY)),
+        regular(plain),
+    ])
+    s = park_slots(conn, ["MK"], morning, plain)
+    by_day = {d: g for d, g in s.groupby(s["park_date"].dt.date)}
+    m = by_day[morning]
+    assert (m["slot"].iloc[0], m["slot"].iloc[-1]) == ("08:00", "18:00")
+    assert len(m) == 10 * 12 + 1
+    assert (~m["official"]).sum() == 12  # 08:00 .. 08:55
+    assert m.loc[m["slot"] == "09:00", "official"].item()
+    p = by_day[party]
+    assert (p["slot"].iloc[0], p["slot"].iloc[-1]) == ("09:00", "00:30")
+    assert p.loc[~p["official"], "slot"].iloc[0] == "18:05"
+    assert (~p["official"]).sum() == 6 * 12 + 6  # 18:05 .. 00:30
+    q = by_day[plain]
+    assert (q["slot"].iloc[0], q["slot"].iloc[-1]) == ("09:00", "18:00")
+    assert q["official"].all() and len(q) == 9 * 12 + 1
+
+
+def test_emh_times_beyond_24_hours_are_ignored(conn) -> None:
+    day = date(2024, 6, 3)
+    row = _row("MK", day, datetime(2024, 6, 3, 9, tzinfo=NY), datetime(2024, 6, 3, 22, tzinfo=NY))
+    _load(conn, [_emh(row, open_local=datetime(2024, 6, 2, 9, tzinfo=NY), morning=True)])
+    s = park_slots(conn, ["MK"], day, day)
+    assert len(s) == 157 and s["official"].all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,3 +90,28 @@ def test_priority_entities_are_excluded_and_tables_are_written(home: Path) -> No
 def test_no_curve_files_gives_empty_tables(tmp_path: Path) -> None:
     slots, daily = wti.compute_wti(tmp_path)
     assert len(slots) == 0 and len(daily) == 0
+
+
+def test_emh_only_slots_stay_out_of_the_park_wti(home: Path) -> None:
+    # official hours of D1 open at 14:05 UTC: S1 (14:00) is an EMH-morning slot; D2's official
+    # hours contain F1. The curves keep the EMH slot; the park WTI leaves it out.
+    hours = pd.DataFrame({
+        "park_code": ["MK", "MK"], "park_date": [pd.Timestamp(D1), pd.Timestamp(D2)],
+        "opening_time": [S2, F1], "closing_time": [S2 + pd.Timedelta(hours=8),
+                                                  F1 + pd.Timedelta(hours=8)]})
+    slots, daily = wti.compute_wti(home, ["MK4"], hours=hours)
+    assert set(slots["slot_start"]) == {S2, F1}
+    d = daily.set_index(daily["park_date"].dt.date)
+    assert d.loc[D1, "n_slots"] == 0 and d.loc[D2, ["wti", "n_slots"]].tolist() == [50, 1]
+    # the same rule through the warehouse's dim_park_hours, and with only some days
+    with wh.writer(home) as conn:
+        conn.execute("INSERT INTO dim_park_hours BY NAME "
+                     "SELECT *, 'official' AS source FROM hours")
+        read = wti.official_hours(conn)
+    days = pd.DataFrame({"park_code": ["MK"], "park_date": [D1]})
+    only_d1, _ = wti.compute_wti(home, ["MK4"], days, read)
+    assert only_d1["slot_start"].tolist() == [S2]
+
+
+def test_official_hours_without_the_dimension_is_none() -> None:
+    assert wti.official_hours(duckdb.connect()) is None
