@@ -199,8 +199,8 @@ WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
         dg.AssetSpec("park_wti", group_name=group_of("park_wti"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
                      freshness_policy=WTI_FRESHNESS,
-                     description="One row per (park, slot) of the official hours (EMH and party-only "
-                     "slots left out): mean ACTUAL over the park's open "
+                     description="One row per (park, slot) of the official hours (EMH and "
+                     "party-only slots left out): mean ACTUAL over the park's open "
                      "STANDBY entities (backfill, else forecast), n_entities, min, max."),
         dg.AssetSpec("park_wti_daily", group_name=group_of("park_wti_daily"), deps=_WTI_DEPS,
                      automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),

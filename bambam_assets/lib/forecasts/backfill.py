@@ -1,8 +1,8 @@
 """Historical ACTUAL curves per entity (the legacy backfill never ran: hours, file names broke).
 
 For every past park day on which the entity has facts (park_date <= as_of, optionally only the
-last `window_days`), every 5-minute slot within the park's hours, EMH mornings, EMH evenings and party nights
-included (slots.py), gets, in this order:
+last `window_days`), every 5-minute slot within the park's hours, EMH mornings, EMH evenings and
+party nights included (slots.py), gets, in this order:
 
 1. `observed`: the nearest target observation (ACTUAL; PRIORITY without 8888 for a PRIORITY
    entity) within +-5 minutes of the slot;

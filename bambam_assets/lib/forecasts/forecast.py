@@ -9,13 +9,14 @@ entity's forecast changes only when its model, its POSTED statistics, its park's
 calendar change: each file records the fingerprint of those inputs, and an entity whose
 fingerprint is unchanged is not recomputed (mode UNCHANGED).
 
-For each park, the slots of the window (dim_park_hours: official, metatable or donor
-hours, from the EMH opening to the EMH/party closing) get their features in ONE DuckDB query through `features.feature_ctes_sql`, so they are
-exactly the training features. The non-POSTED features do not depend on the entity, so a park's
-slot features are built once and shared by all its entities, and each entity's model predicts
-each DISTINCT feature row once (the result is spread back to the slots by an inverse index).
-`posted_predicted` comes from the posted-aggregates fallback chain, looked up in one join for all
-(entity, date_group_id, local hour) keys of an entity chunk.
+For each park, the slots of the window (dim_park_hours: official, metatable or donor hours, from
+the EMH opening to the EMH/party closing) get their features in ONE DuckDB query through
+`features.feature_ctes_sql`, so they are exactly the training features. The non-POSTED features
+do not depend on the entity, so a park's slot features are built once and shared by all its
+entities, and each entity's model predicts each DISTINCT feature row once (the result is spread
+back to the slots by an inverse index). `posted_predicted` comes from the posted-aggregates
+fallback chain, looked up in one join for all (entity, date_group_id, local hour) keys of an
+entity chunk.
 
 The caller reads from DuckDB in the parent process only, one short read per park and entity
 chunk (a read connection held open would block the warehouse writer); the chunks are predicted

@@ -7,15 +7,16 @@ opening_time_with_emh) .. max(closing_time, closing_time_with_emh) (the export's
 `closing_time_with_emh_or_party`). Each slot says whether it lies in the official hours
 (`official`); a slot outside them is an EMH/party-only slot, which the park WTI leaves out
 (wti.py). A day without EMH has exactly its official slots. Slots are generated on instants
-(TIMESTAMPTZ), so a day open across midnight simply continues into the next calendar day, and a day spanning a DST change has the
-real number of minutes (one hour fewer on spring-forward); the label `slot` is the local `HH:MM`
-of the slot in the park's own time zone (legacy quirk fixed: never UTC, never a default zone).
+(TIMESTAMPTZ), so a day open across midnight simply continues into the next calendar day, and a
+day spanning a DST change has the real number of minutes (one hour fewer on spring-forward); the
+label `slot` is the local `HH:MM` of the slot in the park's own time zone (legacy quirk fixed:
+never UTC, never a default zone).
 
 Hours come from `dim_park_hours` whatever their source (official, metatable or donor), so future
 days without official hours use their donor day's hours. A day without usable official hours
-(missing times, close not after open, or more than 24 hours open) has no slots: the park is closed. EMH
-times that would break those rules (e.g. 24 hours or more with the extension) are ignored and
-the day keeps its official span.
+(missing times, close not after open, or more than 24 hours open) has no slots: the park is
+closed. EMH times that would break those rules (e.g. 24 hours or more with the extension) are
+ignored and the day keeps its official span.
 """
 
 from __future__ import annotations
