@@ -1,7 +1,8 @@
 """Recognise a raw file's format from its key and its first bytes (docs/raw_formats.md).
 
 CSV files are recognised by their header (case-insensitive, BOM, quotes and whitespace
-tolerated, extra columns allowed), JSON files by their shape. The path decides only where a
+tolerated, extra columns allowed; NUL or invalid bytes after the header line do not matter
+here), JSON files by their shape. The path decides only where a
 format has no usable header: the old fastpass files. Anything not recognised is UNKNOWN; the
 caller records it and never guesses.
 """
@@ -74,9 +75,14 @@ def header_columns(line: str) -> list[str]:
 
 
 def _head_text(head: bytes) -> str | None:
-    if b"\x00" in head:  # binary content: never a text format
+    """The head as text, or None when its first non-blank line (the header, or a JSON
+    document's start) holds a NUL byte: binary content. Bad bytes after that line are a
+    matter for the lines that hold them (parsing.text rejects them one by one)."""
+    first = next((line for line in head.split(b"\n") if line.strip()), b"")
+    if b"\x00" in first:
         return None
-    return head.decode("utf-8-sig", errors="replace").lstrip("\ufeff").strip()
+    text = head.decode("utf-8-sig", errors="replace").replace("\x00", "\ufffd")
+    return text.lstrip("\ufeff").strip()
 
 
 def _detect_json(text: str) -> RawFormat:

@@ -21,9 +21,10 @@ from bambam_assets.lib.core.parks import PARK_DAY_START_HOUR, PARKS, tz_of_park
 # Rejection reasons (docs/raw_formats.md); index 0 means "no reason": the value is usable.
 REASONS: tuple[str, ...] = (
     "", "bad_row", "bad_entity_code", "unknown_park", "unparseable_time",
-    "missing_value", "value_out_of_range", "unmapped_ride",
+    "missing_value", "value_out_of_range", "unmapped_ride", "nul_bytes", "invalid_utf8",
 )
-OK, BAD_ROW, BAD_ENTITY, UNKNOWN_PARK, BAD_TIME, MISSING, OUT_OF_RANGE, UNMAPPED = range(8)
+(OK, BAD_ROW, BAD_ENTITY, UNKNOWN_PARK, BAD_TIME, MISSING, OUT_OF_RANGE, UNMAPPED, NUL_BYTES,
+ INVALID_UTF8) = range(10)
 
 PARK_ARRAY = np.array(PARKS, dtype=object)
 TIME_ZONES: tuple[str, ...] = tuple(sorted({tz_of_park(p) for p in PARKS}))

@@ -13,6 +13,10 @@ Line rules (documented contract):
 - Fields are split on every comma and trimmed of spaces, tabs and double quotes; a quoted field
   holding a comma therefore changes the field count (the wait-time formats never quote one) and
   its row is rejected as `bad_row`, never silently shifted.
+- Bad bytes are a line's problem, never the file's: a line holding a NUL byte is rejected as
+  `nul_bytes`, a line that is not valid UTF-8 as `invalid_utf8` (its raw text keeps the bytes
+  as `\\xNN` escapes), and the file's other lines are read. Only a header line with bad bytes
+  makes the file unreadable (format detection calls such a file unknown).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from bambam_assets.lib.ingest.formats import header_columns
+from bambam_assets.lib.ingest.parsing.common import INVALID_UTF8, NUL_BYTES, OK
+
+_BOM = b"\xef\xbb\xbf"
 
 
 class UnreadableFile(Exception):
@@ -71,6 +78,7 @@ class LineBlock:
     line: np.ndarray            # int64, 1-based physical line number
     raw: pa.Array               # the line as read (without the line break)
     fields_ok: np.ndarray       # bool, the row has the field count its header asks for
+    bad_bytes: np.ndarray       # int64 reason code: NUL_BYTES, INVALID_UTF8, or OK
     fields: dict[str, pa.Array]  # logical column -> trimmed string per row
     errors: dict[int, str] = field(default_factory=dict)  # file index -> why it is unreadable
 
@@ -78,26 +86,63 @@ class LineBlock:
         return len(self.line)
 
 
-def read_lines(path: Path) -> pa.Array:
-    """All physical lines of a text file (line breaks and trailing \\r removed)."""
+def read_lines(path: Path) -> tuple[pa.Array, np.ndarray]:
+    """All physical lines of a text file (line breaks and trailing \\r removed) and, per line,
+    its bad-bytes reason (common.NUL_BYTES, common.INVALID_UTF8, or OK)."""
     data = path.read_bytes()
     if not data.strip():
         raise UnreadableFile("empty file")
-    if b"\x00" in data:  # binary garbage; a text export never holds NUL bytes
-        raise UnreadableFile("binary content (NUL bytes)")
-    # Invalid UTF-8 bytes become U+FFFD so one odd byte rejects one row, not the whole file.
-    text = data.decode("utf-8-sig", errors="replace")
-    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
-    return pc.utf8_rtrim(lines, characters="\r")
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:  # a clean file: one vectorized split
+        lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
+        return pc.utf8_rtrim(lines, characters="\r"), np.zeros(len(lines), np.int64)
+    return _lines_one_by_one(data)
 
 
-def _read_one(path: Path, resolve: Resolver) -> tuple[np.ndarray, pa.Array, np.ndarray, dict]:
-    lines = read_lines(path)
+def _escaped(line: bytes) -> str:
+    """A bad line as text that shows its bytes: invalid bytes and NUL as \\xNN escapes."""
+    return line.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+
+
+def _lines_one_by_one(data: bytes) -> tuple[pa.Array, np.ndarray]:
+    """The slow path for a file with bad bytes: each line is checked on its own, so a bad line
+    costs only itself (a Python loop, taken only by the rare damaged file)."""
+    raw_lines = data.split(b"\n")
+    reasons = np.zeros(len(raw_lines), np.int64)
+    out: list[str] = []
+    for i, line in enumerate(raw_lines):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if b"\x00" in line:
+            reasons[i] = NUL_BYTES
+            out.append(_escaped(line))
+            continue
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            reasons[i] = INVALID_UTF8
+            out.append(_escaped(line))
+    return pa.array(out, pa.large_string()), reasons
+
+
+def _read_one(path: Path, resolve: Resolver
+              ) -> tuple[np.ndarray, pa.Array, np.ndarray, np.ndarray, dict]:
+    lines, bad_bytes = read_lines(path)
     nonblank = np.flatnonzero(
         pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), "")).to_numpy(zero_copy_only=False))
     if len(nonblank) == 0:
         raise UnreadableFile("empty file")
-    spec = resolve(header_columns(lines[int(nonblank[0])].as_py()))
+    head = int(nonblank[0])
+    if bad_bytes[head] == NUL_BYTES:
+        raise UnreadableFile(f"binary content (NUL bytes in the header, line {head + 1})")
+    if bad_bytes[head] != OK:
+        raise UnreadableFile(f"header line {head + 1} is not valid UTF-8")
+    spec = resolve(header_columns(lines[head].as_py()))
     pos = nonblank[1:]
     data = lines.take(pa.array(pos))
     # Pad every line with enough commas that list_element never runs past a short row; the
@@ -113,7 +158,7 @@ def _read_one(path: Path, resolve: Resolver) -> tuple[np.ndarray, pa.Array, np.n
         c: empty if i is None else pc.utf8_trim(pc.list_element(parts, i), ' \t"')
         for c, i in spec.index.items()
     }
-    return pos + 1, data, ok, cols
+    return pos + 1, data, ok, bad_bytes[pos], cols
 
 
 def read_block(
@@ -123,11 +168,11 @@ def read_block(
 
     `names` are the logical columns the resolver yields (all present even when no file is read).
     """
-    lines, raws, oks, idxs, cols = [], [], [], [], []
+    lines, raws, oks, bads, idxs, cols = [], [], [], [], [], []
     errors: dict[int, str] = {}
     for idx, path in files:
         try:
-            line, raw, ok, fields_ = _read_one(Path(path), resolve)
+            line, raw, ok, bad, fields_ = _read_one(Path(path), resolve)
         except UnreadableFile as exc:
             errors[idx] = str(exc)
             continue
@@ -137,6 +182,7 @@ def read_block(
         lines.append(line)
         raws.append(raw)
         oks.append(ok)
+        bads.append(bad)
         idxs.append(np.full(len(line), idx, dtype=np.int64))
         cols.append(fields_)
     return LineBlock(
@@ -144,6 +190,7 @@ def read_block(
         line=np.concatenate(lines).astype(np.int64) if lines else np.zeros(0, np.int64),
         raw=pa.concat_arrays(raws) if raws else pa.array([], pa.large_string()),
         fields_ok=np.concatenate(oks) if oks else np.zeros(0, bool),
+        bad_bytes=np.concatenate(bads) if bads else np.zeros(0, np.int64),
         fields={
             c: pa.concat_arrays([f[c] for f in cols]) if cols else pa.array([], pa.large_string())
             for c in names

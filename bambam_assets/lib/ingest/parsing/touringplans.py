@@ -4,9 +4,10 @@ Each takes the (file index, path[, key]) files of one format and returns a `Pars
 files are read into one block and parsed in one vectorized pass (docs/raw_formats.md,
 sections 1-2; the legacy parsing rules, with its quirks fixed).
 
-Reason priority for one raw row: wrong field count (bad_row) > entity code (bad_entity_code,
-unknown_park) > time (unparseable_time) > no value at all (missing_value) > a value that is not
-a number (bad_row) > out of range (value_out_of_range); fastpass checks numbers before the time.
+Reason priority for one raw row: bad bytes (nul_bytes, invalid_utf8) > wrong field count
+(bad_row) > entity code (bad_entity_code, unknown_park) > time (unparseable_time) > no value at
+all (missing_value) > a value that is not a number (bad_row) > out of range (value_out_of_range);
+fastpass checks numbers before the time.
 Values: "", NA, N/A, NaN, NULL, None read as empty. Public files: `date` is not used (the
 `datetime` column carries the date and time).
 """
@@ -67,8 +68,8 @@ def _posted_actual(block: LineBlock, entity: pa.Array, times: pa.Array,
     a_val, a_empty, a_bad = parse_numbers(actual)
     # Row-level reasons first (they reject every value of the row), then per-value ones.
     row_reason = first_reason(
-        n, (~block.fields_ok, BAD_ROW), (ent_reason > 0, ent_reason),
-        (np.isnat(observed), BAD_TIME), (p_empty & a_empty, MISSING))
+        n, (block.bad_bytes > 0, block.bad_bytes), (~block.fields_ok, BAD_ROW),
+        (ent_reason > 0, ent_reason), (np.isnat(observed), BAD_TIME), (p_empty & a_empty, MISSING))
     closed = p_val == POSTED_CLOSED
     p_min, p_oor = round_in_range(p_val, *WAIT_RANGE)
     a_min, a_oor = round_in_range(a_val, *WAIT_RANGE)
@@ -157,7 +158,8 @@ def _fastpass(block: LineBlock) -> Parsed:
     local = date.astype("datetime64[ns]") + obs_min.astype(np.int64).astype("timedelta64[m]")
     observed = localise(local, park_idx)
     reason = first_reason(
-        n, (~block.fields_ok, BAD_ROW), (ent_reason > 0, ent_reason), (any_bad, BAD_ROW),
+        n, (block.bad_bytes > 0, block.bad_bytes), (~block.fields_ok, BAD_ROW),
+        (ent_reason > 0, ent_reason), (any_bad, BAD_ROW),
         (np.isnat(date) | num["fhour"][1] | np.isnat(observed), BAD_TIME),
         (num["fwinhr"][1], MISSING), (oor, OUT_OF_RANGE))
     rows = np.arange(n)
