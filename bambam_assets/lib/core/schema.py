@@ -67,15 +67,28 @@ DDL: dict[str, str] = {
             etag VARCHAR,
             modified_at TIMESTAMPTZ,
             format VARCHAR,
-            status VARCHAR NOT NULL,          -- processed | failed | unknown_format
+            status VARCHAR NOT NULL,          -- processed | failed | quarantined | unknown_format
             error VARCHAR,
-            attempts INTEGER DEFAULT 0,
+            attempts INTEGER DEFAULT 0,       -- reads of this version (size, etag, mtime)
             rows_read BIGINT,
             rows_added BIGINT,
             rows_rejected BIGINT,
             ingested_at TIMESTAMPTZ,
             content_sha256 VARCHAR,           -- sha256 (hex) of the whole file as read
-            content_lines BIGINT              -- its number of lines
+            content_lines BIGINT,             -- its number of lines
+            quarantined_at TIMESTAMPTZ,       -- set when a version failed max_attempts times
+            released_at TIMESTAMPTZ           -- last `bambam ingest release` of the file
+        )""",
+    # One row per (fact, raw file) where the file holds a fact of fct_wait_times whose kept
+    # source_file is another file: when that file's corrected version drops the fact, the fact
+    # stays and moves to one of these holders (lib.ingest.ingest).
+    "fct_wait_time_sources": """
+        CREATE TABLE IF NOT EXISTS fct_wait_time_sources (
+            entity_code VARCHAR NOT NULL,
+            observed_at TIMESTAMPTZ NOT NULL,
+            wait_time_type VARCHAR NOT NULL,
+            wait_time_minutes INTEGER,
+            source_file VARCHAR NOT NULL
         )""",
     # One row per entity: what the fact table holds for it, and when it was last modeled.
     "entity_index": """
@@ -165,7 +178,8 @@ BUILD_LOG = "dim_build_log"
 # gets them on its next ensure_tables (NULL in existing rows), so no rebuild is ever needed. A new
 # column goes both into the table's DDL above and here.
 MIGRATIONS: dict[str, tuple[tuple[str, str], ...]] = {
-    "ingest_manifest": (("content_sha256", "VARCHAR"), ("content_lines", "BIGINT")),
+    "ingest_manifest": (("content_sha256", "VARCHAR"), ("content_lines", "BIGINT"),
+                        ("quarantined_at", "TIMESTAMPTZ"), ("released_at", "TIMESTAMPTZ")),
 }
 
 

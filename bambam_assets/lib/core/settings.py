@@ -28,6 +28,7 @@ RETRAIN_MIN_NEW_TARGETS = "BAMBAM_RETRAIN_MIN_NEW_TARGETS"
 RETRAIN_MAX_AGE_HOURS = "BAMBAM_RETRAIN_MAX_AGE_HOURS"
 DASH_USER, DASH_PASSWORD = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
 STALE_DAYS = "BAMBAM_STALE_DAYS"
+INGEST_MAX_ATTEMPTS = "BAMBAM_INGEST_MAX_ATTEMPTS"
 LOG_LEVEL = "BAMBAM_LOG_LEVEL"
 QUEUE_TIMES_URL = "BAMBAM_QUEUE_TIMES_URL"
 QUEUE_TIMES_PARKS = "BAMBAM_QUEUE_TIMES_PARKS"
@@ -40,6 +41,7 @@ DEFAULT_HOME = "./.bambam"
 TRAIN_MODES = ("full", "auto", "incremental")
 DEFAULT_TRAIN_MODE = "auto"
 DEFAULT_STALE_DAYS = 2
+DEFAULT_INGEST_MAX_ATTEMPTS = 3
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_LOG_LEVEL = "WARNING"
 DEFAULT_QUEUE_TIMES_INTERVAL_S = 300
@@ -163,6 +165,13 @@ def retrain_max_age_hours(env: Mapping[str, str] | None = None) -> dict[str, flo
             raise _bad(RETRAIN_MAX_AGE_HOURS, value, expected)
         ages[tier] = number
     return ages
+
+
+def ingest_max_attempts(env: Mapping[str, str] | None = None) -> int:
+    """BAMBAM_INGEST_MAX_ATTEMPTS: failed reads of one version of a raw file before ingest
+    quarantines it (skipped until it changes or `bambam ingest release`), default 3."""
+    value = _get(INGEST_MAX_ATTEMPTS, env)
+    return _int(INGEST_MAX_ATTEMPTS, value, 1) if value else DEFAULT_INGEST_MAX_ATTEMPTS
 
 
 # ---- servers, dashboard, logging ----------------------------------------------------------------

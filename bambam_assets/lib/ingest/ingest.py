@@ -5,6 +5,16 @@ a changed file that only grew by whole lines (a daily export appending a day) is
 first new line on (lib.ingest_append), any other change is a full re-read. Parsing is one
 vectorized pass per batch of files (lib.parsing); the fact insert is an anti-join on the
 four-column key, so re-reading a file adds nothing.
+
+Nothing lost, nothing stale:
+- A changed file re-read in full replaces its earlier facts in the batch's transaction: a fact
+  whose source_file is that file and that its new version no longer holds (a corrected
+  re-export: ACTUAL 38 became 83) is deleted, unless another file holds it too
+  (fct_wait_time_sources records the other holders of every fact), in which case it stays and
+  takes that file as its source_file. A grown file (append) only adds.
+- A file that fails is retried on the next run; after `max_attempts` failed reads of the same
+  version (BAMBAM_INGEST_MAX_ATTEMPTS, default 3) it is quarantined with its last error: skipped
+  until it changes (size, etag or mtime) or is released (`release_quarantined`).
 """
 
 from __future__ import annotations
@@ -24,11 +34,12 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from bambam_assets.lib.core import schema
+from bambam_assets.lib.core import schema, settings
 from bambam_assets.lib.core.process_pool import run_pool, worker_count
 from bambam_assets.lib.core.warehouse import writer_memory_bytes
 from bambam_assets.lib.ingest.append import FileVersion, inspect_version, previous_versions
 from bambam_assets.lib.ingest.formats import WAIT_TIME_FORMATS, RawFormat, detect_format
+from bambam_assets.lib.ingest.holders import record_holders, retract_replaced
 from bambam_assets.lib.ingest.parsing.wait_files import parse_wait_files, read_qt_mapping
 from bambam_assets.lib.ingest.raw_source import RawFile, RawSource
 
@@ -52,14 +63,17 @@ class IngestReport:
     files_appended: int = 0
     files_failed: int = 0
     files_unknown: int = 0
+    files_retracted: int = 0
     rows_read: int = 0
     rows_added: int = 0
     rows_already_present: int = 0
     rows_rejected: int = 0
+    rows_retracted: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rows_by_type: dict[str, int] = field(default_factory=dict)
     new_entities: list[str] = field(default_factory=list)
     failed_files: dict[str, str] = field(default_factory=dict)
+    quarantined_files: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -68,7 +82,8 @@ class IngestReport:
 
 
 def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> list[RawFile]:
-    """Files not yet processed in this exact version (new, changed, or failed before).
+    """Files not yet processed in this exact version (new, changed, or failed before); a
+    quarantined file only once it changed.
 
     Needs the ingest_manifest table (read-only connections are fine).
     """
@@ -109,6 +124,7 @@ class _WaitFile:
     path: Path  # the fetched file
     fmt: RawFormat
     version: FileVersion
+    reread: bool  # the manifest knew the file: a full read replaces its earlier facts
 
     @property
     def parse_path(self) -> Path:
@@ -136,8 +152,12 @@ def ingest(
     source: RawSource,
     cache_dir: Path,
     progress: Callable[[int, int], None] | None = None,
+    max_attempts: int | None = None,
 ) -> IngestReport:
     """Read every new or changed raw file into the warehouse; return what happened.
+
+    `max_attempts` (default: settings.ingest_max_attempts()) failed reads of one version
+    quarantine a file.
 
     A wait-time file that only grew by whole lines since it was processed is read from its
     first new line (lib.ingest_append): its earlier rejected rows stay, its manifest counts
@@ -146,6 +166,7 @@ def ingest(
     ingest_manifest one row per raw file, entity_index one row per entity.
     """
     started = time.perf_counter()
+    max_attempts = settings.ingest_max_attempts() if max_attempts is None else max_attempts
     report = IngestReport()
     schema.ensure_tables(conn)
     listed = source.list_files()
@@ -162,7 +183,8 @@ def ingest(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     report.files_failed = len(report.failed_files)
-    _write_manifest(conn, manifest_rows)
+    _write_manifest(conn, manifest_rows, max_attempts)
+    report.quarantined_files = _quarantined_now(conn, list(report.failed_files))
     if touched:
         refresh_entity_index(conn, sorted(touched))
     report.new_entities = sorted(touched - known_before)
@@ -190,7 +212,7 @@ def _classify(source, todo, previous, cache_dir, scratch, report):
             manifest_rows.append(_manifest_row(f, fmt, "unknown_format", "format not recognised"))
             report.files_unknown += 1
         elif version is not None:
-            classified.append(_WaitFile(f, path, fmt, version))
+            classified.append(_WaitFile(f, path, fmt, version, f.key in previous))
         else:  # dimension exports and mapping files: catalogued here, read by their assets
             manifest_rows.append(_manifest_row(f, fmt, "processed", None))
     return classified, manifest_rows
@@ -248,6 +270,7 @@ class ParsedBatch:
     facts: pa.Table
     rejected: pd.DataFrame
     files: pd.DataFrame
+    also: pa.Table
 
 
 def parse_batch(task: tuple[int, list[tuple[str, Path, RawFormat]], pd.DataFrame | None]
@@ -256,7 +279,8 @@ def parse_batch(task: tuple[int, list[tuple[str, Path, RawFormat]], pd.DataFrame
     _, files, mapping = task
     result = parse_wait_files(files, qt_mapping=mapping)
     facts = pa.Table.from_pandas(result.facts[list(schema.FACT_COLUMNS)], preserve_index=False)
-    return ParsedBatch(facts, result.rejected, result.files)
+    also = pa.Table.from_pandas(result.also[list(schema.FACT_COLUMNS)], preserve_index=False)
+    return ParsedBatch(facts, result.rejected, result.files, also)
 
 
 def _commit_batch(conn, batch: Sequence[_WaitFile], result: ParsedBatch, report: IngestReport,
@@ -266,9 +290,12 @@ def _commit_batch(conn, batch: Sequence[_WaitFile], result: ParsedBatch, report:
     stats = result.files.set_index("source_file")
     ok_files = [w for w in batch if pd.isna(stats.at[w.f.key, "error"])]
     rejected = _whole_file_lines(result.rejected, batch)
+    replaced = [w.f.key for w in ok_files if w.reread and w.version.append is None]
     conn.execute("BEGIN TRANSACTION")
     try:
+        retracted = retract_replaced(conn, replaced, result.facts, result.also)
         added = _insert_facts(conn, result.facts)
+        record_holders(conn, result.facts, result.also)
         _replace_rejected(conn, ok_files, rejected)
         conn.execute("COMMIT")
     except Exception:
@@ -276,6 +303,9 @@ def _commit_batch(conn, batch: Sequence[_WaitFile], result: ParsedBatch, report:
         raise
     facts = result.facts
     report.rows_added += added
+    report.rows_retracted += int(retracted["moved_to"].isna().sum())
+    report.files_retracted += retracted["source_file"].nunique()
+    touched.update(retracted["entity_code"])
     report.rows_read += int(stats["rows_read"].sum())
     report.rows_already_present += facts.num_rows - added
     report.rows_rejected += len(rejected)
@@ -423,7 +453,16 @@ def _replace_rejected(conn, ok_files: Sequence[_WaitFile], rejected: pd.DataFram
         conn.unregister("new_rejected")
 
 
-def _write_manifest(conn, rows: list[dict]) -> None:
+# The listed version of a manifest row is the one it describes (pending_files' rule).
+_SAME_VERSION = ("m.size IS NOT DISTINCT FROM excluded.size "
+                 "AND coalesce(m.etag, '') = coalesce(excluded.etag, '') "
+                 "AND m.modified_at IS NOT DISTINCT FROM excluded.modified_at")
+_ATTEMPTS = f"CASE WHEN {_SAME_VERSION} THEN coalesce(m.attempts, 0) + 1 ELSE 1 END"
+
+
+def _write_manifest(conn, rows: list[dict], max_attempts: int) -> None:
+    """Upsert the run's manifest rows. attempts counts the reads of the listed version (a new
+    version starts again at 1); a failed read that reaches max_attempts quarantines the file."""
     if not rows:
         return
     # Nullable integers: a column mixing None and counts must not become float64.
@@ -432,24 +471,43 @@ def _write_manifest(conn, rows: list[dict]) -> None:
     conn.register("manifest_rows", df)
     try:
         conn.execute(
-            """
+            f"""
             INSERT INTO ingest_manifest AS m (source_key, size, etag, modified_at, format, status,
                                               error, attempts, rows_read, rows_added,
                                               rows_rejected, ingested_at, content_sha256,
-                                              content_lines)
-            SELECT source_key, size, etag, modified_at, format, status, error, 1,
-                   rows_read, NULL, rows_rejected, now(), content_sha256, content_lines
+                                              content_lines, quarantined_at)
+            SELECT source_key, size, etag, modified_at, format,
+                   CASE WHEN status = 'failed' AND $1 <= 1 THEN 'quarantined' ELSE status END,
+                   error, 1, rows_read, NULL, rows_rejected, now(), content_sha256,
+                   content_lines,
+                   CASE WHEN status = 'failed' AND $1 <= 1 THEN now() END
             FROM manifest_rows
             ON CONFLICT (source_key) DO UPDATE SET
                 size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
-                format = excluded.format, status = excluded.status, error = excluded.error,
-                attempts = m.attempts + 1, rows_read = excluded.rows_read,
+                format = excluded.format,
+                status = CASE WHEN excluded.status = 'failed' AND {_ATTEMPTS} >= $1
+                              THEN 'quarantined' ELSE excluded.status END,
+                quarantined_at = CASE WHEN excluded.status = 'failed' AND {_ATTEMPTS} >= $1
+                                      THEN now() END,
+                error = excluded.error, attempts = {_ATTEMPTS},
+                rows_read = excluded.rows_read,
                 rows_rejected = excluded.rows_rejected, ingested_at = excluded.ingested_at,
                 content_sha256 = excluded.content_sha256, content_lines = excluded.content_lines
-            """
+            """,
+            [max_attempts],
         )
     finally:
         conn.unregister("manifest_rows")
+
+
+def _quarantined_now(conn, keys: list[str]) -> list[str]:
+    """Which of these files the manifest now holds as quarantined."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        "SELECT source_key FROM ingest_manifest WHERE status = 'quarantined' "
+        "AND source_key IN (SELECT unnest(?)) ORDER BY 1", [keys]).fetchall()
+    return [k for (k,) in rows]
 
 
 def refresh_entity_index(conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str]) -> None:

@@ -48,11 +48,15 @@ class ParseResult:
       at all (it then contributes no rows); rows_collapsed = fastpass rows superseded by a later
       row of the same entity and instant in the file; stale_rows = snapshot rows observed more
       than 24 h before the fetch time in the file name.
+    also: the usable rows the batch dedupe dropped because an earlier row holds the same fact
+      (FACT_COLUMNS, source_file = the file of the dropped row): the other files holding a fact,
+      so that a corrected re-export of the fact's kept file never loses it (lib.ingest.ingest).
     """
 
     facts: pd.DataFrame
     rejected: pd.DataFrame
     files: pd.DataFrame
+    also: pd.DataFrame
 
 
 def _empty_facts() -> pd.DataFrame:
@@ -91,8 +95,8 @@ def _kept(file_of: np.ndarray, entity: np.ndarray, instant: np.ndarray, types: n
 
 
 def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
-              ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
-    """Candidates -> (facts, rejected, per-file counts) for one format batch."""
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+    """Candidates -> (facts, also, rejected, per-file counts) for one format batch."""
     ok = p.cand_reason == OK
     rows = p.cand_row[ok]
     # Entity strings through a dictionary: a few hundred distinct codes, millions of rows.
@@ -107,10 +111,11 @@ def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
         late = (p.fetched_at[rows] - observed) > STALE_AFTER  # NaT compares False
         stale = np.bincount(file_of[late], minlength=n_files)
     keep, superseded = _kept(file_of, entity, observed.view(np.int64), types, minutes, collapse)
-    rows, file_of, observed, minutes, types, entity = (
-        x[keep] for x in (rows, file_of, observed, minutes, types, entity))
+    held = ~superseded  # the file holds the fact, whether or not this row is the one kept
+    rows, file_of, observed, minutes, types, entity, keep = (
+        x[held] for x in (rows, file_of, observed, minutes, types, entity, keep))
     park_idx = p.park_idx[rows]
-    facts = pd.DataFrame({
+    holdings = pd.DataFrame({
         "entity_code": enc.dictionary.to_numpy(zero_copy_only=False)[entity] if len(rows)
         else np.zeros(0, object),
         "park_code": PARK_ARRAY[park_idx],
@@ -121,6 +126,8 @@ def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
             np.nan_to_num(minutes).astype(np.int64), np.isnan(minutes)),
         "source_file": keys[file_of],
     })
+    facts = holdings[keep].reset_index(drop=True)
+    also = holdings[~keep].reset_index(drop=True)
     # One rejection per raw row: its first unusable candidate (candidates are sorted by row).
     rej_rows, first = np.unique(p.cand_row[~ok], return_index=True)
     rejected = pd.DataFrame({
@@ -135,7 +142,7 @@ def _finalise(p: Parsed, keys: np.ndarray, n_files: int, collapse: bool
         "rows_collapsed": np.bincount(p.file_idx[p.cand_row[ok][superseded]], minlength=n_files),
         "stale_rows": stale,
     }
-    return facts, rejected, counts
+    return facts, also, rejected, counts
 
 
 def parse_wait_files(
@@ -153,6 +160,7 @@ def parse_wait_files(
                                                  "stale_rows")}
     errors: dict[int, str] = {}
     facts, rejected = [_empty_facts()], [pd.DataFrame(columns=list(REJECTED_COLUMNS))]
+    also = [_empty_facts()]
     for fmt in dict.fromkeys(RawFormat(f) for _, _, f in files):  # formats in first-seen order
         members = [(i, Path(p), k) for i, (k, p, f) in enumerate(files) if RawFormat(f) == fmt]
         if fmt not in WAIT_TIME_FORMATS:
@@ -167,15 +175,20 @@ def parse_wait_files(
                       RawFormat.FASTPASS_OLD: parse_fastpass_old}[fmt]
             parsed = parser([(i, p) for i, p, _ in members])
         errors.update(parsed.errors)
-        f, r, c = _finalise(parsed, keys, n, collapse=fmt in _FASTPASS)
+        f, a, r, c = _finalise(parsed, keys, n, collapse=fmt in _FASTPASS)
         facts.append(f)
+        also.append(a)
         rejected.append(r)
         for name, values in c.items():
             counts[name] += values
     facts = [f for f in facts if len(f)] or facts[:1]
     all_facts = pd.concat(facts, ignore_index=True) if len(facts) > 1 else facts[0]
     if len(facts) > 1:  # formats may overlap (standby export vs public file): dedupe across
-        all_facts = all_facts[~all_facts.duplicated(list(FACT_KEY))].reset_index(drop=True)
+        dup = all_facts.duplicated(list(FACT_KEY)).to_numpy()
+        also.append(all_facts[dup])
+        all_facts = all_facts[~dup].reset_index(drop=True)
+    also = [a for a in also if len(a)] or also[:1]
+    all_also = pd.concat(also, ignore_index=True) if len(also) > 1 else also[0]
     rejected = [r for r in rejected if len(r)] or rejected[:1]
     all_rejected = pd.concat(rejected, ignore_index=True) if len(rejected) > 1 else rejected[0]
     all_rejected = all_rejected.astype({"line": np.int64})
@@ -190,7 +203,7 @@ def parse_wait_files(
         "stale_rows": counts["stale_rows"],
     })
     return ParseResult(all_facts[list(FACT_COLUMNS)], all_rejected[list(REJECTED_COLUMNS)],
-                       files_df)
+                       files_df, all_also[list(FACT_COLUMNS)])
 
 
 def read_qt_mapping(paths: Sequence[Path]) -> pd.DataFrame:
