@@ -24,12 +24,13 @@ def _register_commands() -> None:
     from bambam_assets.cli.backtest import backtest
     from bambam_assets.cli.dashboard import dashboard
     from bambam_assets.cli.demo import demo_data
+    from bambam_assets.cli.ingest import ingest
     from bambam_assets.cli.live import live
     from bambam_assets.cli.models import models
     from bambam_assets.cli.run import run
     from bambam_assets.cli.ui import ui
 
-    for command in (demo_data, run, ui, models, backtest, dashboard, live):
+    for command in (demo_data, run, ui, models, backtest, dashboard, live, ingest):
         main.add_command(command)
 
 

@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 
 from bambam_assets.lib.core.parks import TIER_OF_PARK, park_of_entity
+from bambam_assets.lib.ingest import quarantine
 
 # The raw source an observation came from, from its file key (docs/raw_formats.md layouts):
 # export/{kind}/... -> kind (wait_times, fastpass_times); public/..., queue_times/... -> top folder.
@@ -168,6 +169,12 @@ def ingest_polls(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                sum(rows_added) AS rows_added, sum(rows_rejected) AS rows_rejected
         FROM ingest_manifest GROUP BY format ORDER BY last_ingested_at DESC NULLS LAST, format
     """).df()
+
+
+def quarantined_files(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Raw files ingest quarantined after repeated failed reads (lib.ingest.quarantine).
+    Grain: one row per quarantined file: source_key, format, attempts, last error, when."""
+    return quarantine.quarantined_files(conn)
 
 
 def fetch_status(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:

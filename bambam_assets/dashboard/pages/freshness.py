@@ -1,5 +1,6 @@
 """Page 4, data freshness: latest observation per entity and per source, stale operating
-entities, rejected rows per day by reason, and the last raw-source polls and live fetches."""
+entities, rejected rows per day by reason, quarantined raw files, and the last raw-source polls
+and live fetches."""
 
 from __future__ import annotations
 
@@ -51,13 +52,22 @@ def _live_status(ctx: Context, from_warehouse):
     return files if not files.empty else from_warehouse
 
 
+def _quarantine_view(quarantined):
+    if quarantined is None:
+        return theme.empty()
+    if quarantined.empty:
+        return theme.empty("none: every failing raw file is still being retried")
+    return theme.table("quarantine-table", quarantined)
+
+
 def layout(ctx: Context, _query: dict) -> html.Div:
     as_of, stale_days = ctx.as_of(), ctx.stale_days
 
     def q(conn):
         return {"fresh": data.entity_freshness(conn, as_of, stale_days),
                 "rejected": data.rejected_per_day(conn),
-                "polls": data.ingest_polls(conn), "fetch": data.fetch_status(conn)}
+                "polls": data.ingest_polls(conn), "fetch": data.fetch_status(conn),
+                "quarantined": data.quarantined_files(conn)}
     res = ctx.store.read(("freshness", as_of, stale_days), q)
     # one scan of the facts: kept a minute (it is the page's only heavy query)
     src = ctx.store.read("source_freshness", data.source_freshness, ttl_s=60)
@@ -96,6 +106,8 @@ def layout(ctx: Context, _query: dict) -> html.Div:
                        theme.table("entity-source-table", per_source, filterable=True)
                        if per_source is not None else theme.empty()),
         ], className="bb-row"),
+        theme.card("Quarantined raw files (release: bambam ingest release KEY | --all)",
+                   _quarantine_view(d.get("quarantined"))),
         html.Div([
             theme.card("Raw-source polls (ingest manifest)",
                        theme.table("polls-table", d["polls"]) if d.get("polls") is not None

@@ -47,8 +47,12 @@ def ingest_wait_times(
             " (SELECT count(*) FROM entity_index)"
         ).fetchall()[0]
     if report.failed_files:
-        context.log.warning(f"{len(report.failed_files)} files failed and will be retried: "
+        context.log.warning(f"{len(report.failed_files)} files failed: "
                             f"{list(report.failed_files)[:5]}")
+    if report.quarantined_files:
+        context.log.warning(f"{len(report.quarantined_files)} files quarantined (skipped until "
+                            f"they change or `bambam ingest release`): "
+                            f"{report.quarantined_files[:5]}")
     common = {
         "raw_source": source.uri,
         "files_listed": report.files_listed,
@@ -56,6 +60,8 @@ def ingest_wait_times(
         "files_appended": report.files_appended,  # grown files: only their new lines parsed
         "files_failed": report.files_failed,
         "files_unknown_format": report.files_unknown,
+        "files_quarantined": len(report.quarantined_files),
+        "files_replaced": report.files_retracted,  # re-read in full, facts no longer held gone
         "seconds": round(report.seconds, 2),
     }
     yield dg.MaterializeResult(
@@ -65,6 +71,7 @@ def ingest_wait_times(
             "rows_read": report.rows_read,
             "rows_added": report.rows_added,
             "rows_already_present": report.rows_already_present,
+            "rows_retracted": report.rows_retracted,
             "rows_by_type": dg.MetadataValue.json(report.rows_by_type),
             "rows_per_second": round(report.rows_per_second),
             "dagster/row_count": totals[0],
@@ -76,6 +83,7 @@ def ingest_wait_times(
             "rows_rejected": report.rows_rejected,
             "rejected_by_reason": dg.MetadataValue.json(report.rejected_by_reason),
             "failed_files": dg.MetadataValue.json(report.failed_files),
+            "quarantined_files": dg.MetadataValue.json(report.quarantined_files),
             "dagster/row_count": totals[1],
         },
     )

@@ -9,7 +9,7 @@ import duckdb
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RawSourceResource, RunKnobs, WarehouseResource
 from bambam_assets.lib.core.paths import HomePaths
-from bambam_assets.lib.ingest.ingest import pending_files
+from bambam_assets.lib.ingest.ingest import attempt_marks, pending_files
 from bambam_assets.lib.ingest.raw_source import RawFile
 
 ingest_job = dg.define_asset_job(
@@ -19,9 +19,12 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def run_key_for(files: list[RawFile]) -> str:
-    """Run key from the identities of the files to read: the same set is never requested twice."""
-    digest = hashlib.sha256("\n".join(sorted(f.identity for f in files)).encode()).hexdigest()
+def run_key_for(files: list[RawFile], marks: dict[str, str] | None = None) -> str:
+    """Run key from the identities of the files to read and their attempt marks: the same set
+    is never requested twice, but a file that failed (or was released) is requested again."""
+    marks = marks or {}
+    ids = sorted(f"{f.identity}|{marks.get(f.key, '')}" for f in files)
+    digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()
     return f"ingest-{digest[:24]}"
 
 
@@ -50,11 +53,12 @@ def raw_files_sensor(
         return dg.SkipReason(str(exc))
     db = HomePaths(warehouse.home_path()).warehouse
     if not db.exists():
-        todo, to_add = files, []
+        todo, to_add, marks = files, [], {}
     else:
         try:
             with warehouse.reader() as conn:
                 todo = pending_files(conn, files)
+                marks = attempt_marks(conn, [f.key for f in todo])
                 existing = set(context.instance.get_dynamic_partitions(entity_partitions.name))
                 to_add = new_entity_partitions(conn, existing)
         except duckdb.IOException as exc:  # a writer holds the file: try again next tick
@@ -63,7 +67,7 @@ def raw_files_sensor(
     if todo:
         requests.append(
             dg.RunRequest(
-                run_key=run_key_for(todo),
+                run_key=run_key_for(todo, marks),
                 tags={**RunKnobs.from_settings().tags(), "bambam/files": str(len(todo))},
             )
         )

@@ -21,6 +21,10 @@ import pyarrow.compute as pc
 
 
 _KEY = ("entity_code", "observed_at", "wait_time_type", "wait_time_minutes")
+# One schema for both sides (an empty batch frame arrives with null-typed columns).
+_HELD = pa.schema([("entity_code", pa.string()), ("observed_at", pa.timestamp("ns", "UTC")),
+                   ("wait_time_type", pa.string()), ("wait_time_minutes", pa.int64()),
+                   ("park_date", pa.timestamp("ns")), ("source_file", pa.string())])
 
 
 def _same_key(a: str, b: str) -> str:
@@ -31,8 +35,7 @@ def _same_key(a: str, b: str) -> str:
 
 def _held(facts: pa.Table, also: pa.Table) -> pa.Table:
     """Every (fact, file) pair the batch read: its kept facts and the duplicates it dropped."""
-    cols = [*_KEY, "park_date", "source_file"]
-    return pa.concat_tables([facts.select(cols), also.select(cols).cast(facts.select(cols).schema)])
+    return pa.concat_tables([t.select(_HELD.names).cast(_HELD) for t in (facts, also)])
 
 
 def retract_replaced(conn: duckdb.DuckDBPyConnection, keys: Sequence[str], facts: pa.Table,

@@ -116,6 +116,22 @@ def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> 
     return [f for f in files if f.key in wanted]
 
 
+def attempt_marks(conn: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> dict[str, str]:
+    """Per known file, a mark that changes with every failed read and every release
+    (attempts, released_at): a retry of the same file versions gets a new run key."""
+    if not keys:
+        return {}
+    try:
+        rows = conn.execute(
+            "SELECT source_key, attempts, released_at FROM ingest_manifest "
+            "WHERE source_key IN (SELECT unnest(?))", [list(keys)]).fetchall()
+    except duckdb.BinderException:  # a warehouse no writer of this release has migrated yet
+        rows = conn.execute(
+            "SELECT source_key, attempts, NULL FROM ingest_manifest "
+            "WHERE source_key IN (SELECT unnest(?))", [list(keys)]).fetchall()
+    return {k: f"{a}@{r}" for k, a, r in rows}
+
+
 @dataclass(frozen=True)
 class _WaitFile:
     """One version of a wait-time file to parse: whole, or its appended lines only."""

@@ -1,0 +1,194 @@
+"""Issue 16, nothing lost: bad bytes reject lines (not files), corrected re-exports replace
+superseded facts, failing files are counted and quarantined (lib.ingest.ingest, .quarantine)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from click.testing import CliRunner
+
+from bambam_assets.cli.main import main
+from bambam_assets.lib.core import schema
+from bambam_assets.lib.core.warehouse import warehouse_path
+from bambam_assets.lib.ingest.formats import RawFormat, detect_format
+from bambam_assets.lib.ingest.ingest import ingest
+from bambam_assets.lib.ingest.quarantine import quarantined_files, release
+from bambam_assets.lib.ingest.raw_source import LocalRawSource
+
+HEADER = b"entity_code,observed_at,submitted_posted_time,submitted_actual_time,user_id\n"
+KEY = "export/wait_times/wdw/wdw_wait_times_2024_03.csv"
+
+
+def row(i: int, posted: int | str = "", actual: int | str = "") -> bytes:
+    return f"MK101,2024-03-02 {9 + i // 12:02d}:{i % 12 * 5:02d}:00,{posted},{actual},{i}\n".encode()
+
+
+def put(raw: Path, key: str, data: bytes) -> Path:
+    path = raw / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def run(tmp_path: Path, **kw):
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        return ingest(conn, LocalRawSource(tmp_path / "raw"), tmp_path / "cache", **kw), conn
+    except BaseException:
+        conn.close()
+        raise
+
+
+def facts(conn) -> list[tuple]:
+    return conn.execute("SELECT strftime(observed_at AT TIME ZONE 'UTC', '%H:%M'), "
+                        "wait_time_type, wait_time_minutes, source_file FROM fct_wait_times "
+                        "ORDER BY ALL").fetchall()
+
+
+def rejected(conn) -> list[tuple]:
+    return conn.execute("SELECT source_file, line, reason FROM fct_rejected_rows "
+                        "ORDER BY ALL").fetchall()
+
+
+def test_nul_in_first_4kb_rejects_only_its_line(tmp_path: Path) -> None:
+    lines = [row(i, posted=10 + i) for i in range(40)]
+    lines[1] = b"MK101,2024-03-02 09:05\x00:00,11,,1\n"          # line 3
+    lines[30] = b"\x00\x00\x00\x00\x00\x00\x00\x00\n"            # line 32: a NUL-filled block
+    data = HEADER + b"".join(lines)
+    assert detect_format(KEY, data[:4096]) == RawFormat.STANDBY
+    put(tmp_path / "raw", KEY, data)
+    report, conn = run(tmp_path)
+    assert report.files_read == 1 and not report.failed_files and report.files_unknown == 0
+    assert report.rows_added == 38
+    assert rejected(conn) == [(KEY, 3, "nul_bytes"), (KEY, 32, "nul_bytes")]
+    raw = conn.execute("SELECT raw FROM fct_rejected_rows WHERE line = 3").fetchone()[0]
+    assert "\\x00" in raw  # the bad bytes stay visible
+    assert conn.execute("SELECT status, rows_rejected FROM ingest_manifest").fetchall() == [
+        ("processed", 2)]
+
+
+def test_nul_after_4kb_and_invalid_utf8(tmp_path: Path) -> None:
+    lines = [row(i, posted=10 + i) for i in range(150)]  # ~5.5 KB
+    lines[140] = b"MK101,2024-03-02 20:40:00,3\x000,,140\n"   # line 142, past the first 4 KB
+    lines[5] = b"MK101,2024-03-02 09:25:00,\xff\xfe15,,5\n"    # line 7, not UTF-8
+    data = HEADER + b"".join(lines)
+    assert data.index(b"\x00") > 4096
+    put(tmp_path / "raw", KEY, data)
+    report, conn = run(tmp_path)
+    assert report.files_read == 1 and report.rows_added == 148
+    assert rejected(conn) == [(KEY, 7, "invalid_utf8"), (KEY, 142, "nul_bytes")]
+    conn.close()
+    again, conn = run(tmp_path)  # processed: not read again, nothing doubled
+    assert again.files_read == 0 and len(rejected(conn)) == 2
+
+
+def test_binary_header_is_unknown_format(tmp_path: Path) -> None:
+    put(tmp_path / "raw", KEY, b"\x00\x01PK\x03\x04" + HEADER + row(0, 10))
+    report, conn = run(tmp_path)
+    assert report.files_unknown == 1 and report.rows_added == 0
+
+
+def test_corrected_reexport_replaces_superseded_fact(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    other = "export/wait_times/wdw/zz_other.csv"  # read after KEY: KEY keeps the shared fact
+    put(raw, KEY, HEADER + row(0, actual=38) + row(1, actual=20) + row(2, posted=15))
+    put(raw, other, HEADER + row(1, actual=20))  # also holds the 09:05 ACTUAL 20
+    first, conn = run(tmp_path)
+    assert first.rows_added == 3
+    # the 09:05 fact is kept with KEY as its source_file (read first), other.csv is a holder
+    assert facts(conn) == [("14:00", "ACTUAL", 38, KEY), ("14:05", "ACTUAL", 20, KEY),
+                           ("14:10", "POSTED", 15, KEY)]
+    conn.close()
+    # the corrected re-export: 38 was 83, the 09:05 row is gone from it
+    put(raw, KEY, HEADER + row(0, actual=83) + row(2, posted=15))
+    second, conn = run(tmp_path)
+    assert second.files_read == 1 and second.files_appended == 0
+    assert second.rows_added == 1 and second.rows_retracted == 1
+    assert facts(conn) == [("14:00", "ACTUAL", 83, KEY), ("14:05", "ACTUAL", 20, other),
+                           ("14:10", "POSTED", 15, KEY)]
+    assert conn.execute("SELECT count(*) FROM fct_wait_time_sources").fetchone() == (0,)
+    assert conn.execute("SELECT actual_count FROM entity_index").fetchone() == (2,)
+
+
+def test_grown_file_still_only_appends(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    put(raw, KEY, HEADER + row(0, actual=38))
+    run(tmp_path)[1].close()
+    put(raw, KEY, HEADER + row(0, actual=38) + row(1, actual=40))
+    report, conn = run(tmp_path)
+    assert report.files_appended == 1 and report.rows_retracted == 0
+    assert [f[2] for f in facts(conn)] == [38, 40]
+
+
+def test_failing_file_is_quarantined_listed_released_and_retried_on_change(
+        tmp_path: Path, monkeypatch) -> None:
+    raw = tmp_path / "raw"
+    put(raw, KEY, HEADER + row(0, posted=10))
+    bad = "queue_times/AK/2024-03-02/AK_20240302T150000Z.json"
+    put(raw, bad, b'{"lands": [ {"rides": [')
+    for attempt in (1, 2, 3):
+        report, conn = run(tmp_path, max_attempts=3)
+        assert bad in report.failed_files
+        status = conn.execute("SELECT status, attempts, error IS NOT NULL FROM ingest_manifest "
+                              "WHERE source_key = ?", [bad]).fetchone()
+        assert status == ("failed" if attempt < 3 else "quarantined", attempt, True)
+        assert report.quarantined_files == ([] if attempt < 3 else [bad])
+        conn.close()
+    skipped, conn = run(tmp_path, max_attempts=3)  # quarantined: not read again
+    assert not skipped.failed_files and skipped.files_read == 0
+    assert quarantined_files(conn)["source_key"].tolist() == [bad]
+    conn.close()
+    # the CLI lists and releases it
+    monkeypatch.setenv("BAMBAM_HOME", str(tmp_path))
+    (tmp_path / "w.duckdb").rename(warehouse_path(tmp_path))
+    listed = CliRunner().invoke(main, ["ingest", "quarantine"])
+    assert listed.exit_code == 0 and bad in listed.output and "3 attempts" in listed.output
+    released = CliRunner().invoke(main, ["ingest", "release", "--all"])
+    assert released.exit_code == 0 and f"released {bad}" in released.output
+    warehouse_path(tmp_path).rename(tmp_path / "w.duckdb")
+    retried, conn = run(tmp_path, max_attempts=3)  # released: read again, fails, attempts 1
+    assert bad in retried.failed_files and not retried.quarantined_files
+    assert conn.execute("SELECT status, attempts FROM ingest_manifest WHERE source_key = ?",
+                        [bad]).fetchone() == ("failed", 1)
+    conn.close()
+    for _ in range(2):
+        run(tmp_path, max_attempts=3)[1].close()
+    # quarantined again; a changed version is read automatically, with a fresh count
+    put(raw, bad, b'{"lands": [], "rides": []}')
+    fixed, conn = run(tmp_path, max_attempts=3)
+    assert not fixed.failed_files and fixed.files_read == 1
+    assert conn.execute("SELECT status, attempts FROM ingest_manifest WHERE source_key = ?",
+                        [bad]).fetchone() == ("processed", 1)
+    assert quarantined_files(conn).empty
+
+
+def test_release_single_key_and_unknown_key(tmp_path: Path) -> None:
+    put(tmp_path / "raw", "queue_times/x.json", b'{"lands": [')
+    report, conn = run(tmp_path, max_attempts=1)
+    assert report.quarantined_files == ["queue_times/x.json"]
+    assert release(conn, ["nope.csv"]) == []
+    assert release(conn, ["queue_times/x.json"]) == ["queue_times/x.json"]
+    assert conn.execute("SELECT status, attempts, released_at IS NOT NULL FROM ingest_manifest"
+                        ).fetchone() == ("failed", 0, True)
+
+
+def test_manifest_migration_from_old_schema(tmp_path: Path) -> None:
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    conn.execute("""CREATE TABLE ingest_manifest (
+        source_key VARCHAR PRIMARY KEY, size BIGINT, etag VARCHAR, modified_at TIMESTAMPTZ,
+        format VARCHAR, status VARCHAR NOT NULL, error VARCHAR, attempts INTEGER DEFAULT 0,
+        rows_read BIGINT, rows_added BIGINT, rows_rejected BIGINT, ingested_at TIMESTAMPTZ,
+        content_sha256 VARCHAR, content_lines BIGINT)""")
+    conn.execute("INSERT INTO ingest_manifest (source_key, size, status, error, attempts) "
+                 "VALUES ('queue_times/x.json', 11, 'failed', 'boom', 2)")
+    assert quarantined_files(conn).empty  # a reader of an unmigrated warehouse copes
+    schema.ensure_tables(conn)
+    cols = {r[0] for r in conn.execute("DESCRIBE ingest_manifest").fetchall()}
+    assert {"quarantined_at", "released_at"} <= cols
+    conn.close()
+    # the listed file is another version than the old row (its mtime): counted from 1 again
+    put(tmp_path / "raw", "queue_times/x.json", b'{"lands": [')
+    report, conn = run(tmp_path, max_attempts=3)
+    assert report.failed_files and conn.execute(
+        "SELECT status, attempts FROM ingest_manifest").fetchone() == ("failed", 1)
