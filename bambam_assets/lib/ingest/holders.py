@@ -19,7 +19,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
 _KEY = ("entity_code", "observed_at", "wait_time_type", "wait_time_minutes")
 # One schema for both sides (an empty batch frame arrives with null-typed columns).
 _HELD = pa.schema([("entity_code", pa.string()), ("observed_at", pa.timestamp("ns", "UTC")),
