@@ -21,7 +21,8 @@ KEY = "export/wait_times/wdw/wdw_wait_times_2024_03.csv"
 
 
 def row(i: int, posted: int | str = "", actual: int | str = "") -> bytes:
-    return f"MK101,2024-03-02 {9 + i // 12:02d}:{i % 12 * 5:02d}:00,{posted},{actual},{i}\n".encode()
+    at = f"2024-03-02 {9 + i // 12:02d}:{i % 12 * 5:02d}:00"
+    return f"MK101,{at},{posted},{actual},{i}\n".encode()
 
 
 def put(raw: Path, key: str, data: bytes) -> Path:
