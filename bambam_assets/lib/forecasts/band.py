@@ -9,7 +9,7 @@ of rows, at least 200), residual = observed - predicted; the 10% and 90% residua
 taken per local hour (hours with fewer than 20 residuals use the quantiles of all rows). The
 shipped model was refit on those rows, so in-sample residuals are too narrow; the quantiles are
 therefore scaled by the version's conformal width scale (`band_scale`, fitted at training on
-out-of-sample residuals to cover 80 %: lib.models.band_calibration), or, for versions trained
+out-of-sample residuals to cover 82 %: lib.models.band_calibration), or, for versions trained
 before it existed and fallback models, by max(1, holdout_mae / in-sample MAE), where holdout_mae
 is the model's MAE on its held-out newest days (stored in the registry).
 p10 = max(0, pred + low), p90 = pred + high,

@@ -19,7 +19,10 @@ import numpy as np
 import pandas as pd
 
 BAND_QUANTILES = (0.10, 0.90)
-BAND_TARGET_COVERAGE = 0.80
+# 82 %, not 80 %: the 60 days after a training run spread a little wider than its own newest
+# held-out days. Real-data backtest, 4 tune dates, ACTUAL p10-p90 over the next 60 days: target
+# 0.80 gave 82.2 / 75.8 / 79.3 / 75.7 %, target 0.82 gave 82.9 / 77.7 / 80.4 / 79.8 %.
+BAND_TARGET_COVERAGE = 0.82
 MIN_ROWS_PER_HOUR = 20
 MAX_SCALE = 10.0
 
