@@ -58,6 +58,8 @@ WITHOUT_POSTED, WITH_POSTED = "without_posted", "with_posted"
 # POSTED rows (features.build_posted_frame); the forecast's posted_predicted (issue 14).
 POSTED_MODEL = "posted"
 MIN_POSTED_MODEL_ROWS = 500  # fewer sampled POSTED rows: no POSTED model (aggregates instead)
+# a POSTED model whose held-out MAE is above its naive's by more than this is not kept
+POSTED_NAIVE_TOLERANCE = 0.05
 FEATURES_OF_MODEL = {WITHOUT_POSTED: FEATURES_WITHOUT_POSTED, WITH_POSTED: FEATURES_WITH_POSTED,
                      POSTED_MODEL: FEATURES_WITHOUT_POSTED}
 
@@ -241,10 +243,16 @@ def _train_posted(posted: pd.DataFrame, encodings: dict, nthread: int, models: d
     elif not ((p_split == TRAIN).any() and (p_split == VAL).any()):
         metrics["posted_skipped"] = "no POSTED rows in train or val days"
     else:
-        models[POSTED_MODEL], metrics[POSTED_MODEL] = _train_xgb(
-            posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
-        metrics[POSTED_MODEL]["rows"] = len(posted)
-        features[POSTED_MODEL] = list(FEATURES_WITHOUT_POSTED)
+        raw, m = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
+        metrics[POSTED_MODEL] = m | {"rows": len(posted)}
+        mae, naive = m.get("mae"), m.get("naive_mae")
+        if mae is not None and naive is not None and mae > naive * (1 + POSTED_NAIVE_TOLERANCE):
+            # a model that loses to the naive median on its own newest days is no model: the
+            # aggregates serve instead (metrics kept, so the reason is visible)
+            metrics["posted_skipped"] = f"held-out MAE {mae:.2f} > naive {naive:.2f}"
+        else:
+            models[POSTED_MODEL] = raw
+            features[POSTED_MODEL] = list(FEATURES_WITHOUT_POSTED)
 
 
 @lru_cache(maxsize=16)
