@@ -109,8 +109,10 @@ def test_range_run_trains_each_entity_with_its_own_metadata(warehouse_home: Path
     assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == {"MK1", "MK2", "MK3"}
     models = warehouse_home / "models"
     assert registry.current_version(models, "MK1") == 1
-    assert set(registry.load_model(models, "MK1").boosters) == {"without_posted", "with_posted"}
-    assert set(registry.load_model(models, "MK3").boosters) == {"without_posted"}
+    assert set(registry.load_model(models, "MK1").boosters) == {"without_posted", "with_posted",
+                                                                "posted"}
+    # PRIORITY: no with-POSTED model, but its own POSTED rows give it a POSTED model
+    assert set(registry.load_model(models, "MK3").boosters) == {"without_posted", "posted"}
     with wh.reader(warehouse_home) as conn:
         rows = conn.execute("SELECT entity_code, version, is_current FROM model_registry "
                             "ORDER BY 1").fetchall()
@@ -123,10 +125,10 @@ def test_range_run_trains_each_entity_with_its_own_metadata(warehouse_home: Path
 def test_one_failing_entity_does_not_stop_the_others(warehouse_home: Path, monkeypatch) -> None:
     real = training.train_entity
 
-    def flaky(frame, queue_type, nthread=1):
+    def flaky(frame, queue_type, nthread=1, posted=None):
         if frame["entity_code"].iloc[0] == "MK2":
             raise RuntimeError("boom in MK2")
-        return real(frame, queue_type, nthread=nthread)
+        return real(frame, queue_type, nthread=nthread, posted=posted)
 
     monkeypatch.setattr(training, "train_entity", flaky)
     instance = dg.DagsterInstance.ephemeral()
@@ -147,11 +149,11 @@ def test_one_failing_entity_does_not_stop_the_others(warehouse_home: Path, monke
 def _failing(monkeypatch, codes: set[str]) -> None:
     real = training.train_entity
 
-    def flaky(frame, queue_type, nthread=1):
+    def flaky(frame, queue_type, nthread=1, posted=None):
         code = frame["entity_code"].iloc[0]
         if code in codes:
             raise RuntimeError(f"boom in {code}")
-        return real(frame, queue_type, nthread=nthread)
+        return real(frame, queue_type, nthread=nthread, posted=posted)
 
     monkeypatch.setattr(training, "train_entity", flaky)
 

@@ -67,7 +67,8 @@ def test_simulated_week(bambam_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # day 1: the pipeline trains everything
     assert runner.run_pipeline(instance, log=lambda _m: None).success
     day1 = _versions(bambam_home)
-    assert day1 == {c: (1, "1") for c in ("DL1", "DL2", "DL3", "MK1", "MK2", "MK3")}
+    code = train_batch.TRAINING_CODE_VERSION
+    assert day1 == {c: (1, code) for c in ("DL1", "DL2", "DL3", "MK1", "MK2", "MK3")}
     with wh.reader(bambam_home) as conn:
         trained_at = conn.execute("SELECT max(trained_at) FROM model_registry").fetchall()[0][0]
 
@@ -90,8 +91,8 @@ def test_simulated_week(bambam_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert request.tags[sensors.RANGE_START] == "DL1"  # the whole key range: one run
     assert request.tags[sensors.RANGE_END] == "MK3"
     _execute(instance, request)
-    assert _versions(bambam_home) == {"DL1": (2, "1"), "DL2": (1, "1"), "DL3": (1, "1"),
-                                      "MK1": (2, "1"), "MK2": (2, "1"), "MK3": (2, "1")}
+    assert _versions(bambam_home) == {"DL1": (2, code), "DL2": (1, code), "DL3": (1, code),
+                                      "MK1": (2, code), "MK2": (2, code), "MK3": (2, code)}
     with wh.reader(bambam_home) as conn:
         recorded = staleness.read_evaluations(conn).set_index("entity_code")
     assert recorded.loc["DL2", "action"] == "not selected"
@@ -107,10 +108,12 @@ def test_simulated_week(bambam_home: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert "DL2: fresh: 40 new targets" in after.skip_message
 
     # a training code bump retrains every entity, in one run
-    monkeypatch.setattr(train_batch, "TRAINING_CODE_VERSION", "2")
+    bumped = code + "-bumped"
+    monkeypatch.setattr(train_batch, "TRAINING_CODE_VERSION", bumped)
     (bump,) = _tick(instance, datetime.now(UTC)).run_requests
     assert bump.run_config["ops"]["entity_model"]["config"]["only"] == \
         ["MK2", "MK3", "MK1", "DL3", "DL1", "DL2"]
     _execute(instance, bump)
-    assert _versions(bambam_home) == {"DL1": (3, "2"), "DL2": (2, "2"), "DL3": (2, "2"),
-                                      "MK1": (3, "2"), "MK2": (3, "2"), "MK3": (3, "2")}
+    assert _versions(bambam_home) == {"DL1": (3, bumped), "DL2": (2, bumped),
+                                      "DL3": (2, bumped), "MK1": (3, bumped),
+                                      "MK2": (3, bumped), "MK3": (3, bumped)}

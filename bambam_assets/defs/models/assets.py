@@ -15,7 +15,7 @@ from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.models import batch as tb
 from bambam_assets.lib.models import incremental, registry, registry_table, retrain, staleness
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, train_batch
-from bambam_assets.lib.models.features import build_training_frame
+from bambam_assets.lib.models.features import build_posted_frame, build_training_frame
 
 # The asset-level freshness alarm (1.13 FreshnessPolicy). It judges entity_model by its latest
 # materialization of ANY partition (measured on Dagster 1.13), so it cannot hold the per-entity,
@@ -78,11 +78,14 @@ def entity_model(
         tails = [code for code, (m, _) in planned.items() if m == incremental.INCREMENTAL]
         frame = build_training_frame(conn, keys, as_of, tail_entities=tails,
                                      tail_rows=incremental.IncrementalPolicy().min_window_rows)
+        # the POSTED model's sampled rows, for the entities retrained in full only
+        posted_frame = build_posted_frame(conn, [k for k in keys if k not in set(tails)], as_of)
         queue_types = dict(conn.execute(
             "SELECT entity_code, queue_type FROM dim_entity "
             "WHERE entity_code IN (SELECT unnest(?))",
             [keys]).fetchall())
     context.log.info(f"training {len(keys)} entities from {len(frame):,} target rows "
+                     f"and {len(posted_frame):,} sampled POSTED rows "
                      f"(as of {as_of}; {len(tails)} read for an incremental update only)")
 
     progress = StepProgress(warehouse.home_path(), context.run_id, "entity_model", len(keys))
@@ -98,7 +101,8 @@ def entity_model(
         context.log.info(f"due: {code}: {reason}")
     result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
                          workers=config.workers or None, mode=config.mode,
-                         target_counts=counts, tail_entities=tails, plan=planned)
+                         target_counts=counts, tail_entities=tails, plan=planned,
+                         posted_frame=posted_frame)
     rows = registry_table.registry_rows(models_root, result.outcomes)
     failures = registry_table.failure_rows(result.failures, context.run_id)
     evaluation = _with_actions(evaluation, set(context.partition_keys), set(keys), result,

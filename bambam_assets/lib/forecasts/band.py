@@ -8,8 +8,11 @@ How: the current without-POSTED model predicts the entity's newest training rows
 of rows, at least 200), residual = observed - predicted; the 10% and 90% residual quantiles are
 taken per local hour (hours with fewer than 20 residuals use the quantiles of all rows). The
 shipped model was refit on those rows, so in-sample residuals are too narrow; the quantiles are
-therefore scaled by max(1, holdout_mae / in-sample MAE), where holdout_mae is the model's MAE on
-its held-out newest days (stored in the registry). p10 = max(0, pred + low), p90 = pred + high,
+therefore scaled by the version's conformal width scale (`band_scale`, fitted at training on
+out-of-sample residuals to cover 82 %: lib.models.band_calibration), or, for versions trained
+before it existed and fallback models, by max(1, holdout_mae / in-sample MAE), where holdout_mae
+is the model's MAE on its held-out newest days (stored in the registry).
+p10 = max(0, pred + low), p90 = pred + high,
 with low <= 0 <= high so that p10 <= actual_predicted <= p90 always holds.
 """
 
@@ -22,11 +25,14 @@ import numpy as np
 import pandas as pd
 
 from bambam_assets.lib.models import training
+from bambam_assets.lib.models.band_calibration import (  # noqa: F401 - re-exported
+    BAND_QUANTILES,
+    MIN_ROWS_PER_HOUR,
+    hourly_offsets,
+)
 
-BAND_QUANTILES = (0.10, 0.90)
-NEWEST_FRACTION = 0.30
-MIN_NEWEST_ROWS = 200
-MIN_ROWS_PER_HOUR = 20
+NEWEST_FRACTION = training.BAND_NEWEST_FRACTION
+MIN_NEWEST_ROWS = training.BAND_MIN_NEWEST_ROWS
 
 
 @dataclass(frozen=True)
@@ -52,22 +58,14 @@ def fit_band(model: Any, rows: pd.DataFrame) -> ResidualBand | None:
         return None
     recent = newest_rows(rows)
     resid = recent["y"].to_numpy(float) - training.predict(model, recent, with_posted=False)
-    lo_all, hi_all = np.quantile(resid, BAND_QUANTILES)
-    low, high = np.full(24, lo_all), np.full(24, hi_all)
-    hours = pd.to_numeric(recent["local_hour"], errors="coerce")
-    per_hour = pd.Series(resid, index=recent.index).groupby(hours)
-    counts = per_hour.size()
-    ok = counts[counts >= MIN_ROWS_PER_HOUR].index
-    if len(ok):
-        q = per_hour.quantile(list(BAND_QUANTILES)).unstack()
-        idx = np.asarray(ok, dtype=int) % 24
-        low[idx] = q.loc[ok, BAND_QUANTILES[0]].to_numpy()
-        high[idx] = q.loc[ok, BAND_QUANTILES[1]].to_numpy()
-    insample = float(np.abs(resid).mean())
-    holdout = _holdout_mae(model)
-    scale = max(1.0, holdout / insample) if holdout and insample > 0 else 1.0
-    return ResidualBand(np.minimum(low, 0) * scale, np.maximum(high, 0) * scale, scale,
-                        len(recent))
+    hours = pd.to_numeric(recent["local_hour"], errors="coerce").to_numpy(float)
+    low, high = hourly_offsets(resid, hours)
+    scale = _stored_scale(model)
+    if scale is None:
+        insample = float(np.abs(resid).mean())
+        holdout = _holdout_mae(model)
+        scale = max(1.0, holdout / insample) if holdout and insample > 0 else 1.0
+    return ResidualBand(low * scale, high * scale, scale, len(recent))
 
 
 def apply_band(band: ResidualBand | None, pred: np.ndarray,
@@ -83,6 +81,14 @@ def apply_band(band: ResidualBand | None, pred: np.ndarray,
     p10[ok] = np.maximum(pred[ok] + band.low[h], 0.0)
     p90[ok] = pred[ok] + band.high[h]
     return p10, p90
+
+
+def _stored_scale(model: Any) -> float | None:
+    """The version's conformal width scale (training's band_scale), if it has one."""
+    metrics = model.meta.get("metrics") if hasattr(model, "meta") else getattr(model, "metrics",
+                                                                                None)
+    value = ((metrics or {}).get(training.WITHOUT_POSTED) or {}).get("band_scale")
+    return float(value) if value is not None and np.isfinite(float(value)) else None
 
 
 def _holdout_mae(model: Any) -> float | None:

@@ -14,7 +14,10 @@ the EMH opening to the EMH/party closing) get their features in ONE DuckDB query
 `features.feature_ctes_sql`, so they are exactly the training features. The non-POSTED features
 do not depend on the entity, so a park's slot features are built once and shared by all its
 entities, and each entity's model predicts each DISTINCT feature row once (the result is spread
-back to the slots by an inverse index). `posted_predicted` comes from the posted-aggregates
+back to the slots by an inverse index). `posted_predicted` comes from the entity's POSTED model
+(predicted once per distinct feature row too, rounded to 5 minutes like a sign); an entity whose
+version has no POSTED model (too few POSTED rows, a version trained before it existed, no model
+at all) takes the posted-aggregates
 fallback chain, looked up in one join for all (entity, date_group_id, local hour) keys of an
 entity chunk.
 
@@ -47,7 +50,7 @@ from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.band import apply_band, fit_band
-from bambam_assets.lib.forecasts.posted_aggregates import lookup_cte_sql
+from bambam_assets.lib.forecasts.posted_aggregates import ROUND_TO, lookup_cte_sql
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
 from bambam_assets.lib.models import registry, training, worker_pool
 from bambam_assets.lib.models.features import (
@@ -62,8 +65,8 @@ ENTITY_CHUNK = 25  # entities whose inputs are read in one go (bounds the parent
 MODEL, POSTED_ONLY, NO_DATA, FAILED = "model", "posted_only", "no_data", "failed"
 UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # Bumped when the forecast's computation changes, so every file is recomputed once
-# ("3": slots include EMH and party hours).
-FORECAST_CODE_VERSION = "3"
+# ("4": slots include EMH and party hours, and posted_predicted comes from the POSTED model).
+FORECAST_CODE_VERSION = "4"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
 
 
@@ -204,6 +207,13 @@ def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarra
     columns curve_files.FORECAST_COLUMNS."""
     n = len(sf.frame)
     actual = p10 = p90 = np.full(n, np.nan)
+    by_model = None if model is None or not n else training.predict_posted(
+        model, sf.distinct, nthread=nthread)
+    if by_model is not None:  # else the aggregates' values, already rounded
+        posted = None
+        posted_slots = np.round(by_model[sf.inverse] / ROUND_TO) * ROUND_TO
+    else:
+        posted_slots = posted[sf.key_inverse] if posted is not None else np.nan
     if model is not None and n:
         pred = training.predict(model, sf.distinct, with_posted=False, nthread=nthread)
         actual = np.round(pred.astype(np.float64)[sf.inverse], 1)
@@ -213,7 +223,7 @@ def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarra
         "entity_code": entity, "park_date": sf.frame["park_date"], "slot": sf.frame["slot"],
         "slot_start": sf.frame["slot_start"], "actual_predicted": actual, "actual_p10": p10,
         "actual_p90": p90,
-        "posted_predicted": posted[sf.key_inverse] if posted is not None else np.nan,
+        "posted_predicted": posted_slots,
     })
     keep = out["actual_predicted"].notna() | out["posted_predicted"].notna()
     return out[keep].reset_index(drop=True)

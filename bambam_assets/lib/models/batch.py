@@ -22,7 +22,7 @@ from bambam_assets.lib.core.parks import park_of_entity
 from bambam_assets.lib.models import incremental, registry, training, worker_pool
 
 # Bump when the training code changes in a way that should retrain every entity.
-TRAINING_CODE_VERSION = "1"
+TRAINING_CODE_VERSION = "2"  # 2: POSTED model and conformal band scale (issue 14)
 # Below this many target rows to retrain in full, a batch runs in-process: each worker costs
 # about a second to start (imports), more than small work gains from a second core. Measured on
 # the daily benchmark's 24 critical entities: 24 incremental updates took 1.7 s in-process vs
@@ -50,6 +50,7 @@ class TrainTask:
     base: incremental.BaseModel | None = None  # set: try an incremental update from it
     policy: incremental.IncrementalPolicy | None = None
     from_tail: bool = False  # frame holds only the newest rows: an update or nothing
+    posted: pd.DataFrame | None = None  # the POSTED model's rows (features.build_posted_frame)
 
 
 def train_task(task: TrainTask) -> training.TrainedEntity:
@@ -67,7 +68,8 @@ def train_task(task: TrainTask) -> training.TrainedEntity:
         raise RuntimeError("no rows to update the model from, and only the newest rows were "
                            "read: retrain it in full (BAMBAM_TRAIN_MODE=full)")
     if trained is None:
-        trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread)
+        trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread,
+                                        posted=task.posted)
         trained.metrics.update(
             training_mode=incremental.FULL, last_full_retrain_at=task.started_at or None,
             data_end=(pd.Timestamp(task.frame["observed_at"].max()).isoformat()
@@ -104,6 +106,7 @@ def train_batch(
     target_counts: dict[str, int] | None = None,
     tail_entities: Sequence[str] = (),
     plan: dict[str, tuple[str, str]] | None = None,
+    posted_frame: pd.DataFrame | None = None,
 ) -> BatchResult:
     """Train every entity in `entity_codes` from its rows of `frame` (build_training_frame).
 
@@ -112,6 +115,8 @@ def train_batch(
     entity is never retrained in full from its tail: if it is not updated it is a failure.
     `plan`: the (mode, why) per entity `plan_modes` already chose before that read; used as is
     rather than decided again.
+    `posted_frame`: the POSTED model's rows (features.build_posted_frame) of the entities
+    retrained in full; an entity without rows there gets no POSTED model.
 
     Entities with no target row at all (POSTED-only rides) get no model; they are listed in
     `skipped` with the reason, never dropped silently. Order: tier, then target count
@@ -126,6 +131,8 @@ def train_batch(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     result = BatchResult()
     groups = {code: g for code, g in frame.groupby("entity_code", sort=False)}
+    posted_groups = ({} if posted_frame is None else
+                     {code: g for code, g in posted_frame.groupby("entity_code", sort=False)})
     counts = pd.DataFrame({
         "entity_code": list(entity_codes),
         "park_code": [park_of_entity(c) or "" for c in entity_codes],
@@ -155,7 +162,8 @@ def train_batch(
         result.failures[code] = RuntimeError(
             f"only the newest rows were read for an update, but {result.mode_reasons[code]}")
     tasks = [TrainTask(code, queue_types.get(code, "STANDBY"), groups[code], result.nthread,
-                       now.isoformat(), base, policy, from_tail=code in tails)
+                       now.isoformat(), base, policy, from_tail=code in tails,
+                       posted=posted_groups.get(code))
              for code, base in bases.items()]
     done = [0]
 

@@ -247,6 +247,77 @@ def build_training_frame(
     return pd.concat(parts, ignore_index=True)
 
 
+# The POSTED model's sample (issue 14). POSTED rows are ~25x the ACTUAL rows, so the POSTED
+# model trains on a bounded sample: per entity about POSTED_SAMPLE_PER_TARGET x its target rows,
+# at least POSTED_SAMPLE_MIN (new rides and fallback entities have few targets but plenty of
+# POSTED) and at most POSTED_SAMPLE_MAX. Rows are drawn with probability proportional to their
+# recency weight (capped at 1) by a hash of (entity, instant), so the draw is deterministic and
+# needs no sort; each kept row weighs recency weight / probability (Horvitz-Thompson), so the
+# weighted loss is the recency-weighted loss over all POSTED rows, with recent days denser.
+POSTED_SAMPLE_PER_TARGET = 3
+POSTED_SAMPLE_MIN = 2000
+POSTED_SAMPLE_MAX = 30000
+
+
+def build_posted_frame(conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str],
+                       as_of: date) -> pd.DataFrame:
+    """The POSTED model's training rows of the given entities (one query per
+    TRAINING_READ_ENTITIES of them).
+
+    Grain: one row per SAMPLED POSTED observation (see POSTED_SAMPLE_*) of an entity with at
+    least one target row, park_date <= as_of, ordered by entity_code, observed_at. Columns:
+    entity_code, park_code, park_date, observed_at, y (POSTED minutes), FEATURES_WITHOUT_POSTED,
+    weight. Entities without target rows get no rows (they get no model at all).
+    """
+    sql = f"""
+    WITH {_TARGETS_SQL},
+    caps AS (
+        SELECT entity_code,
+               least($max_rows, greatest($min_rows, $per_target * count(*))) AS cap
+        FROM targets GROUP BY entity_code
+    ),
+    posted_all AS (
+        SELECT f.entity_code, f.park_code, f.park_date, f.observed_at,
+               f.wait_time_minutes AS y,
+               power(0.5, date_diff('day', f.park_date, $as_of::DATE) / $half_life) AS w
+        FROM fct_wait_times f
+        WHERE f.park_date <= $as_of AND f.wait_time_type = $posted
+          AND f.wait_time_minutes IS NOT NULL
+          AND f.entity_code IN (SELECT entity_code FROM caps)
+    ),
+    keep AS (
+        SELECT entity_code, least(1.0, any_value(c.cap) / sum(w)) AS rate
+        FROM posted_all JOIN caps c USING (entity_code) GROUP BY entity_code
+    ),
+    sampled AS (
+        SELECT p.entity_code, p.park_code, p.park_date, p.observed_at, p.y,
+               p.w / least(1.0, k.rate * p.w) AS weight
+        FROM posted_all p JOIN keep k USING (entity_code)
+        WHERE (hash(p.entity_code, p.observed_at) % 1000000) / 1000000.0
+              < least(1.0, k.rate * p.w)
+    ),
+    {feature_ctes_sql("sampled")}
+    SELECT t.entity_code, t.park_code, t.park_date, t.observed_at,
+           CAST(t.y AS DOUBLE) AS y, {", ".join(_feature_select_list())}, t.weight
+    FROM featured t
+    ORDER BY t.entity_code, t.observed_at, t.y
+    """
+    codes = sorted(set(entity_codes))
+    parts = []
+    for i in range(0, max(len(codes), 1), TRAINING_READ_ENTITIES):
+        batch = codes[i:i + TRAINING_READ_ENTITIES]
+        params = {
+            **_params(batch, as_of), "posted": POSTED,
+            "half_life": float(RECENCY_HALF_LIFE_DAYS), "per_target": POSTED_SAMPLE_PER_TARGET,
+            "min_rows": POSTED_SAMPLE_MIN, "max_rows": POSTED_SAMPLE_MAX,
+        }
+        with step(conn, f"POSTED model rows ({len(batch)} of {len(codes)} entities)"):
+            parts.append(compact_strings(conn.execute(sql, params).df()))
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, ignore_index=True)
+
+
 def compact_strings(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with its text columns as Arrow-backed strings (in place, column by column).
 

@@ -176,6 +176,9 @@ def continue_training(
     models: dict[str, bytes] = {}
     features: dict[str, list[str]] = {}
     for name, raw in base.models.items():
+        if name == training.POSTED_MODEL:  # fitted on POSTED rows: kept until the full retrain
+            models[name], features[name] = raw, list(training.FEATURES_OF_MODEL[name])
+            continue
         cols = training.FEATURES_OF_MODEL[name]
         rows, sub_split = new, split
         if name == training.WITH_POSTED:

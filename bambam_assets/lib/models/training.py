@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from bambam_assets.lib.models.band_calibration import conformal_scale, hourly_offsets
 from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITH_POSTED,
@@ -48,10 +49,19 @@ MAX_ROUNDS = 2000
 EARLY_STOPPING = 50
 MIN_TARGETS_FOR_XGB = 500
 MIN_POSTED_ROWS = 50  # with-POSTED model needs this many target rows with a matched POSTED
+# the band's in-sample rows: the newest 30 % (at least 200), as lib.forecasts.band takes them
+BAND_NEWEST_FRACTION, BAND_MIN_NEWEST_ROWS = 0.30, 200
 UNKNOWN = "__unknown__"  # reserved key of every category mapping: code of unseen values
 
 WITHOUT_POSTED, WITH_POSTED = "without_posted", "with_posted"
-FEATURES_OF_MODEL = {WITHOUT_POSTED: FEATURES_WITHOUT_POSTED, WITH_POSTED: FEATURES_WITH_POSTED}
+# The POSTED model: the sign's wait from the non-POSTED features, trained on the entity's sampled
+# POSTED rows (features.build_posted_frame); the forecast's posted_predicted (issue 14).
+POSTED_MODEL = "posted"
+MIN_POSTED_MODEL_ROWS = 500  # fewer sampled POSTED rows: no POSTED model (aggregates instead)
+# a POSTED model whose held-out MAE is above its naive's by more than this is not kept
+POSTED_NAIVE_TOLERANCE = 0.05
+FEATURES_OF_MODEL = {WITHOUT_POSTED: FEATURES_WITHOUT_POSTED, WITH_POSTED: FEATURES_WITH_POSTED,
+                     POSTED_MODEL: FEATURES_WITHOUT_POSTED}
 
 
 @dataclass
@@ -104,8 +114,11 @@ def _dmatrix(x: pd.DataFrame, frame: pd.DataFrame | None, nthread: int, weighted
 
 
 def _train_xgb(frame: pd.DataFrame, split: np.ndarray, features: list[str], enc_all: dict,
-               nthread: int) -> tuple[bytes, dict]:
-    """Early-stop on val, measure on test, then refit on all rows with best_iteration + 1 rounds."""
+               nthread: int, calibrate: bool = False) -> tuple[bytes, dict]:
+    """Early-stop on val, measure on test, then refit on all rows with best_iteration + 1 rounds.
+
+    `calibrate`: also fit the p10-p90 band's conformal width scale (metrics["band_scale"], see
+    band_calibration) with the early-stopped booster."""
     params = XGB_PARAMS | {"nthread": nthread}
     enc_train = fit_encodings(frame[split == TRAIN])  # honest: val/test values can be unseen
     x = encode(frame, enc_train)[features]
@@ -120,11 +133,36 @@ def _train_xgb(frame: pd.DataFrame, split: np.ndarray, features: list[str], enc_
         pred_test = booster.predict(_dmatrix(parts[TEST][0], None, nthread, False),
                                     iteration_range=(0, best + 1)).clip(min=0)
     metrics = model_metrics(frame, split, pred_test, best)
+    if calibrate:
+        metrics.update(_band_scale(booster, best, x, frame, split, nthread))
     # DESIGN: refitting on all rows after early stopping cut MAE by 3%
     final = xgb.train(params, _dmatrix(encode(frame, enc_all)[features], frame, nthread, True),
                       best + 1)
     metrics["rounds"] = int(final.num_boosted_rounds())
     return bytes(final.save_raw("ubj")), metrics
+
+
+def _band_scale(booster: xgb.Booster, best: int, x: pd.DataFrame, frame: pd.DataFrame,
+                split: np.ndarray, nthread: int) -> dict:
+    """Band shape from the newest train rows (in-sample, as lib.forecasts.band fits it on the
+    shipped model), scale from the val+test rows (out-of-sample). Frame in time order."""
+    train_idx = np.flatnonzero(split == TRAIN)
+    n = min(len(train_idx), max(BAND_MIN_NEWEST_ROWS,
+                                int(np.ceil(len(train_idx) * BAND_NEWEST_FRACTION))))
+    inside, outside = train_idx[len(train_idx) - n:], np.flatnonzero(split != TRAIN)
+    if not len(inside) or not len(outside):
+        return {}
+    y = frame["y"].to_numpy(dtype=float)
+    hours = pd.to_numeric(frame["local_hour"], errors="coerce").to_numpy(dtype=float)
+
+    def resid(idx: np.ndarray) -> np.ndarray:
+        pred = booster.predict(_dmatrix(x.iloc[idx], None, nthread, False),
+                               iteration_range=(0, best + 1)).clip(min=0)
+        return y[idx] - pred
+
+    low, high = hourly_offsets(resid(inside), hours[inside])
+    scale = conformal_scale(low, high, resid(outside), hours[outside])
+    return {} if scale is None else {"band_scale": round(scale, 4), "band_rows": len(outside)}
 
 
 def _hour_means(frame: pd.DataFrame) -> dict:
@@ -145,8 +183,10 @@ def _predict_fallback(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
     return out.clip(min=0)
 
 
-def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1) -> TrainedEntity:
-    """Train one entity's models from its target rows (see module docstring for the rules)."""
+def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
+                 posted: pd.DataFrame | None = None) -> TrainedEntity:
+    """Train one entity's models from its target rows (see module docstring for the rules), and
+    its POSTED model from `posted` (its rows of features.build_posted_frame) when given."""
     started = time.perf_counter()
     frame = frame.sort_values("observed_at", kind="stable").reset_index(drop=True)
     entity = str(frame["entity_code"].iloc[0]) if len(frame) else ""
@@ -155,7 +195,13 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1) -> Trai
     models: dict[str, bytes] = {}
     features: dict[str, list[str]] = {}
     fallback = None
-    encodings = fit_encodings(frame)
+    if posted is not None and len(posted):
+        posted = posted.sort_values("observed_at", kind="stable").reset_index(drop=True)
+        # one mapping for both: days seen only in POSTED rows keep their own category codes
+        encodings = fit_encodings(pd.concat([frame[CATEGORICAL_FEATURES],
+                                             posted[CATEGORICAL_FEATURES]], ignore_index=True))
+    else:
+        encodings = fit_encodings(frame)
     if len(frame) < MIN_TARGETS_FOR_XGB:
         kind = "hourly_fallback"
         at_test = _predict_fallback(_hour_means(frame[split == TRAIN]), frame[split == TEST])
@@ -164,7 +210,7 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1) -> Trai
     else:
         kind = "xgboost"
         models[WITHOUT_POSTED], metrics[WITHOUT_POSTED] = _train_xgb(
-            frame, split, FEATURES_WITHOUT_POSTED, encodings, nthread)
+            frame, split, FEATURES_WITHOUT_POSTED, encodings, nthread, calibrate=True)
         features[WITHOUT_POSTED] = list(FEATURES_WITHOUT_POSTED)
         if queue_type != "PRIORITY":
             has_posted = frame["posted_matched"].notna().to_numpy()
@@ -178,12 +224,35 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1) -> Trai
                 models[WITH_POSTED], metrics[WITH_POSTED] = _train_xgb(
                     sub, sub_split, FEATURES_WITH_POSTED, encodings, nthread)
                 features[WITH_POSTED] = list(FEATURES_WITH_POSTED)
+    if posted is not None:
+        _train_posted(posted, encodings, nthread, models, metrics, features)
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     return TrainedEntity(
         entity_code=entity, queue_type=queue_type, kind=kind, models=models,
         encodings=encodings, fallback=fallback, metrics=metrics,
         holdout_mae=metrics[WITHOUT_POSTED]["mae"], feature_names=features,
     )
+
+
+def _train_posted(posted: pd.DataFrame, encodings: dict, nthread: int, models: dict,
+                  metrics: dict, features: dict) -> None:
+    """The POSTED model into `models`/`metrics`/`features`, or the reason it was skipped."""
+    p_split = chronological_split(posted)
+    if len(posted) < MIN_POSTED_MODEL_ROWS:
+        metrics["posted_skipped"] = f"{len(posted)} sampled POSTED rows"
+    elif not ((p_split == TRAIN).any() and (p_split == VAL).any()):
+        metrics["posted_skipped"] = "no POSTED rows in train or val days"
+    else:
+        raw, m = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
+        metrics[POSTED_MODEL] = m | {"rows": len(posted)}
+        mae, naive = m.get("mae"), m.get("naive_mae")
+        if mae is not None and naive is not None and mae > naive * (1 + POSTED_NAIVE_TOLERANCE):
+            # a model that loses to the naive median on its own newest days is no model: the
+            # aggregates serve instead (metrics kept, so the reason is visible)
+            metrics["posted_skipped"] = f"held-out MAE {mae:.2f} > naive {naive:.2f}"
+        else:
+            models[POSTED_MODEL] = raw
+            features[POSTED_MODEL] = list(FEATURES_WITHOUT_POSTED)
 
 
 @lru_cache(maxsize=16)
@@ -217,4 +286,22 @@ def predict(trained_or_loaded: Any, frame: pd.DataFrame, with_posted: bool,
     names = booster.feature_names or FEATURES_OF_MODEL[name]
     if len(frame) == 0:
         return np.zeros(0)
+    return booster.predict(xgb.DMatrix(x[names], missing=np.nan)).clip(min=0)
+
+
+def predict_posted(trained_or_loaded: Any, frame: pd.DataFrame,
+                   nthread: int | None = None) -> np.ndarray | None:
+    """POSTED minutes (>= 0) per row of `frame` from the version's POSTED model; None when the
+    version has none (older versions, too few POSTED rows): the caller falls back to the
+    posted aggregates."""
+    raw = (_attr(trained_or_loaded, "models") or {}).get(POSTED_MODEL)
+    if raw is None:
+        return None
+    if len(frame) == 0:
+        return np.zeros(0)
+    booster = _booster(bytes(raw))
+    if nthread is not None:
+        booster.set_param({"nthread": nthread})
+    x = encode(frame, _attr(trained_or_loaded, "encodings"))
+    names = booster.feature_names or FEATURES_WITHOUT_POSTED
     return booster.predict(xgb.DMatrix(x[names], missing=np.nan)).clip(min=0)

@@ -183,3 +183,15 @@ def test_plan_then_tail_read_updates_with_the_true_target_count(base_version, tm
                                    mode="full", now=when, target_counts={"MK1": len(frame)},
                                    tail_entities=["MK1"])
     assert not full.outcomes and "only the newest rows were read" in str(full.failures["MK1"])
+
+
+def test_an_update_keeps_the_posted_model_unchanged(base_version) -> None:
+    root, frame = base_version
+    base = incremental.base_from_loaded(registry.load_model(root, "MK1"))
+    # a POSTED booster (here: any stored booster's bytes) rides along until the next full retrain
+    raw = base.models["without_posted"]
+    with_posted = incremental.BaseModel(**{**base.__dict__,
+                                           "models": {**base.models, "posted": raw}})
+    upd = incremental.continue_training(frame, with_posted, "STANDBY")
+    assert upd is not None and upd.models["posted"] == raw
+    assert upd.feature_names["posted"] == training.FEATURES_OF_MODEL["posted"]
