@@ -42,8 +42,8 @@ from bambam_assets.lib.core.schema import POSTED
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.models import registry
 from bambam_assets.lib.models.features import (
-    FEATURES_WITHOUT_POSTED,
     _TARGETS_SQL,
+    FEATURES_WITHOUT_POSTED,
     _params,
     compact_strings,
     feature_ctes_sql,
