@@ -15,10 +15,11 @@ from bambam_assets.defs.ingest.assets import ingest_wait_times
 from bambam_assets.defs.ingest.sensors import ingest_job, raw_files_sensor
 from bambam_assets.defs.live.sensors import fetch_status_specs, queue_times_poll
 from bambam_assets.defs.models.assets import entity_model
+from bambam_assets.defs.models.global_assets import global_model_asset
 from bambam_assets.defs.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[ingest_wait_times, *dimension_assets, entity_model, *forecast_assets, *wti_assets,
+    assets=[ingest_wait_times, *dimension_assets, global_model_asset, entity_model, *forecast_assets, *wti_assets,
             *fetch_status_specs],
     asset_checks=dimension_checks,
     jobs=[ingest_job, daily_pipeline_job],

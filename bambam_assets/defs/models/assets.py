@@ -48,7 +48,7 @@ class TrainConfig(dg.Config):
     freshness_policy=MODEL_FRESHNESS,
     code_version=f"{TRAINING_CODE_VERSION}-{params_hash()}",
     deps=["fct_wait_times", "entity_index", "dim_entity", "dim_calendar", "dim_season",
-          "dim_park_hours"],
+          "dim_park_hours", "global_model"],
     description="One model version per entity: with- and without-POSTED XGBoost (or the hourly "
     "fallback under 500 targets), early-stopped, refit on all rows, promotion-guarded.",
 )

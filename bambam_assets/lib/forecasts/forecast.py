@@ -48,6 +48,7 @@ from bambam_assets.lib.core.forecast_week import (
 )
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.warehouse import step
+from bambam_assets.lib.forecasts import cold_start
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.band import apply_band, fit_band
 from bambam_assets.lib.forecasts.posted_aggregates import ROUND_TO, lookup_cte_sql
@@ -202,7 +203,8 @@ def posted_values(conn: duckdb.DuckDBPyConnection, park_code: str, entities: Seq
 
 
 def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarray | None,
-                   nthread: int | None = None) -> pd.DataFrame:
+                   nthread: int | None = None,
+                   cold: cold_start.ColdStart | None = None) -> pd.DataFrame:
     """One entity's forecast. Grain: one row per slot where actual or posted is known;
     columns curve_files.FORECAST_COLUMNS."""
     n = len(sf.frame)
@@ -216,6 +218,8 @@ def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarra
         posted_slots = posted[sf.key_inverse] if posted is not None else np.nan
     if model is not None and n:
         pred = training.predict(model, sf.distinct, with_posted=False, nthread=nthread)
+        if cold is not None:  # a young entity borrows from the global model (cold_start.py)
+            pred = cold.blend(entity, sf.distinct, pred, nthread)
         actual = np.round(pred.astype(np.float64)[sf.inverse], 1)
         p10, p90 = apply_band(band, actual, sf.frame["local_hour"].to_numpy(float))
         p10, p90 = np.round(p10, 1), np.round(p90, 1)
@@ -283,6 +287,7 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
     with reader() as conn:
         info = _entity_info(conn, entities, as_of)
         hashes = input_hashes(conn, info, start, end)
+        cold = cold_start.plan(conn, home, list(info["entity_code"]), as_of)
     results: dict[str, EntityResult] = {}
 
     def done(res: EntityResult) -> None:
@@ -297,7 +302,8 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
     for park, group in info.groupby("park_code", sort=True):
         for code in group["entity_code"]:
             version = registry.current_version(models_root, code)
-            fp = fingerprint(hashes.get(code, 0), version, start, end)
+            fp = fingerprint(hashes.get(code, 0) ^ (cold.salt(code) if cold else 0), version,
+                             start, end)
             path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
             footer = None if recompute_all else curve_files.read_footer(path)
             if footer is not None and footer[0].get(FINGERPRINT_KEY, b"").decode() == fp:
@@ -323,7 +329,7 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                     posted = posted_values(conn, park, chunk, sf.keys, priority)
                     train = build_training_frame(conn, modeled, inputs_day) if modeled else None
                 yield ForecastTask(str(home), sf, [(c, plan[c][0]) for c in chunk], posted,
-                                   train, task_threads)
+                                   train, task_threads, cold)
 
     def on_result(task: ForecastTask, out: list[EntityResult] | None,
                   exc: BaseException | None) -> None:
@@ -347,6 +353,7 @@ class ForecastTask:
     posted: dict[str, np.ndarray]
     train: pd.DataFrame | None  # the band's training rows of the chunk's modeled entities
     nthread: int | None
+    cold: cold_start.ColdStart | None = None  # the young entities' blend with the global model
 
 
 def forecast_task(task: ForecastTask) -> list[EntityResult]:
@@ -357,7 +364,7 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
     for code, fp in task.entities:
         try:
             out.append(_one(code, task.sf, _load(HomePaths(home).models, code), task.train,
-                            task.posted.get(code), home, task.nthread, fp))
+                            task.posted.get(code), home, task.nthread, fp, task.cold))
         except Exception as exc:  # noqa: BLE001 - reported per entity
             out.append(EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"]))
     return out
@@ -365,7 +372,7 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
 
 def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
          posted: np.ndarray | None, home: Path, nthread: int | None,
-         fp: str) -> EntityResult:
+         fp: str, cold: cold_start.ColdStart | None = None) -> EntityResult:
     started = time.perf_counter()
     res = EntityResult(code, MODEL if model is not None else POSTED_ONLY, slots=len(sf.frame),
                        fingerprint=fp)
@@ -379,7 +386,10 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
             res.notes.append("no training rows: no p10/p90 band")
     else:
         res.notes.append("no current model: POSTED-only forecast, actual columns null")
-    frame = forecast_frame(code, sf, model, band, posted, nthread)
+    frame = forecast_frame(code, sf, model, band, posted, nthread, cold)
+    if model is not None and cold is not None and code in cold.weights:
+        res.notes.append(f"cold start: own model weight {cold.weights[code]:.2f}, "
+                         f"global model v{cold.version}")
     path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
     res.rows = curve_files.write_entity_file(frame, path, curve_files.FORECAST_SCHEMA,
                                              metadata={FINGERPRINT_KEY: fp})

@@ -1,0 +1,123 @@
+"""Cold start: a young entity's ACTUAL forecast borrows from the global model (pure: no dagster).
+
+A ride that opened days ago knows only its opening weeks; its own model turns that hype into a
+two-year level. So its forecast is `w * own + (1 - w) * global` (the global model:
+lib/models/global_model.py, which sees the ride's park and attributes, not its identity), with
+
+    w = min(w_days, w_rows),  w_days = min(1, s(d, K_DAYS) / s(MATURE_DAYS, K_DAYS)),
+                              w_rows = min(1, s(n, K_ROWS) / s(MATURE_ROWS, K_ROWS)),
+    s(x, k) = x / (x + k)
+
+d = days from the entity's first target observation to as_of, n = its target rows up to as_of:
+the shrinkage weight n/(n+k), rescaled to reach exactly 1 at maturity. An entity with at least
+MATURE_DAYS of history and MATURE_ROWS target rows has w = 1: its forecast is its own model's,
+bit for bit (and its forecast fingerprint is unchanged). Constants chosen by the real-data
+backtest (bench/README.md, issue 14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from bambam_assets.lib.core.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.models import global_model, registry
+
+MATURE_DAYS = global_model.EXCLUDE_YOUNGER_THAN_DAYS  # 180: a ride's first half year is young
+K_DAYS = 60.0
+MATURE_ROWS = 500  # = training.MIN_TARGETS_FOR_XGB: below it the own model is an hourly mean
+K_ROWS = 250.0
+
+
+def _shrink(x: float, k: float, mature: float) -> float:
+    if x >= mature:
+        return 1.0
+    return max(0.0, min(1.0, (x / (x + k)) / (mature / (mature + k))))
+
+
+def blend_weight(days: float, rows: float) -> float:
+    """The own model's weight w in [0, 1] (1 = mature: the own model alone)."""
+    return min(_shrink(max(days, 0.0), K_DAYS, MATURE_DAYS),
+               _shrink(max(rows, 0.0), K_ROWS, MATURE_ROWS))
+
+
+_HISTORY_SQL = """
+SELECT f.entity_code, count(*) AS n, min(f.park_date) AS first_day
+FROM fct_wait_times f LEFT JOIN dim_entity d USING (entity_code)
+WHERE f.park_date <= $as_of AND f.entity_code IN (SELECT unnest($codes::VARCHAR[]))
+  AND f.wait_time_minutes IS NOT NULL
+  AND CASE WHEN coalesce(d.queue_type, 'STANDBY') = 'PRIORITY'
+           THEN f.wait_time_type = $priority AND f.wait_time_minutes <> $sold_out
+           ELSE f.wait_time_type = $actual END
+GROUP BY f.entity_code
+"""
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    """What the forecast workers need to blend (picklable): the global model's bytes and
+    encodings, and per young entity its weight and attribute row."""
+
+    version: int
+    models: dict[str, bytes]
+    encodings: dict
+    weights: dict[str, float] = field(default_factory=dict)
+    attributes: dict[str, dict] = field(default_factory=dict)
+
+    def salt(self, entity: str) -> int:
+        """A number folded into the entity's forecast fingerprint (0 for mature entities)."""
+        w = self.weights.get(entity)
+        return 0 if w is None else hash((self.version, round(w, 4))) & 0x7FFFFFFF
+
+    def blend(self, entity: str, distinct: pd.DataFrame, own: np.ndarray,
+              nthread: int | None = None) -> np.ndarray:
+        """`own` (one prediction per row of `distinct`) blended toward the global model."""
+        w = self.weights.get(entity)
+        if w is None or len(distinct) == 0:
+            return own
+        rows = distinct.assign(**self.attributes[entity])
+        glob = global_model.predict_global(self, rows, nthread)
+        return w * np.asarray(own, dtype=np.float64) + (1.0 - w) * glob
+
+
+def plan(conn: duckdb.DuckDBPyConnection, home: Path, entities: Sequence[str],
+         as_of: date) -> ColdStart | None:
+    """The blend plan of `entities` as of `as_of`; None without a current global model or
+    when no entity is young (then the forecast is exactly the per-entity one)."""
+    root = global_model.global_root(home)
+    if registry.current_version(root, global_model.GLOBAL_KEY) is None or not entities:
+        return None
+    hist = conn.execute(_HISTORY_SQL, {
+        "as_of": as_of, "codes": list(entities), "actual": ACTUAL, "priority": PRIORITY,
+        "sold_out": SOLD_OUT}).df()
+    weights = {}
+    for code, n, first in zip(hist["entity_code"], hist["n"], hist["first_day"], strict=True):
+        w = blend_weight((as_of - pd.Timestamp(first).date()).days, float(n))
+        if w < 1.0:
+            weights[str(code)] = w
+    if not weights:
+        return None
+    attrs = conn.execute(f"""
+        WITH {global_model.LEVELS_CTE.strip()}
+        SELECT e.entity_code, any_value(e.park_code) AS park_code,
+               any_value(e.queue_type) AS queue_type, any_value(lv.posted_level) AS posted_level,
+               {", ".join(f"any_value(CAST(e.{c} AS DOUBLE)) AS {c}"
+                          for c in global_model.ATTRIBUTE_NUMERIC if c != "posted_level")}
+        FROM dim_entity e JOIN levels lv USING (entity_code)
+        WHERE e.entity_code IN (SELECT unnest($codes::VARCHAR[]))
+        GROUP BY e.entity_code
+    """, {"codes": list(weights), "as_of": as_of, "posted": POSTED,
+          "level_days": global_model.LEVEL_DAYS}).df()
+    attributes = {str(r.pop("entity_code")): r for r in attrs.to_dict("records")}
+    # no POSTED level (or not in dim_entity): the global model cannot scale it, keep the own model
+    weights = {c: w for c, w in weights.items() if c in attributes}
+    if not weights:
+        return None
+    loaded = registry.load_model(root, global_model.GLOBAL_KEY)
+    return ColdStart(loaded.version, loaded.models, loaded.encodings, weights, attributes)
