@@ -42,11 +42,11 @@ from bambam_assets.lib.core.schema import POSTED
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.models import registry
 from bambam_assets.lib.models.features import (
-    _TARGETS_SQL,
     FEATURES_WITHOUT_POSTED,
-    _params,
+    TARGETS_SQL,
     compact_strings,
     feature_ctes_sql,
+    target_params,
 )
 from bambam_assets.lib.models.metrics import (
     TEST,
@@ -144,9 +144,9 @@ FROM targets
 
 def target_total(conn: duckdb.DuckDBPyConnection, as_of: date) -> tuple[int, int]:
     """(all target rows, target rows of mature entities) up to as_of: one scan."""
-    params = {**_params(None, as_of), "young_days": EXCLUDE_YOUNGER_THAN_DAYS}
+    params = {**target_params(None, as_of), "young_days": EXCLUDE_YOUNGER_THAN_DAYS}
     del params["park_codes"], params["park_tzs"]
-    n_all, n_mature = conn.execute(_COUNT_SQL.format(targets=_TARGETS_SQL.strip()),
+    n_all, n_mature = conn.execute(_COUNT_SQL.format(targets=TARGETS_SQL.strip()),
                                    params).fetchone()
     return int(n_all or 0), int(n_mature or 0)
 
@@ -165,10 +165,10 @@ def build_global_frame(conn: duckdb.DuckDBPyConnection, as_of: date,
     keep_ppm = 1_000_000 if n <= row_cap else int(1_000_000 * row_cap / n)
     feature_cols = ", ".join(f"t.{c}" if c in ("date_group_id", "season", "season_year")
                              else f"CAST(t.{c} AS DOUBLE) AS {c}" for c in FEATURES_WITHOUT_POSTED)
-    sql = _FRAME_SQL.format(targets=_TARGETS_SQL.strip(), features=feature_ctes_sql("kept"),
+    sql = _FRAME_SQL.format(targets=TARGETS_SQL.strip(), features=feature_ctes_sql("kept"),
                             feature_cols=feature_cols, attrs=attributes_sql(),
                             levels=LEVELS_CTE.strip())
-    params = {**_params(None, as_of), "young_days": EXCLUDE_YOUNGER_THAN_DAYS,
+    params = {**target_params(None, as_of), "young_days": EXCLUDE_YOUNGER_THAN_DAYS,
               "use_young": use_young, "keep_ppm": keep_ppm,
               "half_life": float(RECENCY_HALF_LIFE_DAYS), "posted": POSTED,
               "level_days": LEVEL_DAYS}
