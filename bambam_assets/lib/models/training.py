@@ -92,19 +92,31 @@ def encode(frame: pd.DataFrame, encodings: dict) -> pd.DataFrame:
     """Feature columns of `frame` as float64: categories coded, unseen -> UNKNOWN code, null NaN.
 
     Grain unchanged (one row per input row); only the model feature columns present are returned.
+    Vectorized (one index lookup per category column, the frame built once): every prediction
+    encodes its rows, and a per-value map plus column-by-column inserts cost a fifth of the
+    forecast's time.
     """
     cols = [c for c in FEATURES_WITH_POSTED if c in frame.columns]
-    out = pd.DataFrame(index=frame.index)
+    data: dict[str, np.ndarray] = {}
     for col in cols:
         if col in CATEGORICAL_FEATURES:
             mapping = {k: v for k, v in encodings.get(col, {}).items() if k != UNKNOWN}
-            unknown = encodings.get(col, {}).get(UNKNOWN, len(mapping))
-            values = frame[col].astype("string")
-            codes = values.map(mapping).astype("float64")
-            out[col] = codes.where(values.isna() | codes.notna(), float(unknown))
+            unknown = float(encodings.get(col, {}).get(UNKNOWN, len(mapping)))
+            # the few distinct values are looked up, then spread back (-1: missing)
+            which, uniques = pd.factorize(frame[col], use_na_sentinel=True)
+            names = pd.Series(uniques, dtype=object).astype("string").to_numpy(
+                dtype=object, na_value=None)
+            pos = pd.Index(list(mapping), dtype=object).get_indexer(names)
+            per_unique = np.full(len(names), unknown)
+            if mapping:
+                codes = np.fromiter(mapping.values(), dtype=np.float64, count=len(mapping))
+                per_unique = np.where(pos >= 0, codes[pos], unknown)
+            data[col] = np.where(which >= 0, per_unique[which] if len(names) else np.nan,
+                                 np.nan)
         else:
-            out[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    return out
+            data[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(
+                dtype=np.float64, na_value=np.nan)
+    return pd.DataFrame(data, index=frame.index, columns=cols)
 
 
 def _dmatrix(x: pd.DataFrame, frame: pd.DataFrame | None, nthread: int, weighted: bool):
