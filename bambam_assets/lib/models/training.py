@@ -291,13 +291,20 @@ def predict(trained_or_loaded: Any, frame: pd.DataFrame, with_posted: bool,
         return _predict_fallback(_attr(trained_or_loaded, "fallback"), frame)
     models = _attr(trained_or_loaded, "models")
     name = WITH_POSTED if with_posted and WITH_POSTED in models else WITHOUT_POSTED
-    booster = _booster(bytes(models[name]))
+    return _booster_predict(models[name], trained_or_loaded, frame, FEATURES_OF_MODEL[name],
+                            nthread)
+
+
+def _booster_predict(raw: bytes, trained_or_loaded: Any, frame: pd.DataFrame,
+                     default_names: list[str], nthread: int | None) -> np.ndarray:
+    """One stored booster's predictions (>= 0) on `frame`, encoded with the version's mappings."""
+    if len(frame) == 0:
+        return np.zeros(0)
+    booster = _booster(bytes(raw))
     if nthread is not None:
         booster.set_param({"nthread": nthread})
     x = encode(frame, _attr(trained_or_loaded, "encodings"))
-    names = booster.feature_names or FEATURES_OF_MODEL[name]
-    if len(frame) == 0:
-        return np.zeros(0)
+    names = booster.feature_names or default_names
     return booster.predict(xgb.DMatrix(x[names], missing=np.nan)).clip(min=0)
 
 
@@ -309,11 +316,4 @@ def predict_posted(trained_or_loaded: Any, frame: pd.DataFrame,
     raw = (_attr(trained_or_loaded, "models") or {}).get(POSTED_MODEL)
     if raw is None:
         return None
-    if len(frame) == 0:
-        return np.zeros(0)
-    booster = _booster(bytes(raw))
-    if nthread is not None:
-        booster.set_param({"nthread": nthread})
-    x = encode(frame, _attr(trained_or_loaded, "encodings"))
-    names = booster.feature_names or FEATURES_WITHOUT_POSTED
-    return booster.predict(xgb.DMatrix(x[names], missing=np.nan)).clip(min=0)
+    return _booster_predict(raw, trained_or_loaded, frame, FEATURES_WITHOUT_POSTED, nthread)
