@@ -125,8 +125,11 @@ def record_holders(conn: duckdb.DuckDBPyConnection, facts: pa.Table, also: pa.Ta
               AND f.park_date BETWEEN (SELECT min(park_date) FROM held_rows)
                                   AND (SELECT max(park_date) FROM held_rows)
               AND NOT EXISTS (SELECT 1 FROM fct_wait_time_sources s
-                              WHERE s.source_file = h.source_file AND {_same_key('s', 'h')})
-            """
+                              WHERE s.source_file = h.source_file AND {_same_key('s', 'h')}
+                                -- the batch's files only: a small build side for the anti-join
+                                AND s.source_file IN (SELECT unnest(?)))
+            """,
+            [pc.unique(held.column("source_file")).to_pylist()],
         )
     finally:
         conn.unregister("held_rows")
