@@ -26,8 +26,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from bambam_assets.lib.core.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
+from bambam_assets.lib.core.schema import POSTED
 from bambam_assets.lib.models import global_model, registry
+from bambam_assets.lib.models.features import TARGETS_SQL, target_params
 
 MATURE_DAYS = global_model.EXCLUDE_YOUNGER_THAN_DAYS  # 180: a ride's first half year is young
 K_DAYS = 60.0
@@ -47,15 +48,11 @@ def blend_weight(days: float, rows: float) -> float:
                _shrink(max(rows, 0.0), K_ROWS, MATURE_ROWS))
 
 
-_HISTORY_SQL = """
-SELECT f.entity_code, count(*) AS n, min(f.park_date) AS first_day
-FROM fct_wait_times f LEFT JOIN dim_entity d USING (entity_code)
-WHERE f.park_date <= $as_of AND f.entity_code IN (SELECT unnest($codes::VARCHAR[]))
-  AND f.wait_time_minutes IS NOT NULL
-  AND CASE WHEN coalesce(d.queue_type, 'STANDBY') = 'PRIORITY'
-           THEN f.wait_time_type = $priority AND f.wait_time_minutes <> $sold_out
-           ELSE f.wait_time_type = $actual END
-GROUP BY f.entity_code
+# Each entity's target rows (the training's own rule: features.TARGETS_SQL): count and first day.
+_HISTORY_SQL = f"""
+WITH {TARGETS_SQL}
+SELECT entity_code, count(*) AS n, min(park_date) AS first_day
+FROM targets GROUP BY entity_code
 """
 
 
@@ -93,9 +90,9 @@ def plan(conn: duckdb.DuckDBPyConnection, home: Path, entities: Sequence[str],
     root = global_model.global_root(home)
     if registry.current_version(root, global_model.GLOBAL_KEY) is None or not entities:
         return None
-    hist = conn.execute(_HISTORY_SQL, {
-        "as_of": as_of, "codes": list(entities), "actual": ACTUAL, "priority": PRIORITY,
-        "sold_out": SOLD_OUT}).df()
+    params = target_params(entities, as_of)
+    del params["park_codes"], params["park_tzs"]  # the parks lookup is not in TARGETS_SQL
+    hist = conn.execute(_HISTORY_SQL, params).df()
     weights = {}
     for code, n, first in zip(hist["entity_code"], hist["n"], hist["first_day"], strict=True):
         w = blend_weight((as_of - pd.Timestamp(first).date()).days, float(n))
