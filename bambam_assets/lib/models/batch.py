@@ -19,7 +19,7 @@ import pandas as pd
 import psutil
 
 from bambam_assets.lib.core.parks import park_of_entity
-from bambam_assets.lib.models import incremental, registry, training, worker_pool
+from bambam_assets.lib.models import guard, incremental, registry, training, worker_pool
 
 # Bump when the training code changes in a way that should retrain every entity.
 TRAINING_CODE_VERSION = "2"  # 2: POSTED model and conformal band scale (issue 14)
@@ -51,6 +51,7 @@ class TrainTask:
     policy: incremental.IncrementalPolicy | None = None
     from_tail: bool = False  # frame holds only the newest rows: an update or nothing
     posted: pd.DataFrame | None = None  # the POSTED model's rows (features.build_posted_frame)
+    incumbent: guard.Incumbent | None = None  # the current version: judged on the same rows
 
 
 def train_task(task: TrainTask) -> training.TrainedEntity:
@@ -76,6 +77,13 @@ def train_task(task: TrainTask) -> training.TrainedEntity:
                       if len(task.frame) else None),
         )
     trained.entity_code = task.entity_code
+    if task.incumbent is not None and trained.test_rows is not None:
+        now = datetime.fromisoformat(task.started_at) if task.started_at else datetime.now(UTC)
+        trained.metrics["guard"] = guard.evidence(
+            trained.test_rows, trained.test_pred, task.incumbent, challenger_kind=trained.kind,
+            mode=trained.metrics.get("training_mode", incremental.FULL), now=now,
+            code_version=TRAINING_CODE_VERSION, params_hash=params_hash())
+    trained.test_rows = trained.test_pred = None  # not shipped back to the parent
     return trained
 
 
@@ -144,10 +152,12 @@ def train_batch(
     max_rows = int(counts.target_count.max()) if len(counts) else 0
     planned_workers, _ = worker_pool.plan_workers(max_rows)
     bases: dict[str, incremental.BaseModel | None] = {}
+    incumbents: dict[str, guard.Incumbent | None] = {}
     for code in ordered.entity_code:
         if code in groups:
+            incumbents[code] = guard.read_incumbent(models_root, code)
             bases[code] = _plan_mode(result, models_root, code, mode, now, policy,
-                                     (plan or {}).get(code))
+                                     (plan or {}).get(code), incumbents[code])
         else:
             result.skipped[code] = ("no target observations (ACTUAL or PRIORITY) up to the "
                                     "as-of date")
@@ -163,7 +173,7 @@ def train_batch(
             f"only the newest rows were read for an update, but {result.mode_reasons[code]}")
     tasks = [TrainTask(code, queue_types.get(code, "STANDBY"), groups[code], result.nthread,
                        now.isoformat(), base, policy, from_tail=code in tails,
-                       posted=posted_groups.get(code))
+                       posted=posted_groups.get(code), incumbent=incumbents[code])
              for code, base in bases.items()]
     done = [0]
 
@@ -176,8 +186,7 @@ def train_batch(
                     models_root, trained, code_version=TRAINING_CODE_VERSION,
                     params_hash=params_hash(), target_count=result.target_counts[code],
                     now=fixed_clock,
-                    # an update was scored with the incumbent on the same held-out days
-                    incumbent_mae=trained.metrics.get("incumbent_mae"),
+                    guard=trained.metrics.get("guard"),  # both scored on the same rows
                 )
                 result.outcomes.append(outcome)
                 result.trained[code] = trained
@@ -227,12 +236,18 @@ def plan_modes(models_root: Path, target_counts: dict[str, int], mode: str, now:
 
 def _plan_mode(result: BatchResult, models_root: Path, code: str, mode: str, now: datetime,
                policy: incremental.IncrementalPolicy | None,
-               planned: tuple[str, str] | None = None) -> incremental.BaseModel | None:
+               planned: tuple[str, str] | None = None,
+               incumbent: guard.Incumbent | None = None) -> incremental.BaseModel | None:
     """Full vs incremental for one entity: `planned` if given, else decided from its CURRENT
-    meta; loads the base model of an update."""
+    meta; the base model of an update (from `incumbent` when given, else loaded)."""
     chosen, why = planned or _choose(models_root, code, result.target_counts[code], mode, now,
                                      policy)
     result.modes[code], result.mode_reasons[code] = chosen, why
     if chosen != incremental.INCREMENTAL:
         return None
+    if incumbent is not None:
+        return incremental.BaseModel(
+            version=incumbent.version, models=dict(incumbent.models),
+            encodings=incumbent.encodings, data_end=incumbent.data_end,
+            test_end=incumbent.test_end, last_full_retrain_at=incumbent.last_full_retrain_at)
     return incremental.base_from_loaded(registry.load_model(models_root, code))

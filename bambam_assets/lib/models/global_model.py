@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ import xgboost as xgb
 
 from bambam_assets.lib.core.schema import POSTED
 from bambam_assets.lib.core.warehouse import step
-from bambam_assets.lib.models import registry
+from bambam_assets.lib.models import guard, registry
 from bambam_assets.lib.models.features import (
     FEATURES_WITHOUT_POSTED,
     TARGETS_SQL,
@@ -215,6 +215,10 @@ class TrainedGlobal:
     fallback: dict | None = None
     feature_names: dict[str, list[str]] = field(
         default_factory=lambda: {"without_posted": list(GLOBAL_FEATURES)})
+    # transient, never stored: the held-out rows and the early-stopped booster's predictions
+    # on them, for the promotion guard (lib/models/guard.py)
+    test_rows: pd.DataFrame | None = None
+    test_pred: np.ndarray | None = None
 
 
 def _dm(x: pd.DataFrame, frame: pd.DataFrame | None, weighted: bool, nthread: int):
@@ -262,7 +266,9 @@ def train_global(frame: pd.DataFrame, nthread: int = 2) -> TrainedGlobal:
     metrics["rounds"] = int(final.num_boosted_rounds())
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     return TrainedGlobal({"without_posted": bytes(final.save_raw("ubj"))}, encodings,
-                         {"without_posted": metrics}, metrics["mae"])
+                         {"without_posted": metrics,
+                          "data_end": pd.Timestamp(frame["observed_at"].max()).isoformat()},
+                         metrics["mae"], test_rows=test.reset_index(drop=True), test_pred=pred)
 
 
 def predict_global(model: Any, frame: pd.DataFrame, nthread: int | None = None) -> np.ndarray:
@@ -337,16 +343,22 @@ def train_and_save(read: GlobalRead, home: Path, nthread: int = 2) -> dict:
     frame = read.frame
     trained = train_global(frame, nthread=nthread)
     trained.metrics["as_of"] = read.as_of.isoformat()
-    incumbent = None
-    if registry.current_version(root, GLOBAL_KEY) is not None:
-        test = holdout_rows(frame)
-        if len(test):
-            old = registry.load_model(root, GLOBAL_KEY)
-            incumbent = float(np.mean(np.abs(predict_global(old, test, nthread)
-                                             - test["y"].to_numpy(float))))
+    code_version = f"{GLOBAL_CODE_VERSION}-{params_hash()}"
+    incumbent = guard.read_incumbent(root, GLOBAL_KEY)
+    if incumbent is not None:
+        if incumbent.data_end is None:  # versions before the guard recorded it: their as_of
+            as_of = (registry.read_meta(root, GLOBAL_KEY, incumbent.version).get("metrics")
+                     or {}).get("as_of")
+            incumbent = replace(incumbent, test_end=as_of)
+        trained.metrics["guard"] = guard.evidence(
+            trained.test_rows, trained.test_pred, incumbent, challenger_kind=trained.kind,
+            mode="full", now=datetime.now(UTC), code_version=code_version,
+            params_hash=params_hash(),
+            predict=lambda model, rows: predict_global(model, rows, nthread))
+    trained.test_rows = trained.test_pred = None
     outcome = registry.save_version(
-        root, trained, code_version=f"{GLOBAL_CODE_VERSION}-{params_hash()}",
-        params_hash=params_hash(), target_count=read.target_rows, incumbent_mae=incumbent)
+        root, trained, code_version=code_version, params_hash=params_hash(),
+        target_count=read.target_rows, guard=trained.metrics.get("guard"))
     m = trained.metrics["without_posted"]
     return {"trained": True, "reason": read.reason, "version": outcome.version,
             "promoted": outcome.promoted, "decision": outcome.decision,

@@ -9,8 +9,9 @@ the same feature codes as the old ones.
 The update window is the new rows, reaching back to a minimum row count (`update_window`).
 Evaluation mirrors the full path: the window is split chronologically; a measuring booster is
 continued on the older part and scored on the newest held-out days, where the incumbent is scored
-too (`metrics["incumbent_mae"]`, passed to the registry guard: both judged on the same days); the
-shipped booster is then continued on all new rows. A full retrain stays due at least weekly.
+too (`metrics["incumbent_mae"]`, for the record: the window may reach back into rows the
+incumbent saw, so the promotion guard uses only the held-out rows after its data end, see
+lib/models/guard.py); the shipped booster is then continued on all new rows. A full retrain stays due at least weekly.
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def continue_training(
     split = chronological_split(new)
     metrics: dict[str, Any] = {"rows": int(len(new)), "new_rows": int(n_new),
                                "split": split_bounds(new, split)}
+    test_pred = np.zeros(0)
     models: dict[str, bytes] = {}
     features: dict[str, list[str]] = {}
     for name, raw in base.models.items():
@@ -192,7 +194,10 @@ def continue_training(
         incumbent = xgb.Booster()
         incumbent.load_model(bytearray(raw))
         at_test = x[sub_split == TEST]
-        m = model_metrics(rows, sub_split, _predict(measuring, at_test), None)
+        measured = _predict(measuring, at_test)
+        m = model_metrics(rows, sub_split, measured, None)
+        if name == training.WITHOUT_POSTED:
+            test_pred = measured
         inc_pred = _predict(incumbent, at_test)
         y_test = rows["y"].to_numpy(dtype=float)[sub_split == TEST]
         m["incumbent_mae"] = float(np.abs(inc_pred - y_test).mean()) if len(y_test) else None
@@ -214,4 +219,5 @@ def continue_training(
         entity_code=str(frame["entity_code"].iloc[0]), queue_type=queue_type, kind="xgboost",
         models=models, encodings=base.encodings, fallback=None, metrics=metrics,
         holdout_mae=main["mae"], feature_names=features,
+        test_rows=new[split == TEST].reset_index(drop=True), test_pred=test_pred,
     )

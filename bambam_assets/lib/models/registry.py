@@ -205,12 +205,17 @@ def save_version(
     keep: int = 5,
     now: datetime | None = None,
     incumbent_mae: float | None = None,
+    guard: dict | None = None,
 ) -> SaveOutcome:
     """Store `trained` as the entity's next version; make it current if it passes the guard.
 
     Args:
         incumbent_mae: the current model's MAE on the challenger's held-out days, when the caller
             computed it; otherwise the current version's stored holdout_mae is used.
+        guard: lib/models/guard.py's evidence against the version that is still current: both
+            MAEs on the same rows after the incumbent's data end, or the rule's decision
+            ("promote", "decision") when those rows were too few. Ignored when the current
+            version changed since (another run promoted one): the stored MAE decides then.
         keep: versions kept (the newest `keep`, plus the current one whatever its age).
     """
     if keep < 1:
@@ -225,9 +230,19 @@ def save_version(
         if incumbent_mae is None and previous is not None:
             incumbent_mae = read_meta(models_root, entity, previous).get("holdout_mae")
         challenger = _finite(trained.holdout_mae)
-        promoted, decision = promotion_decision(
-            challenger, _finite(incumbent_mae), previous is not None, tolerance
-        )
+        if guard is not None and previous is not None and \
+                guard.get("incumbent_version") == previous:
+            if "promote" in guard:
+                promoted, decision = bool(guard["promote"]), str(guard["decision"])
+            else:
+                promoted, decision = promotion_decision(
+                    _finite(guard.get("challenger_mae")), _finite(guard.get("incumbent_mae")),
+                    True, tolerance)
+                decision += f" on the same {guard['rows']} rows after the incumbent's data end"
+        else:
+            promoted, decision = promotion_decision(
+                challenger, _finite(incumbent_mae), previous is not None, tolerance
+            )
         trained_at = now or datetime.now(UTC)
         # a naive `now` is taken as UTC (not the machine's local zone)
         trained_at = (trained_at.replace(tzinfo=UTC) if trained_at.tzinfo is None

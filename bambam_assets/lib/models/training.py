@@ -77,6 +77,10 @@ class TrainedEntity:
     metrics: dict  # per model name: mae, rmse, mape, r2, naive_mae, ...; plus rows, seconds, split
     holdout_mae: float | None  # test-split MAE of the without-POSTED model
     feature_names: dict[str, list[str]] = field(default_factory=dict)
+    # transient, never stored: the without-POSTED model's held-out rows and its predictions on
+    # them (the measuring model's, before the refit), for the promotion guard (lib/models/guard)
+    test_rows: pd.DataFrame | None = None
+    test_pred: np.ndarray | None = None
 
 
 def fit_encodings(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -126,8 +130,9 @@ def _dmatrix(x: pd.DataFrame, frame: pd.DataFrame | None, nthread: int, weighted
 
 
 def _train_xgb(frame: pd.DataFrame, split: np.ndarray, features: list[str], enc_all: dict,
-               nthread: int, calibrate: bool = False) -> tuple[bytes, dict]:
+               nthread: int, calibrate: bool = False) -> tuple[bytes, dict, np.ndarray]:
     """Early-stop on val, measure on test, then refit on all rows with best_iteration + 1 rounds.
+    Returns the refit booster, its metrics and the early-stopped booster's test predictions.
 
     `calibrate`: also fit the p10-p90 band's conformal width scale (metrics["band_scale"], see
     band_calibration) with the early-stopped booster."""
@@ -151,7 +156,7 @@ def _train_xgb(frame: pd.DataFrame, split: np.ndarray, features: list[str], enc_
     final = xgb.train(params, _dmatrix(encode(frame, enc_all)[features], frame, nthread, True),
                       best + 1)
     metrics["rounds"] = int(final.num_boosted_rounds())
-    return bytes(final.save_raw("ubj")), metrics
+    return bytes(final.save_raw("ubj")), metrics, pred_test
 
 
 def _band_scale(booster: xgb.Booster, best: int, x: pd.DataFrame, frame: pd.DataFrame,
@@ -218,10 +223,11 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
         kind = "hourly_fallback"
         at_test = _predict_fallback(_hour_means(frame[split == TRAIN]), frame[split == TEST])
         metrics[WITHOUT_POSTED] = model_metrics(frame, split, at_test, None)
+        test_pred = at_test
         fallback = _hour_means(frame)
     else:
         kind = "xgboost"
-        models[WITHOUT_POSTED], metrics[WITHOUT_POSTED] = _train_xgb(
+        models[WITHOUT_POSTED], metrics[WITHOUT_POSTED], test_pred = _train_xgb(
             frame, split, FEATURES_WITHOUT_POSTED, encodings, nthread, calibrate=True)
         features[WITHOUT_POSTED] = list(FEATURES_WITHOUT_POSTED)
         if queue_type != "PRIORITY":
@@ -233,7 +239,7 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
                 metrics["with_posted_skipped"] = "no POSTED-matched rows in train or val days"
             else:
                 sub = frame[has_posted].reset_index(drop=True)
-                models[WITH_POSTED], metrics[WITH_POSTED] = _train_xgb(
+                models[WITH_POSTED], metrics[WITH_POSTED], _ = _train_xgb(
                     sub, sub_split, FEATURES_WITH_POSTED, encodings, nthread)
                 features[WITH_POSTED] = list(FEATURES_WITH_POSTED)
     if posted is not None:
@@ -243,6 +249,7 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
         entity_code=entity, queue_type=queue_type, kind=kind, models=models,
         encodings=encodings, fallback=fallback, metrics=metrics,
         holdout_mae=metrics[WITHOUT_POSTED]["mae"], feature_names=features,
+        test_rows=frame[split == TEST].reset_index(drop=True), test_pred=test_pred,
     )
 
 
@@ -255,7 +262,7 @@ def _train_posted(posted: pd.DataFrame, encodings: dict, nthread: int, models: d
     elif not ((p_split == TRAIN).any() and (p_split == VAL).any()):
         metrics["posted_skipped"] = "no POSTED rows in train or val days"
     else:
-        raw, m = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
+        raw, m, _ = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
         metrics[POSTED_MODEL] = m | {"rows": len(posted)}
         mae, naive = m.get("mae"), m.get("naive_mae")
         if mae is not None and naive is not None and mae > naive * (1 + POSTED_NAIVE_TOLERANCE):

@@ -127,12 +127,12 @@ def test_version_without_posted_model_falls_back_to_aggregates(home: Path) -> No
 def test_posted_model_losing_to_its_naive_is_not_kept(monkeypatch) -> None:
     # the trainer's own held-out figures decide: MAE above naive * 1.05 -> no POSTED model
     monkeypatch.setattr(training, "_train_xgb",
-                        lambda *a, **k: (b"raw", {"mae": 12.0, "naive_mae": 10.0}))
+                        lambda *a, **k: (b"raw", {"mae": 12.0, "naive_mae": 10.0}, None))
     posted = pd.DataFrame({"park_date": pd.date_range("2024-01-01", periods=600, freq="h").date})
     models, metrics, features = {}, {}, {}
     training._train_posted(posted, {}, 1, models, metrics, features)
     assert models == {} and "12.00 > naive 10.00" in metrics["posted_skipped"]
     monkeypatch.setattr(training, "_train_xgb",
-                        lambda *a, **k: (b"raw", {"mae": 10.4, "naive_mae": 10.0}))
+                        lambda *a, **k: (b"raw", {"mae": 10.4, "naive_mae": 10.0}, None))
     training._train_posted(posted, {}, 1, models, metrics, features)
     assert models == {training.POSTED_MODEL: b"raw"}
