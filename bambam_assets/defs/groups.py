@@ -17,7 +17,7 @@ GROUP_ASSETS: dict[str, tuple[str, ...]] = {
     DIMENSIONS: ("dim_calendar", "dim_season", "dim_entity", "dim_metatable", "dim_event_days",
                  "dim_events", "dim_park_hours_versions", "dim_park_hours"),
     MODELS: ("global_model", "entity_model"),
-    FORECASTS: ("posted_aggregates", "entity_forecast", "entity_backfill"),
+    FORECASTS: ("posted_aggregates", "entity_forecast", "entity_backfill", "forecast_scorecard"),
     WTI: ("park_wti", "park_wti_daily"),
     LIVE: ("fetch_status", "queue_times_unmapped"),
 }

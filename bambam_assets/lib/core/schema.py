@@ -170,6 +170,16 @@ DDL: dict[str, str] = {
             first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ,
             PRIMARY KEY (park_code, queue_times_id)
         )""",
+    # One row per (forecast vintage's as-of day, entity, target park day): errors of that
+    # vintage's forecast against the ACTUAL waits observed that day (lib.forecasts.scorecard).
+    "forecast_scorecard": """
+        CREATE TABLE IF NOT EXISTS forecast_scorecard (
+            vintage_as_of DATE NOT NULL, entity_code VARCHAR NOT NULL,
+            park_code VARCHAR NOT NULL, park_date DATE NOT NULL, horizon_days INTEGER NOT NULL,
+            n_obs BIGINT NOT NULL, abs_err_sum DOUBLE NOT NULL, err_sum DOUBLE NOT NULL,
+            in_band BIGINT NOT NULL,
+            PRIMARY KEY (vintage_as_of, entity_code, park_date)
+        )""",
 }
 BUILD_LOG = "dim_build_log"
 

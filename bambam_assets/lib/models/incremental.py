@@ -11,7 +11,8 @@ Evaluation mirrors the full path: the window is split chronologically; a measuri
 continued on the older part and scored on the newest held-out days, where the incumbent is scored
 too (`metrics["incumbent_mae"]`, for the record: the window may reach back into rows the
 incumbent saw, so the promotion guard uses only the held-out rows after its data end, see
-lib/models/guard.py); the shipped booster is then continued on all new rows. A full retrain stays due at least weekly.
+lib/models/guard.py); the shipped booster is then continued on all new rows. A full retrain
+stays due at least weekly.
 """
 
 from __future__ import annotations

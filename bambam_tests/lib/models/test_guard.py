@@ -12,12 +12,9 @@ import pandas as pd
 
 from bambam_assets.lib.models import batch as train_batch
 from bambam_assets.lib.models import registry
-from bambam_tests.lib.models.test_incremental import (  # noqa: F401 - fixture
-    NOW,
-    START,
-    base_version,
-    synthetic_frame,
-)
+from bambam_tests.builders import INCR_NOW as NOW
+from bambam_tests.builders import INCR_START as START
+from bambam_tests.builders import synthetic_frame
 
 
 def _noisier_from(frame: pd.DataFrame, day: int, sd: float, seed: int = 11) -> pd.DataFrame:

@@ -3,60 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from bambam_assets.lib.models import batch as train_batch
 from bambam_assets.lib.models import incremental, registry, training
-
-START = pd.Timestamp("2024-03-01")
-NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
-
-
-def synthetic_frame(days: int, shift_from: int, shift: float, seed: int = 3) -> pd.DataFrame:
-    """One STANDBY entity's training rows (build_training_frame columns), 30 targets a day;
-    waits rise by `shift` minutes from day `shift_from` on (the continuation to learn)."""
-    rng = np.random.default_rng(seed)
-    day = np.repeat(np.arange(days), 30)
-    minute = rng.integers(9 * 60, 21 * 60, size=len(day))
-    park_date = START + pd.to_timedelta(day, unit="D")
-    local = park_date + pd.to_timedelta(minute, unit="m")
-    dow = local.dayofweek.to_numpy() + 1
-    y = (20 + 25 * np.sin((minute - 540) / 720 * np.pi) + 10 * (dow >= 6)
-         + shift * (day >= shift_from) + rng.normal(0, 3, len(day))).round()
-    posted = y + 5 + rng.normal(0, 2, len(day))
-    return pd.DataFrame({
-        "entity_code": "MK1", "park_code": "MK", "park_date": park_date.date,
-        "observed_at": local.tz_localize("America/New_York").tz_convert("UTC"),
-        "queue_type": "STANDBY", "y": y.astype(float),
-        "mins_since_6am": (minute - 360).astype(float), "local_hour": (minute // 60).astype(float),
-        "day_of_week": dow.astype(float), "month": local.month.to_numpy().astype(float),
-        "date_group_id": np.where(dow >= 6, "WEEKEND", "WEEKDAY"), "season": "SPRING",
-        "season_year": "2024", "mins_since_park_open": (minute - 540).astype(float),
-        "park_open_hour": 9.0, "park_close_hour": 21.0, "park_hours_open": 12.0,
-        "emh_morning": 0.0, "emh_evening": 0.0, "posted_matched": posted,
-        "posted_mean_30": posted, "posted_mean_60": posted,
-        "weight": 0.5 ** ((days - day) / 365),
-    })
-
-
-@pytest.fixture(scope="module")
-def base_version(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    """A full model on days 0..69, stored as v1; the frame runs to day 79 (+12 min from day 70)."""
-    root = tmp_path_factory.mktemp("models")
-    frame = synthetic_frame(80, shift_from=70, shift=12.0)
-    first = frame[frame["park_date"] < (START + pd.Timedelta(days=70)).date()]
-    trained = training.train_entity(first, "STANDBY")
-    trained.entity_code = "MK1"
-    trained.metrics.update(training_mode="full", last_full_retrain_at=NOW.isoformat(),
-                           data_end=first["observed_at"].max().isoformat())
-    registry.save_version(root, trained, code_version=train_batch.TRAINING_CODE_VERSION,
-                          params_hash=train_batch.params_hash(), target_count=len(first), now=NOW)
-    return root, frame
+from bambam_tests.builders import INCR_NOW as NOW
 
 
 def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
