@@ -18,7 +18,8 @@ from bambam_assets.lib.core.paths import HomePaths
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-PAGES = {"status": "/", "quality": "/quality", "curves": "/curves", "freshness": "/freshness"}
+PAGES = {"status": "/", "quality": "/quality", "curves": "/curves", "freshness": "/freshness",
+         "scorecard": "/scorecard"}
 # Every plotly graph on the page has drawn its points.
 GRAPHS_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')]
     .every(el => el._fullData && el._fullData.some(t => (t.x || []).length > 0))"""

@@ -20,9 +20,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from bambam_assets import web_auth
 from bambam_assets.dashboard import auth, theme
 from bambam_assets.dashboard.context import Context, make_context
-from bambam_assets.dashboard.pages import curves, freshness, quality, status
+from bambam_assets.dashboard.pages import curves, freshness, quality, scorecard, status
 
-PAGES = (status, quality, curves, freshness)
+PAGES = (status, quality, curves, freshness, scorecard)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
 
 INDEX = """<!DOCTYPE html>
