@@ -74,7 +74,7 @@ def test_a_vintage_holds_the_horizon_days_of_the_forecast(home: Path) -> None:
     assert len(got) == day1["actual_predicted"].notna().sum()
     np.testing.assert_allclose(got["actual_predicted"].to_numpy(),
                                day1.dropna(subset=["actual_predicted"])["actual_predicted"],
-                               rtol=1e-6)  # stored as float32
+                               atol=0.051)  # stored to a tenth of a minute
 
 
 @pytest.mark.parametrize("upto_days", [3, 8])
