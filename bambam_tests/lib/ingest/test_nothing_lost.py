@@ -112,6 +112,21 @@ def test_corrected_reexport_replaces_superseded_fact(tmp_path: Path) -> None:
     assert conn.execute("SELECT actual_count FROM entity_index").fetchone() == (2,)
 
 
+def test_an_entity_whose_every_fact_is_retracted_leaves_the_entity_index(
+        tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    put(raw, KEY, HEADER + row(0, actual=38) + b"MK102,2024-03-02 10:00:00,25,,7\n")
+    run(tmp_path)[1].close()
+    # the corrected export no longer holds MK102 at all (a mis-coded ride, say)
+    put(raw, KEY, HEADER + row(0, actual=38))
+    report, conn = run(tmp_path)
+    assert report.rows_retracted == 1
+    assert conn.execute("SELECT count(*) FROM fct_wait_times WHERE entity_code = 'MK102'"
+                        ).fetchone() == (0,)
+    assert conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall() == \
+        [("MK101",)]
+
+
 def test_grown_file_still_only_appends(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     put(raw, KEY, HEADER + row(0, actual=38))
