@@ -529,8 +529,13 @@ def _quarantined_now(conn, keys: list[str]) -> list[str]:
 def refresh_entity_index(conn: duckdb.DuckDBPyConnection, entity_codes: Sequence[str]) -> None:
     """Recompute the index rows of these entities from the fact table (exact counts, any dates).
 
-    Keeps last_modeled_at and target_count_at_last_model, which training maintains.
+    Keeps last_modeled_at and target_count_at_last_model, which training maintains. An entity
+    with no fact left (a corrected export retracted all of them) loses its row.
     """
+    conn.execute(
+        "DELETE FROM entity_index WHERE entity_code IN (SELECT unnest($codes)) "
+        "AND entity_code NOT IN (SELECT DISTINCT entity_code FROM fct_wait_times "
+        "WHERE entity_code IN (SELECT unnest($codes)))", {"codes": list(entity_codes)})
     conn.execute(
         """
         INSERT OR REPLACE INTO entity_index
