@@ -73,7 +73,7 @@ class TrainedEntity:
     kind: str  # "xgboost" | "hourly_fallback"
     models: dict[str, bytes]  # model name -> raw booster bytes (UBJSON)
     encodings: dict  # {column: {value: code}}, incl. UNKNOWN
-    fallback: dict | None  # {"hour_means": {hour: mean}, "overall_mean": float}
+    fallback: dict | None  # {"hour_means": {hour: mean}, "overall_mean": float, "posted_ratio"}
     metrics: dict  # per model name: mae, rmse, mape, r2, naive_mae, ...; plus rows, seconds, split
     holdout_mae: float | None  # test-split MAE of the without-POSTED model
     feature_names: dict[str, list[str]] = field(default_factory=dict)
@@ -188,7 +188,41 @@ def _hour_means(frame: pd.DataFrame) -> dict:
     return {"hour_means": {int(h): float(v) for h, v in means.items()}, "overall_mean": overall}
 
 
-def _predict_fallback(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
+# The POSTED -> ACTUAL ratio of a sparse entity: its ratio of sums over its POSTED-matched
+# targets, shrunk toward POSTED_RATIO_PRIOR by POSTED_RATIO_PSEUDO rows. The prior is the
+# relation TouringPlans documents (actual ~ 0.6-0.8 x posted); a handful of rows barely moves it.
+POSTED_RATIO_PRIOR = 0.7
+POSTED_RATIO_PSEUDO = 50
+
+
+def posted_ratio(frame: pd.DataFrame) -> float:
+    """actual / posted of `frame`'s POSTED-matched target rows, shrunk toward the prior."""
+    if "posted_matched" not in frame:
+        return POSTED_RATIO_PRIOR
+    has = frame["posted_matched"].to_numpy(dtype=float)
+    ok = ~np.isnan(has) & (has > 0)
+    if not ok.any():
+        return POSTED_RATIO_PRIOR
+    posted, actual = has[ok], frame["y"].to_numpy(dtype=float)[ok]
+    pseudo_posted = POSTED_RATIO_PSEUDO * float(posted.mean())
+    return float((actual.sum() + POSTED_RATIO_PRIOR * pseudo_posted)
+                 / (posted.sum() + pseudo_posted))
+
+
+def _predict_fallback(fallback: dict, frame: pd.DataFrame,
+                      with_posted: bool = False) -> np.ndarray:
+    """The hourly means; `with_posted` and a stored ratio: ratio x the POSTED reading of each
+    row that has one (a reading says more than the hour's mean, even for a sparse ride)."""
+    out = _hour_mean_lookup(fallback, frame)
+    ratio = fallback.get("posted_ratio")
+    if with_posted and ratio is not None and "posted_matched" in frame:
+        posted = pd.to_numeric(frame["posted_matched"], errors="coerce").to_numpy(dtype=float)
+        has = ~np.isnan(posted)
+        out[has] = float(ratio) * posted[has]
+    return out.clip(min=0)
+
+
+def _hour_mean_lookup(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
     # 24-slot lookup table; hours without data (and rows without an hour) take the overall mean
     table = np.full(24, float(fallback["overall_mean"]))
     for hour, mean in fallback["hour_means"].items():  # JSON round trips turn keys into text
@@ -197,7 +231,7 @@ def _predict_fallback(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
     ok = ~np.isnan(hours)
     out = np.full(len(frame), float(fallback["overall_mean"]))
     out[ok] = table[hours[ok].astype(int) % 24]
-    return out.clip(min=0)
+    return out
 
 
 def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
@@ -224,7 +258,7 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
         at_test = _predict_fallback(_hour_means(frame[split == TRAIN]), frame[split == TEST])
         metrics[WITHOUT_POSTED] = model_metrics(frame, split, at_test, None)
         test_pred = at_test
-        fallback = _hour_means(frame)
+        fallback = _hour_means(frame) | {"posted_ratio": round(posted_ratio(frame), 4)}
     else:
         kind = "xgboost"
         models[WITHOUT_POSTED], metrics[WITHOUT_POSTED], test_pred = _train_xgb(
@@ -292,10 +326,11 @@ def predict(trained_or_loaded: Any, frame: pd.DataFrame, with_posted: bool,
 
     Works on a TrainedEntity or anything with the same fields (attribute or dict). with_posted
     uses the with-POSTED model when the version has one, else the without-POSTED model; a
-    fallback version answers its hourly means either way.
+    fallback version answers its hourly means, or with_posted its POSTED ratio x the row's
+    POSTED reading where it has one (versions trained since the ratio is stored).
     """
     if _attr(trained_or_loaded, "kind") == "hourly_fallback":
-        return _predict_fallback(_attr(trained_or_loaded, "fallback"), frame)
+        return _predict_fallback(_attr(trained_or_loaded, "fallback"), frame, with_posted)
     models = _attr(trained_or_loaded, "models")
     name = WITH_POSTED if with_posted and WITH_POSTED in models else WITHOUT_POSTED
     return _booster_predict(models[name], trained_or_loaded, frame, FEATURES_OF_MODEL[name],

@@ -85,8 +85,13 @@ def test_fallback_under_500_is_mean_per_local_hour():
     assert trained.fallback["overall_mean"] == frame.y.mean()
     probe = frame.head(3).copy()
     probe["local_hour"] = [9.0, 12.0, np.nan]
-    pred = predict(trained, probe, with_posted=True)
+    pred = predict(trained, probe, with_posted=False)
     assert list(pred) == [expected[9.0], frame.y.mean(), frame.y.mean()]
+    # with a POSTED reading: the stored ratio x the reading; rows without one: the hour's mean
+    probe["posted_matched"] = [40.0, np.nan, 10.0]
+    ratio = trained.fallback["posted_ratio"]
+    pred = predict(trained, probe, with_posted=True)
+    assert list(pred) == pytest.approx([ratio * 40.0, frame.y.mean(), ratio * 10.0])
     assert METRIC_KEYS <= set(trained.metrics["without_posted"])
     assert trained.metrics["without_posted"]["n_test"] > 0
     assert trained.holdout_mae == trained.metrics["without_posted"]["mae"]
