@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class TrainTask:
     from_tail: bool = False  # frame holds only the newest rows: an update or nothing
     posted: pd.DataFrame | None = None  # the POSTED model's rows (features.build_posted_frame)
     incumbent: guard.Incumbent | None = None  # the current version: judged on the same rows
+    ratio_prior: float = training.POSTED_RATIO_PRIOR  # a sparse entity's POSTED-ratio prior
 
 
 def train_task(task: TrainTask) -> training.TrainedEntity:
@@ -70,7 +72,7 @@ def train_task(task: TrainTask) -> training.TrainedEntity:
                            "read: retrain it in full (BAMBAM_TRAIN_MODE=full)")
     if trained is None:
         trained = training.train_entity(task.frame, task.queue_type, nthread=task.nthread,
-                                        posted=task.posted)
+                                        posted=task.posted, ratio_prior=task.ratio_prior)
         trained.metrics.update(
             training_mode=incremental.FULL, last_full_retrain_at=task.started_at or None,
             data_end=(pd.Timestamp(task.frame["observed_at"].max()).isoformat()
@@ -171,9 +173,14 @@ def train_batch(
         del bases[code]  # planned in full, but only its newest rows were read: never train on them
         result.failures[code] = RuntimeError(
             f"only the newest rows were read for an update, but {result.mode_reasons[code]}")
+    prior = ratio_prior(models_root, [g for code, g in groups.items()
+                                      if code in bases and code not in tails
+                                      and queue_types.get(code, "STANDBY") != "PRIORITY"
+                                      and len(g) >= training.MIN_TARGETS_FOR_XGB])
     tasks = [TrainTask(code, queue_types.get(code, "STANDBY"), groups[code], result.nthread,
                        now.isoformat(), base, policy, from_tail=code in tails,
-                       posted=posted_groups.get(code), incumbent=incumbents[code])
+                       posted=posted_groups.get(code), incumbent=incumbents[code],
+                       ratio_prior=prior)
              for code, base in bases.items()]
     done = [0]
 
@@ -201,6 +208,28 @@ def train_batch(
     worker_pool.run_pool(train_task, tasks, result.workers, on_result)
     result.seconds = time.perf_counter() - started
     return result
+
+
+RATIO_PRIOR_FILE = ".posted_ratio_prior.json"  # under the models root (not an entity dir)
+RATIO_PRIOR_MIN_ROWS = 1000  # POSTED-matched rows of mature rides needed to renew the prior
+
+
+def ratio_prior(models_root: Path, mature_frames: Sequence[pd.DataFrame]) -> float:
+    """The cross-ride actual/POSTED ratio sparse entities are shrunk toward: pooled over the
+    mature (XGBoost-size, STANDBY) frames of this batch when they hold enough matched rows (and
+    stored for later batches), else the stored one, else training.POSTED_RATIO_PRIOR."""
+    path = Path(models_root) / RATIO_PRIOR_FILE
+    pooled = training.pooled_posted_ratio(mature_frames)
+    if pooled is not None and pooled[1] >= RATIO_PRIOR_MIN_ROWS:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"ratio": pooled[0], "rows": pooled[1]}))
+        os.replace(tmp, path)  # atomic: a reader sees the old prior or the new one
+        return pooled[0]
+    try:
+        return float(json.loads(path.read_text())["ratio"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return training.POSTED_RATIO_PRIOR
 
 
 def _full_xgboost_rows(result: BatchResult) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -189,24 +190,39 @@ def _hour_means(frame: pd.DataFrame) -> dict:
 
 
 # The POSTED -> ACTUAL ratio of a sparse entity: its ratio of sums over its POSTED-matched
-# targets, shrunk toward POSTED_RATIO_PRIOR by POSTED_RATIO_PSEUDO rows. The prior is the
-# relation TouringPlans documents (actual ~ 0.6-0.8 x posted); a handful of rows barely moves it.
+# targets, shrunk toward a prior by POSTED_RATIO_PSEUDO rows. The prior is the cross-ride ratio
+# of the mature rides (`pooled_posted_ratio`, lib/models/batch.py keeps it), else the relation
+# TouringPlans documents (actual ~ 0.6-0.8 x posted): a handful of rows barely moves it.
 POSTED_RATIO_PRIOR = 0.7
 POSTED_RATIO_PSEUDO = 50
 
 
-def posted_ratio(frame: pd.DataFrame) -> float:
-    """actual / posted of `frame`'s POSTED-matched target rows, shrunk toward the prior."""
+def _matched(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(posted, actual) of the target rows with a positive POSTED match."""
     if "posted_matched" not in frame:
-        return POSTED_RATIO_PRIOR
-    has = frame["posted_matched"].to_numpy(dtype=float)
-    ok = ~np.isnan(has) & (has > 0)
-    if not ok.any():
-        return POSTED_RATIO_PRIOR
-    posted, actual = has[ok], frame["y"].to_numpy(dtype=float)[ok]
+        return np.zeros(0), np.zeros(0)
+    posted = frame["posted_matched"].to_numpy(dtype=float)
+    ok = ~np.isnan(posted) & (posted > 0)
+    return posted[ok], frame["y"].to_numpy(dtype=float)[ok]
+
+
+def pooled_posted_ratio(frames: Sequence[pd.DataFrame]) -> tuple[float, int] | None:
+    """(sum actual / sum posted, rows) over the POSTED-matched rows of `frames`; None without."""
+    num = den = 0.0
+    rows = 0
+    for frame in frames:
+        posted, actual = _matched(frame)
+        num, den, rows = num + float(actual.sum()), den + float(posted.sum()), rows + len(posted)
+    return (num / den, rows) if den > 0 else None
+
+
+def posted_ratio(frame: pd.DataFrame, prior: float = POSTED_RATIO_PRIOR) -> float:
+    """actual / posted of `frame`'s POSTED-matched target rows, shrunk toward `prior`."""
+    posted, actual = _matched(frame)
+    if len(posted) == 0:
+        return prior
     pseudo_posted = POSTED_RATIO_PSEUDO * float(posted.mean())
-    return float((actual.sum() + POSTED_RATIO_PRIOR * pseudo_posted)
-                 / (posted.sum() + pseudo_posted))
+    return float((actual.sum() + prior * pseudo_posted) / (posted.sum() + pseudo_posted))
 
 
 def _predict_fallback(fallback: dict, frame: pd.DataFrame,
@@ -235,9 +251,11 @@ def _hour_mean_lookup(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
 
 
 def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
-                 posted: pd.DataFrame | None = None) -> TrainedEntity:
+                 posted: pd.DataFrame | None = None,
+                 ratio_prior: float = POSTED_RATIO_PRIOR) -> TrainedEntity:
     """Train one entity's models from its target rows (see module docstring for the rules), and
-    its POSTED model from `posted` (its rows of features.build_posted_frame) when given."""
+    its POSTED model from `posted` (its rows of features.build_posted_frame) when given.
+    `ratio_prior`: what a sparse entity's POSTED ratio is shrunk toward."""
     started = time.perf_counter()
     frame = frame.sort_values("observed_at", kind="stable").reset_index(drop=True)
     entity = str(frame["entity_code"].iloc[0]) if len(frame) else ""
@@ -258,7 +276,9 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
         at_test = _predict_fallback(_hour_means(frame[split == TRAIN]), frame[split == TEST])
         metrics[WITHOUT_POSTED] = model_metrics(frame, split, at_test, None)
         test_pred = at_test
-        fallback = _hour_means(frame) | {"posted_ratio": round(posted_ratio(frame), 4)}
+        fallback = _hour_means(frame) | {
+            "posted_ratio": round(posted_ratio(frame, ratio_prior), 4),
+            "posted_ratio_prior": round(float(ratio_prior), 4)}
     else:
         kind = "xgboost"
         models[WITHOUT_POSTED], metrics[WITHOUT_POSTED], test_pred = _train_xgb(
