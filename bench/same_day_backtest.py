@@ -50,9 +50,13 @@ from bench.real_backtest import (
 from bench.report import OUT_DIR
 
 CUTOFFS = ("11:00", "13:00", "15:00")
-WINDOWS = (30.0, 60.0, 120.0, 240.0)
+WINDOWS = (30.0, 60.0, 120.0, 240.0, 480.0, 1440.0)  # 1440: every reading of the day so far
 HALF_LIVES = (15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 960.0, float("inf"))  # inf: no fading
 WEIGHTS = (0.25, 0.5, 0.75, 1.0)
+
+# days between the as-of date and the scored day: in production today's curve is at most a week
+# old (the forecast is rewritten when its inputs change, the window anchored on the week)
+AHEAD_BUCKETS = ((1, 7, "1-7 d"), (8, 28, "8-28 d"), (29, 60, "29-60 d"))
 
 _FACTS_SQL = """
 SELECT f.entity_code, f.park_code, f.park_date, f.observed_at, f.wait_time_type,
@@ -148,14 +152,20 @@ def score(cases: pd.DataFrame, params: same_day.UpdateParams) -> pd.DataFrame:
     """MAE without / with the update per (as_of, role, cutoff), per as-of date and pooled."""
     c = cases.assign(upd=updated(cases, params),
                      has_reading=cases[f"ratio_{params.window_min:g}"].notna())
-    groups = [("as_of", "role", "cutoff"), ("as_of", "role"), ("role", "cutoff"), ("role",)]
+    days = (pd.to_datetime(c["park_date"]) - pd.to_datetime(c["as_of"])).dt.days
+    c["ahead"] = ""
+    for lo, hi, label in AHEAD_BUCKETS:
+        c.loc[days.between(lo, hi), "ahead"] = label
+    groups = [("as_of", "role", "cutoff"), ("as_of", "role"), ("role", "cutoff"), ("role", "ahead"),
+              ("role",)]
     out = []
     for keys in groups:
         for k, g in c.groupby(list(keys)):
             k = k if isinstance(k, tuple) else (k,)
             rec = dict(zip(keys, k, strict=True))
             out.append({"as_of": rec.get("as_of", "pooled"), "role": rec["role"],
-                        "cutoff": rec.get("cutoff", "all"), "n": len(g),
+                        "cutoff": rec.get("cutoff", "all"), "ahead": rec.get("ahead", "all"),
+                        "n": len(g),
                         "with_reading": float(g["has_reading"].mean()),
                         "mae_morning": mae(g["y"].to_numpy(), g["morning"].to_numpy()),
                         "mae_updated": mae(g["y"].to_numpy(), g["upd"].to_numpy()),
@@ -182,10 +192,12 @@ def tune(cases: pd.DataFrame) -> tuple[same_day.UpdateParams, pd.DataFrame]:
 
 
 def table(frame: pd.DataFrame) -> list[str]:
-    lines = ["| as-of | role | cutoff | n | with a reading | MAE morning | MAE updated | change "
-             "| bias morning | bias updated |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| as-of | role | cutoff | days ahead | n | with a reading | MAE morning "
+             "| MAE updated | change | bias morning | bias updated |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in frame.itertuples():
-        lines.append(f"| {r.as_of} | {r.role} | {r.cutoff} | {r.n} | {r.with_reading:.0%} "
+        lines.append(f"| {r.as_of} | {r.role} | {r.cutoff} | {r.ahead} | {r.n} "
+                     f"| {r.with_reading:.0%} "
                      f"| {r.mae_morning:.2f} | {r.mae_updated:.2f} | {r.change_pct:+.1f} % "
                      f"| {r.bias_morning:+.1f} | {r.bias_updated:+.1f} |")
     return lines

@@ -8,6 +8,7 @@ warm in memory, dimensions are copied once, and a park's facts are re-read at mo
 """
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -152,7 +153,10 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
         """Today's remaining forecast slots per entity: the morning's curve and, beside it, the
         curve updated from today's live POSTED readings (BAMBAM_SAME_DAY_UPDATE)."""
         code = _park_code(park)
-        enabled = settings.same_day_update()
+        try:
+            enabled = settings.same_day_update()
+        except settings.SettingError as exc:  # a misconfigured server says which variable
+            raise HTTPException(500, str(exc)) from exc
         try:
             state = engine.park_state(code)
         except WarehouseUnavailable as exc:
@@ -166,8 +170,10 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
             "park_code": code, "park_date": state.park_date.isoformat(),
             "now": engine.now().isoformat(), "data_read_at": state.read_wall.isoformat(),
             "same_day_update": enabled,
-            "update_params": {"window_min": params.window_min,
-                              "half_life_min": params.half_life_min, "weight": params.weight},
+            "update_params": {  # half-life null: the deviation does not fade
+                "window_min": params.window_min, "weight": params.weight,
+                "half_life_min": params.half_life_min
+                if math.isfinite(params.half_life_min) else None},
             "entities": [{**{k: v for k, v in item.items() if k != "slots"},
                           "last_reading_at": None if item["last_reading_at"] is None
                           else item["last_reading_at"].isoformat(),

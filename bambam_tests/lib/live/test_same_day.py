@@ -87,9 +87,10 @@ def test_reforecast_updates_the_remaining_slots_and_fades() -> None:
                   "posted": pd.Series([], dtype=float)}),
     readings(("08:00", 90)),  # only readings older than the window
     readings(("12:00", 90)),  # only readings after now
+    readings(("10:30", float("nan"))),
 ])
 def test_no_usable_reading_changes_nothing(given) -> None:
-    rest, dev = same_day.reforecast(curve(), given, at("11:00"))
+    rest, dev = same_day.reforecast(curve(), given, at("11:00"), UpdateParams(window_min=60))
     assert dev == same_day.NO_DEVIATION
     pd.testing.assert_series_equal(rest["actual_updated"], rest["actual_predicted"],
                                    check_names=False)
@@ -102,3 +103,21 @@ def test_lower_readings_lower_the_curve_but_never_below_zero() -> None:
     assert rest["actual_updated"].min() >= 0
     # the 11:00 slot is 5 minutes after the reading
     assert rest["actual_updated"].iloc[0] == pytest.approx(30 * (1 - 2 / 3 * 0.5 ** (5 / 30)))
+
+
+def test_the_switch_setting() -> None:
+    from bambam_assets.lib.core import settings
+
+    assert settings.same_day_update({}) is settings.DEFAULT_SAME_DAY_UPDATE
+    assert settings.same_day_update({"BAMBAM_SAME_DAY_UPDATE": " OFF "}) is False
+    assert settings.same_day_update({"BAMBAM_SAME_DAY_UPDATE": "on"}) is True
+    with pytest.raises(settings.SettingError, match="BAMBAM_SAME_DAY_UPDATE must be on or off"):
+        settings.same_day_update({"BAMBAM_SAME_DAY_UPDATE": "maybe"})
+
+
+def test_the_default_keeps_the_whole_day_without_fading() -> None:
+    # the tuned default: every reading since opening, 3/4 of the deviation, the same all day
+    rest, dev = same_day.reforecast(curve(), readings(("09:10", 40), ("12:50", 80)), at("13:00"))
+    assert dev.ratio == pytest.approx(1.5) and dev.readings == 2
+    lift = (rest["actual_updated"] / rest["actual_predicted"]).dropna()
+    np.testing.assert_allclose(lift, 1 + 0.5 * same_day.DEFAULT_PARAMS.weight)
