@@ -7,6 +7,7 @@ profiles; the park's WTI that day and over the weeks around it."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -17,8 +18,7 @@ from bambam_assets.dashboard import data_curves as dc
 from bambam_assets.dashboard import theme
 from bambam_assets.dashboard.context import Context
 from bambam_assets.lib.core import settings
-from bambam_assets.lib.core.parks import PARKS, park_of_entity
-from bambam_assets.lib.live.poller import park_day
+from bambam_assets.lib.core.parks import PARK_DAY_START_HOUR
 
 PATH = "/curves"
 TITLE = "Wait-time curves"
@@ -48,16 +48,15 @@ def _default_day(ctx: Context, row: pd.Series) -> date:
     return as_of
 
 
-def _is_today(park: str, entity: str, day: date, now: datetime) -> bool:
-    """Whether `day` is the park day holding `now` (the 6 AM rule, the park's clock)."""
-    code = park if park in PARKS else park_of_entity(entity)
-    return code is not None and park_day(now, code) == day
+def _is_today(tz: str, day: date, now: datetime) -> bool:
+    """Whether `day` is the park day holding `now` (the 6 AM rule, on the park's clock `tz`)."""
+    return (now.astimezone(ZoneInfo(tz)) - timedelta(hours=PARK_DAY_START_HOUR)).date() == day
 
 
 def _day_data(ctx: Context, entity: str, park: str, day: date, tz: str,
               now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
-    today = settings.same_day_update() and _is_today(park, entity, day, now)
+    today = settings.same_day_update() and _is_today(tz, day, now)
 
     def q(conn):
         return {"obs": dc.observations(conn, entity, day, tz),
