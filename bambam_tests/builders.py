@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -299,3 +301,26 @@ def synthetic_frame(days: int, shift_from: int, shift: float, seed: int = 3) -> 
         "posted_mean_30": posted, "posted_mean_60": posted,
         "weight": 0.5 ** ((days - day) / 365),
     })
+
+
+# --- a real uvicorn server for an app (live API tests)
+
+
+@contextmanager
+def serve(app) -> Iterator[str]:
+    """A real uvicorn server on a free localhost port, in a thread."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -1,4 +1,5 @@
-"""The live HTTP API (FastAPI): `GET /live/{park}`, `POST /predict`, `GET /health`.
+"""The live HTTP API (FastAPI): `GET /live/{park}`, `GET /live/{park}/today` (the same-day
+re-forecast), `POST /predict`, `GET /health`.
 
 Localhost by default (`bambam live serve`); Basic Auth when BAMBAM_DASH_USER and
 BAMBAM_DASH_PASSWORD are set (the dashboard's rule). Requests never hold the warehouse: models are
@@ -7,6 +8,7 @@ warm in memory, dimensions are copied once, and a park's facts are re-read at mo
 """
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +23,13 @@ from bambam_assets import web_auth
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import PARKS, tz_of_park
 from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
-from bambam_assets.lib.live.view import entity_view, live_predictions, park_wti
+from bambam_assets.lib.live import same_day
+from bambam_assets.lib.live.view import (
+    entity_view,
+    live_predictions,
+    park_wti,
+    same_day_view,
+)
 
 
 class PredictIn(BaseModel):
@@ -54,6 +62,13 @@ class PredictOut(BaseModel):
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: ISO instants, NaN/NA as null."""
     return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))
+
+
+def _park_code(park: str) -> str:
+    code = park.strip().upper()
+    if code not in PARKS:
+        raise HTTPException(404, f"unknown park {park!r}; known parks: {', '.join(PARKS)}")
+    return code
 
 
 def _auth_dependency(creds: tuple[str, str] | None) -> Callable[..., None]:
@@ -114,9 +129,7 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
     @app.get("/live/{park}")
     def live(park: str) -> dict[str, Any]:
         """Each entity of the park seen today: latest POSTED, predicted ACTUAL, forecast, closed."""
-        code = park.strip().upper()
-        if code not in PARKS:
-            raise HTTPException(404, f"unknown park {park!r}; known parks: {', '.join(PARKS)}")
+        code = _park_code(park)
         try:
             state = engine.park_state(code)
         except WarehouseUnavailable as exc:
@@ -133,6 +146,38 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
                 "slot": latest["slot"], "wti": float(latest["wti"]),
                 "n_entities": int(latest["n_entities"])},
             "wti_slots": _records(wti),
+        }
+
+    @app.get("/live/{park}/today")
+    def today(park: str, entity: str | None = None) -> dict[str, Any]:
+        """Today's remaining forecast slots per entity: the morning's curve and, beside it, the
+        curve updated from today's live POSTED readings (BAMBAM_SAME_DAY_UPDATE)."""
+        code = _park_code(park)
+        try:
+            enabled = settings.same_day_update()
+        except settings.SettingError as exc:  # a misconfigured server says which variable
+            raise HTTPException(500, str(exc)) from exc
+        try:
+            state = engine.park_state(code)
+        except WarehouseUnavailable as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
+        chosen = None if entity is None else entity.strip().upper()
+        items = same_day_view(engine, state, enabled, entity=chosen)
+        if chosen is not None and not items:
+            raise HTTPException(404, f"no forecast left today for {chosen!r} in park {code}")
+        params = same_day.DEFAULT_PARAMS
+        return {
+            "park_code": code, "park_date": state.park_date.isoformat(),
+            "now": engine.now().isoformat(), "data_read_at": state.read_wall.isoformat(),
+            "same_day_update": enabled,
+            "update_params": {  # half-life null: the deviation does not fade
+                "window_min": params.window_min, "weight": params.weight,
+                "half_life_min": params.half_life_min
+                if math.isfinite(params.half_life_min) else None},
+            "entities": [{**{k: v for k, v in item.items() if k != "slots"},
+                          "last_reading_at": None if item["last_reading_at"] is None
+                          else item["last_reading_at"].isoformat(),
+                          "slots": _records(item["slots"])} for item in items],
         }
 
     @app.post("/predict", response_model=PredictOut)

@@ -12,7 +12,7 @@ WTI tables, which exist once the WTI asset has run: their queries give None befo
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from bambam_assets.lib.core.parks import park_of_entity, tz_of_park
 from bambam_assets.lib.core.paths import BACKFILL_DIR, FORECASTS_DIR, HomePaths
 from bambam_assets.lib.core.warehouse import table_exists
+from bambam_assets.lib.live import same_day
 
 _SAFE_CODE = re.compile(r"^[A-Z0-9_\-]{1,32}$")  # codes become a path part: nothing else passes
 OBSERVED_TYPES = ["POSTED", "ACTUAL", "PRIORITY"]
@@ -181,3 +182,36 @@ def forecast_dates(home: Path, entity: str) -> tuple[date, date] | None:
         return None
     bounds = pc.min_max(days)
     return bounds["min"].as_py(), bounds["max"].as_py()
+
+
+# ---- the same-day re-forecast (lib.live.same_day) ---------------------------------------------
+
+def posted_readings(conn: duckdb.DuckDBPyConnection, entity: str, day: date) -> pd.DataFrame:
+    """The entity's POSTED readings of one park day. Grain: one row per reading: observed_at
+    (UTC), posted."""
+    return conn.execute("""
+        SELECT observed_at, CAST(wait_time_minutes AS DOUBLE) AS posted FROM fct_wait_times
+        WHERE entity_code = ? AND park_date = ? AND wait_time_type = 'POSTED'
+              AND wait_time_minutes IS NOT NULL
+        ORDER BY observed_at
+    """, [entity, day]).df()
+
+
+def same_day_curve(home: Path, entity: str, day: date, tz: str, readings: pd.DataFrame | None,
+                   now: datetime) -> tuple[pd.DataFrame, same_day.Deviation] | None:
+    """Today's remaining forecast slots updated from the readings so far (same_day.reforecast).
+    Grain: one row per remaining slot: local_time, slot, actual_predicted, actual_updated; None
+    without a forecast file or a forecast for the day."""
+    path = forecast_path(home, entity)
+    if not path.is_file():
+        return None
+    try:
+        curve = pq.read_table(path, filters=[("park_date", "=", day)]).to_pandas()
+    except (OSError, pa.ArrowException):
+        return None
+    if curve.empty:
+        return None
+    rest, dev = same_day.reforecast(curve, readings, pd.Timestamp(now))
+    rest.insert(0, "local_time", pd.to_datetime(rest["slot_start"], utc=True)
+                .dt.tz_convert(tz).dt.tz_localize(None))
+    return rest[["local_time", "slot", "actual_predicted", "actual_updated"]], dev

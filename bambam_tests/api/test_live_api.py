@@ -4,10 +4,7 @@ reload when a new version becomes current, bad input, Basic Auth."""
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date
 from pathlib import Path
 
@@ -15,7 +12,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from bambam_assets.api.live import create_app
@@ -25,6 +21,7 @@ from bambam_assets.lib.live.engine import LiveEngine
 from bambam_assets.lib.live.view import live_predictions
 from bambam_assets.lib.models import registry, training
 from bambam_assets.lib.models.features import build_training_frame, feature_ctes_sql, park_params
+from bambam_tests.builders import serve
 from bench.homes import (
     NOW,
     TODAY,
@@ -60,24 +57,6 @@ def live_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home.mkdir()
     build_live_home(home)
     return home
-
-
-@contextmanager
-def serve(app) -> Iterator[str]:
-    """A real uvicorn server on a free localhost port, in a thread."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def engine_for(home: Path) -> LiveEngine:

@@ -1,10 +1,13 @@
 """Page 3, wait-time curves: one entity on one park day (past or future): observed POSTED /
-ACTUAL / PRIORITY, backfilled ACTUAL, forecast ACTUAL with its p10-p90 band and forecast POSTED;
-time-of-day and day-of-week profiles; the park's WTI that day and over the weeks around it."""
+ACTUAL / PRIORITY, backfilled ACTUAL, forecast ACTUAL with its p10-p90 band and forecast POSTED,
+and on the park's today the remaining slots updated from the live POSTED readings beside the
+morning's curve (lib.live.same_day; BAMBAM_SAME_DAY_UPDATE); time-of-day and day-of-week
+profiles; the park's WTI that day and over the weeks around it."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -14,6 +17,8 @@ from dash.exceptions import PreventUpdate
 from bambam_assets.dashboard import data_curves as dc
 from bambam_assets.dashboard import theme
 from bambam_assets.dashboard.context import Context
+from bambam_assets.lib.core import settings
+from bambam_assets.lib.core.parks import PARK_DAY_START_HOUR
 
 PATH = "/curves"
 TITLE = "Wait-time curves"
@@ -43,17 +48,30 @@ def _default_day(ctx: Context, row: pd.Series) -> date:
     return as_of
 
 
-def _day_data(ctx: Context, entity: str, park: str, day: date, tz: str) -> dict:
+def _is_today(tz: str, day: date, now: datetime) -> bool:
+    """Whether `day` is the park day holding `now` (the 6 AM rule, on the park's clock `tz`)."""
+    return (now.astimezone(ZoneInfo(tz)) - timedelta(hours=PARK_DAY_START_HOUR)).date() == day
+
+
+def _day_data(ctx: Context, entity: str, park: str, day: date, tz: str,
+              now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
+    today = settings.same_day_update() and _is_today(tz, day, now)
+
     def q(conn):
         return {"obs": dc.observations(conn, entity, day, tz),
                 "hours": dc.park_hours(conn, park, day, tz),
                 "wti": dc.wti_day(conn, park, day),
-                "wti_weeks": dc.wti_window(conn, park, day)}
-    res = ctx.store.read(("curve_day", entity, day), q)
+                "wti_weeks": dc.wti_window(conn, park, day),
+                "readings": dc.posted_readings(conn, entity, day) if today else None}
+    res = ctx.store.read(("curve_day", entity, day, today), q)
     out = dict(res.value or {})
     out["note"] = res.note
     out["forecast"] = dc.forecast_day(ctx.home, entity, day, tz)
     out["backfill"] = dc.backfill_day(ctx.home, entity, day, tz)
+    # today: the morning's curve from now on, updated from the POSTED readings so far
+    out["updated"] = dc.same_day_curve(ctx.home, entity, day, tz, out.get("readings"), now) \
+        if today else None
     return out
 
 
@@ -72,6 +90,12 @@ def _main_figure(d: dict, entity: str, day: date):
                         name="forecast ACTUAL", line={"color": theme.PINK[2], "width": 2.5})
         fig.add_scatter(x=fc["local_time"], y=fc["posted_predicted"], mode="lines",
                         name="forecast POSTED", line={"color": theme.PINK[3], "dash": "dot"})
+    upd = d.get("updated")
+    if upd is not None and not upd[0].empty and upd[1].ratio is not None:
+        rest, dev = upd
+        fig.add_scatter(x=rest["local_time"], y=rest["actual_updated"], mode="lines",
+                        name=f"updated ACTUAL (live POSTED ×{dev.ratio:.2f})",
+                        line={"color": theme.NAVY, "width": 2.5, "dash": "dash"})
     if bf is not None and not bf.empty:
         fig.add_scatter(x=bf["local_time"], y=bf["actual"], mode="lines", name="backfilled ACTUAL",
                         line={"color": theme.BLUE[3], "dash": "dash", "width": 2})
@@ -134,15 +158,16 @@ def _wti_figures(d: dict, park: str, day: date):
     return day_fig, fig
 
 
-def figures(ctx: Context, entity: str, day: date) -> tuple:
-    """The five figures of the page and the status note, for one entity and day."""
+def figures(ctx: Context, entity: str, day: date, now: datetime | None = None) -> tuple:
+    """The five figures of the page and the status note, for one entity and day (`now`: the
+    current instant, which makes a park's today show the same-day update; default the clock)."""
     entity = dc.checked_entity(entity)
     choices = _choices(ctx)
     row = choices[choices["entity_code"] == entity] if choices is not None else pd.DataFrame()
     park = row["park_code"].iloc[0] if not row.empty else None
     tz = dc.park_tz(park, entity)
     park = park or "?"
-    d = _day_data(ctx, entity, park, day, tz)
+    d = _day_data(ctx, entity, park, day, tz, now)
     tod, dow = _profile_figures(ctx, entity, tz)
     wti_day, wti_weeks = _wti_figures(d, park, day)
     return _main_figure(d, entity, day), tod, dow, wti_day, wti_weeks, d["note"]

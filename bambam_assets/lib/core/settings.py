@@ -230,6 +230,27 @@ def queue_times_interval_s(env: Mapping[str, str] | None = None) -> int:
     return _int(QUEUE_TIMES_INTERVAL_S, value, 1) if value else DEFAULT_QUEUE_TIMES_INTERVAL_S
 
 
+# ---- the same-day re-forecast (lib/live/same_day.py) ------------------------------------------
+
+SAME_DAY_UPDATE = "BAMBAM_SAME_DAY_UPDATE"
+SWITCH_VALUES = {"on": True, "true": True, "1": True, "yes": True,
+                 "off": False, "false": False, "0": False, "no": False}
+# on because it helped on the report dates of bench/same_day_backtest.py (README "Same-day
+# re-forecast"); the default follows that measurement
+DEFAULT_SAME_DAY_UPDATE = True
+
+
+def same_day_update(env: Mapping[str, str] | None = None) -> bool:
+    """BAMBAM_SAME_DAY_UPDATE: whether the live API and the dashboard update today's remaining
+    forecast slots from the live POSTED readings (`on`/`off`, also true/false, 1/0, yes/no)."""
+    value = _get(SAME_DAY_UPDATE, env).lower()
+    if not value:
+        return DEFAULT_SAME_DAY_UPDATE
+    if value not in SWITCH_VALUES:
+        raise _bad(SAME_DAY_UPDATE, value, "on or off")
+    return SWITCH_VALUES[value]
+
+
 # ---- how many entity failures a run tolerates -------------------------------------------------
 
 MAX_FAILED_SHARE = "BAMBAM_MAX_FAILED_SHARE"

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from bambam_assets.lib.core.parks import park_of_entity
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import ACTUAL, CLOSED, POSTED
 from bambam_assets.lib.core.warehouse import memory_connection
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.slots import SLOT_SECONDS
+from bambam_assets.lib.live import same_day
 from bambam_assets.lib.live.engine import LiveEngine, ParkState, model_name, predict_actual
 
 ACTUAL_MATCH_S = 600  # an observed ACTUAL within 10 min of the latest POSTED wins over the model
@@ -67,14 +70,7 @@ def forecast_slot(home: Path, entities: list[str], slot_start: pd.Timestamp) -> 
     Grain: one row per entity that has a forecast file with that slot. Answers are reused while
     the slot and the files (path, size, mtime) are the same (writers replace files atomically).
     """
-    paths = [curve_files.entity_file(home, curve_files.FORECASTS_DIR, e) for e in entities]
-    stats = []
-    for p in paths:  # one stat per entity of the park
-        try:
-            st = p.stat()
-        except OSError:
-            continue
-        stats.append((str(p), st.st_size, st.st_mtime_ns))
+    stats = _file_stats(home, entities)
     if not stats:
         return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
     key = (tuple(stats), pd.Timestamp(slot_start).value)
@@ -177,3 +173,88 @@ def entity_view(engine: LiveEngine, state: ParkState, preds: pd.DataFrame) -> pd
     for col in ("actual_predicted", "actual_p10", "actual_p90", "posted_predicted", "slot"):
         out[f"forecast_{col}"] = fc[col].reindex(out.index) if col in fc else None
     return out.reset_index()
+
+
+def forecast_day_rows(home: Path, entities: list[str], day: date) -> pd.DataFrame:
+    """The forecast rows of `entities` on park day `day` (Parquet under BAMBAM_HOME/forecasts).
+
+    Grain: one row per (entity_code, slot) of the day (the forecast file's columns). Reused while
+    the day and the files (path, size, mtime) are the same, like `forecast_slot`.
+    """
+    stats = _file_stats(home, entities)
+    if not stats:
+        return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
+    key = ("day", tuple(stats), day.isoformat())
+    with _FORECAST_LOCK:
+        if key in _FORECAST_CACHE:
+            _FORECAST_CACHE.move_to_end(key)
+            return _FORECAST_CACHE[key]
+    con = memory_connection(home, small=True)
+    try:
+        out = con.execute(
+            "SELECT * FROM read_parquet(?, union_by_name = true) WHERE park_date = ? "
+            "ORDER BY entity_code, slot_start", [[f for f, _, _ in stats], day]).df()
+    except duckdb.Error:
+        return pd.DataFrame(columns=list(curve_files.FORECAST_COLUMNS))
+    finally:
+        con.close()
+    out["slot_start"] = pd.to_datetime(out["slot_start"], utc=True)
+    with _FORECAST_LOCK:
+        _FORECAST_CACHE[key] = out
+        while len(_FORECAST_CACHE) > _FORECAST_CACHE_SIZE:
+            _FORECAST_CACHE.popitem(last=False)
+    return out
+
+
+def _file_stats(home: Path, entities: list[str]) -> list[tuple[str, int, int]]:
+    stats = []
+    for e in entities:  # one stat per entity of the park
+        p = curve_files.entity_file(home, curve_files.FORECASTS_DIR, e)
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        stats.append((str(p), st.st_size, st.st_mtime_ns))
+    return stats
+
+
+def park_forecast_entities(home: Path, park: str) -> list[str]:
+    """Entities of `park` (by code) that have a forecast file."""
+    root = HomePaths(home).curves(curve_files.FORECASTS_DIR)
+    codes = [p.name.split("=", 1)[1] for p in root.glob("entity_code=*") if p.is_dir()]
+    return sorted(c for c in codes if park_of_entity(c) == park)
+
+
+def same_day_view(engine: LiveEngine, state: ParkState, enabled: bool,
+                  params: same_day.UpdateParams = same_day.DEFAULT_PARAMS,
+                  entity: str | None = None) -> list[dict]:
+    """Today's remaining forecast slots of each entity of the park, the morning's and the one
+    updated from today's POSTED readings (lib.live.same_day).
+
+    Grain: one item per entity with a forecast file and slots left today: entity_code, ratio,
+    readings, last_reading_at (null when disabled or without a usable reading) and `slots`, one
+    frame row per remaining slot: slot, slot_start, actual_predicted, actual_p10, actual_p90,
+    posted_predicted, actual_updated (null when disabled, or where the morning's curve is).
+    """
+    now = pd.Timestamp(engine.now()).tz_convert(UTC)
+    entities = park_forecast_entities(engine.home, state.park_code)
+    if entity is not None:
+        entities = [e for e in entities if e == entity]
+    rows = forecast_day_rows(engine.home, entities, state.park_date)
+    f = state.facts
+    posted = f[(f["wait_time_type"] == POSTED) & (f["observed_at"] <= now)] \
+        .rename(columns={"minutes": "posted"})
+    by_entity = dict(tuple(posted.groupby("entity_code")))
+    out = []
+    for code, curve in rows.groupby("entity_code", sort=True):  # a loop over the park's entities
+        readings = by_entity.get(code) if enabled else None
+        rest, dev = same_day.reforecast(curve, readings, now, params)
+        if rest.empty:
+            continue
+        if not enabled:
+            rest["actual_updated"] = np.nan
+        out.append({"entity_code": str(code), "ratio": dev.ratio, "readings": dev.readings,
+                    "last_reading_at": dev.last_reading_at,
+                    "slots": rest[["slot", "slot_start", "actual_predicted", "actual_p10",
+                                   "actual_p90", "posted_predicted", "actual_updated"]]})
+    return out
