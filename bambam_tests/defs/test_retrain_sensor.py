@@ -27,7 +27,14 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dg.Dag
     monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("entity", KEYS)
+    _materialized(instance, sensors.NEEDED_BEFORE_TRAINING)
     return home, instance
+
+
+def _materialized(instance: dg.DagsterInstance, names) -> None:
+    """Record that the assets the retrain run reads were built (the world built their tables)."""
+    for name in names:
+        instance.report_runless_asset_event(dg.AssetMaterialization(name))
 
 
 def _tick(home: Path, instance: dg.DagsterInstance, now: datetime):
@@ -54,7 +61,9 @@ def test_one_range_run_with_due_entities_in_tier_order(world, monkeypatch) -> No
     assert cfg["evaluated_at"] == WORLD_NOW.isoformat()
     assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
     assert cfg["reasons"]["DL2"] == "age 80.0h >= 72h (high tier, 2h grace)"
-    assert req.asset_selection == [dg.AssetKey("entity_model")]
+    # the run forecasts what it trains, in the same run
+    assert req.asset_selection == [dg.AssetKey("entity_model"), dg.AssetKey("entity_forecast")]
+    assert req.run_config["ops"]["entity_forecast"]["config"] == {"only": cfg["only"]}
     # same state in the same window: the same key (not requested twice); next window: new key
     assert _tick(home, instance, WORLD_NOW + timedelta(minutes=30)).run_requests[0].run_key == \
         req.run_key
@@ -81,11 +90,28 @@ def test_skip_reason_lists_why_not_when_nothing_due(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("entity", ["DL1", "MK4", "UF1"])
+    _materialized(instance, sensors.NEEDED_BEFORE_TRAINING)
     data = _tick(home, instance, WORLD_NOW)
     assert data.run_requests == []
     assert data.skip_message.startswith("nothing due among 3 entities (as of 2024-06-01): ")
     assert "DL1: fresh: 0 new targets (< 100), age 50.0h < 72h" in data.skip_message
     assert "MK4: no target observations" in data.skip_message
+
+
+def test_waits_for_what_training_reads_on_a_fresh_home(tmp_path: Path) -> None:
+    """Before the automation built the dimensions, posted_aggregates and the global model, the
+    sensor requests nothing and names what it waits for."""
+    home = tmp_path / "home"
+    build_world(home)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", KEYS)
+    _materialized(instance, [n for n in sensors.NEEDED_BEFORE_TRAINING
+                             if n not in ("dim_park_hours", "posted_aggregates")])
+    data = _tick(home, instance, WORLD_NOW)
+    assert data.run_requests == []
+    assert data.skip_message.startswith("waiting for dim_park_hours, posted_aggregates")
+    _materialized(instance, ["dim_park_hours", "posted_aggregates"])
+    assert len(_tick(home, instance, WORLD_NOW).run_requests) == 1
 
 
 def test_skip_while_the_warehouse_is_locked(world) -> None:
@@ -125,6 +151,7 @@ def _check_schedules(instance: dg.DagsterInstance) -> None:
     (req,) = data.run_requests
     assert req.tags[sensors.RANGE_START] == "MK1" and req.tags[sensors.RANGE_END] == "DL1"
     assert req.run_config["ops"]["entity_model"]["config"] == {"only": [], "mode": "full"}
+    assert req.run_config["ops"]["entity_forecast"]["config"] == {"only": []}
     assert req.run_key == "weekly-full-2024-06-02"
     assert req.tags["bambam/train_mode"] == "full" and "bambam/as_of" in req.tags
     assert weekly.cron_schedule == "0 3 * * 0"
@@ -142,8 +169,8 @@ def test_everything_loads_in_one_definitions() -> None:
     from bambam_assets.definitions import defs as base
 
     defs = dg.Definitions.merge(base, dg.Definitions(
+        # the sensors are built with the code location (their intervals from the settings)
         jobs=[schedules.daily_pipeline_job],
-        sensors=[sensors.retrain_sensor, sensors.automation_sensor],
         schedules=[schedules.daily_pipeline_schedule, schedules.weekly_full_retrain_schedule],
     ))
     dg.Definitions.validate_loadable(defs)
@@ -152,6 +179,8 @@ def test_everything_loads_in_one_definitions() -> None:
     assert {"fct_wait_times", "entity_index", "dim_entity", "dim_park_hours"} <= selected
     assert "entity_model" not in selected
     assert defs.resolve_sensor_def("retrain_sensor").default_status == \
+        dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("bambam_automation_sensor").default_status == \
         dg.DefaultSensorStatus.RUNNING
     model = defs.resolve_assets_def("entity_model")
     policy = model.specs_by_key[dg.AssetKey("entity_model")].freshness_policy
@@ -178,7 +207,8 @@ def test_bambam_run_and_the_sensor_build_the_same_entity_model_run(world, monkey
     target = runner._Target(home, str(home / "raw"), RunKnobs.from_settings())
     run = runner._due_run(KEYS, lines.append, target)
     req = _tick(home, instance, WORLD_NOW).run_requests[0]
-    assert run.run_config == req.run_config
+    # the sensor's run also forecasts the trained entities (bambam run forecasts in its own step)
+    assert run.run_config["ops"]["entity_model"] == req.run_config["ops"]["entity_model"]
     assert run.run_config["ops"]["entity_model"]["config"]["only"] == \
         ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
     # the run knobs (bambam/as_of, ...) are added to every CLI run when it executes

@@ -23,9 +23,10 @@ import dagster as dg
 import duckdb
 from filelock import FileLock, Timeout
 
+from bambam_assets.defs.forecasts.assets import entity_forecast
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
-from bambam_assets.defs.models.retrain import due_run
+from bambam_assets.defs.models.retrain import EntityModelRun, due_run
 from bambam_assets.defs.resources import RunKnobs, RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
@@ -45,12 +46,44 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
+# The run that trains also forecasts what it trained: the due list is scattered over the key
+# range, and a declarative condition on entity_forecast following entity_model would make the
+# daemon launch one run per contiguous key range (measured: about 6 s each, one run per entity
+# at worst). One range run with the same `only` list costs one run; entities whose model was
+# not promoted keep their forecast (its inputs' fingerprint is unchanged). The forecasts'
+# condition (defs/conditions.py) then sees both updated and requests nothing more.
+RETRAIN_TARGET = [entity_model, entity_forecast]
+
+
+def with_forecasts(run: EntityModelRun, run_key: str) -> dg.RunRequest:
+    """The RunRequest of `run` (one entity_model range run) plus entity_forecast for the same
+    entities (its `only`: the run's due list; empty, every entity, for a full retrain)."""
+    ops = run.run_config["ops"]
+    only = list(ops[entity_model.op.name]["config"].get("only", []))
+    config = {"ops": {**ops, entity_forecast.op.name: {"config": {"only": only}}}}
+    return dg.RunRequest(run_key=run_key, asset_selection=[a.key for a in RETRAIN_TARGET],
+                         tags=run.tags, run_config=config)
+
+
 def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
                         mode: str = "full", knob_tags: dict[str, str] | None = None,
                         ) -> dg.RunRequest:
-    """ONE run of entity_model over the full key range, training only the due entities;
-    `knob_tags`: the run knobs (RunKnobs.tags)."""
-    return due_run(plan, keys, now, mode, SENSOR_TRIGGER, knob_tags).request(plan.run_key)
+    """ONE run of entity_model over the full key range, training only the due entities and
+    forecasting them; `knob_tags`: the run knobs (RunKnobs.tags)."""
+    return with_forecasts(due_run(plan, keys, now, mode, SENSOR_TRIGGER, knob_tags),
+                          plan.run_key)
+
+
+# Training reads these; the forecast in the same run reads posted_aggregates too. On a fresh
+# home the automation builds them after the first ingest; until then the sensor waits.
+NEEDED_BEFORE_TRAINING = sorted({*(k.to_user_string() for k in entity_model.dependency_keys),
+                                 "posted_aggregates"})
+
+
+def missing_upstream(instance: dg.DagsterInstance) -> list[str]:
+    """The assets the retrain run reads that were never materialized on this instance."""
+    return [name for name in NEEDED_BEFORE_TRAINING
+            if instance.get_latest_materialization_event(dg.AssetKey(name)) is None]
 
 
 def _summary(reasons: dict[str, str], limit: int = 25) -> str:
@@ -82,7 +115,8 @@ def build_retrain_sensor(
     """
 
     @dg.sensor(
-        name=name, target=[entity_model], minimum_interval_seconds=minimum_interval_seconds,
+        name=name, target=RETRAIN_TARGET,
+        minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Evaluates the staleness rule (lib/models/staleness.py) and requests ONE range "
         "run of entity_model training only the stale entities, in tier order.",
@@ -98,6 +132,10 @@ def build_retrain_sensor(
             limit=1)
         if busy:
             return dg.SkipReason(f"retrain run {busy[0].run_id} still in progress")
+        waiting = missing_upstream(context.instance)
+        if waiting:
+            return dg.SkipReason(f"waiting for {', '.join(waiting)} (built by the automation "
+                                 "sensor after the first ingest)")
         if _writer_active(home):
             return dg.SkipReason("warehouse locked by a writer: evaluating next tick")
         as_of = run_settings.as_of_date()
@@ -130,14 +168,23 @@ def build_retrain_sensor(
     return _retrain_sensor
 
 
-retrain_sensor = build_retrain_sensor()
+RETRAIN_INTERVAL_S, AUTOMATION_INTERVAL_S = 300, 30  # defaults; BAMBAM_SENSOR_INTERVAL_S
+retrain_sensor = build_retrain_sensor(minimum_interval_seconds=RETRAIN_INTERVAL_S)
 
 # Declarative automation (eager forecasts, on_cron WTI, attached by their own modules) runs only
 # under a sensor that is RUNNING on a fresh instance: the auto-created default one starts STOPPED.
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "bambam_automation_sensor",
-    target=dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="Evaluates the automation conditions of the forecast and WTI assets.",
-)
+def build_automation_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
+                            ) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        "bambam_automation_sensor",
+        target=dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description="Evaluates the automation conditions (defs/conditions.py): dimensions, "
+        "posted_aggregates and global_model when missing or their inputs changed; forecasts "
+        "and backfills when their inputs' data versions changed; the WTI after the curve "
+        "files.",
+    )
+
+
+automation_sensor = build_automation_sensor()
