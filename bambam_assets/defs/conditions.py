@@ -59,21 +59,26 @@ def on_missing_only() -> dg.AutomationCondition:
     return _not_blocked(_missing_once()).with_label("on_missing_only")
 
 
-def per_entity_on_changed_inputs(ignore: tuple[str, ...] = ()) -> dg.AutomationCondition:
+def per_entity_on_changed_inputs(ignore: tuple[str, ...] = (), *,
+                                 existing_only: bool = False) -> dg.AutomationCondition:
     """For entity_forecast and entity_backfill: the partitions whose inputs' data versions
     changed since they were last handled (an unpartitioned input maps to every partition: a
     new calendar or new hours request every entity, in one range run since the set is the
     whole key range). No missing-trigger: an entity's first forecast comes with its first
     model in the retrain run, and a partition that yields no materialization (no data) would
     otherwise be requested on every tick. `ignore`: upstreams whose changes another owner
-    follows."""
+    follows. `existing_only`: a change counts only for partitions already materialized (the
+    forecasts: on a fresh home the first builds of the shared inputs would otherwise latch a
+    request for every entity that the retrain run's own forecasts already answer)."""
     # a parent updated by a run that also planned this asset (the retrain run forecasting what
     # it trained) is not a trigger: that run handles it (as in eager()'s any_deps_updated)
     changed = AC.any_deps_match(AC.data_version_changed() & ~AC.executed_with_root_target())
     if ignore:
         changed = changed.ignore(dg.AssetSelection.assets(*ignore))
-    return _not_blocked(changed.with_label("any_dep_data_version_changed").since_last_handled()
-                        ).with_label("per_entity_on_changed_inputs")
+    changed = changed.with_label("any_dep_data_version_changed")
+    if existing_only:
+        changed = changed & ~AC.missing()
+    return _not_blocked(changed.since_last_handled()).with_label("per_entity_on_changed_inputs")
 
 
 def follow_curves(cron: str, cron_tz: str) -> dg.AutomationCondition:

@@ -64,7 +64,8 @@ def _requested(result, key: str) -> set[str | None]:
 
 def test_forecasts_follow_data_versions_not_materializations() -> None:
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("entity", ENTITIES)
+        # MK2 has a model but no forecast yet (its first comes with the retrain run)
+        instance.add_dynamic_partitions("entity", [*ENTITIES, "MK2"])
         shared = ["fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
                   "posted_aggregates"]
         for key in shared:
@@ -73,6 +74,7 @@ def test_forecasts_follow_data_versions_not_materializations() -> None:
             _materialize(instance, "entity_model", "v0001", code)
             _materialize(instance, "entity_forecast", "f1", code)
             _materialize(instance, "entity_backfill", "b1", code)
+        _materialize(instance, "entity_model", "v0001", "MK2")
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         assert _requested(first, "entity_forecast") == set()
 
@@ -96,15 +98,16 @@ def test_forecasts_follow_data_versions_not_materializations() -> None:
         assert _requested(after, "entity_forecast") == set()
         assert _requested(after, "park_wti") == {None}  # the WTI follows the curve file
 
-        # new POSTED statistics (a new week): every entity's forecast, one range
+        # new POSTED statistics (a new week): every entity's forecast that exists, one range
         _materialize(instance, "posted_aggregates", "v2")
         week = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
         assert _requested(week, "entity_forecast") == set(ENTITIES)
-        # new facts: the backfill of every entity (each recomputes only its changed days)
+        # new facts: the backfill of every entity with a model (each recomputes only its changed
+        # days; MK2's first backfill too)
         _materialize(instance, "fct_wait_times", "v2")
         facts = dg.evaluate_automation_conditions(defs=defs, instance=instance,
                                                   cursor=week.cursor)
-        assert _requested(facts, "entity_backfill") == set(ENTITIES)
+        assert _requested(facts, "entity_backfill") == {*ENTITIES, "MK2"}
         # the dimensions that read the facts follow them (each a no-op when its inputs'
         # fingerprint did not change)
         assert _requested(facts, "dim_entity") == {None}

@@ -95,7 +95,7 @@ def posted_aggregates(
     # defs/automation/sensors.py); this condition follows the shared inputs (POSTED statistics,
     # hours, calendar, season: a change requests the whole key range, one run) and a model
     # changed outside the retrain run (a UI materialization), by data version only.
-    automation_condition=per_entity_on_changed_inputs(),
+    automation_condition=per_entity_on_changed_inputs(existing_only=True),
     description="Per entity: every 5-minute slot of park hours from the Monday of the as-of "
     "week to 730 + 6 days later (recomputed only when its inputs changed), "
     "actual_predicted with a p10-p90 band and posted_predicted, in "
