@@ -29,7 +29,10 @@ DATA_VERSION_TAG = "dagster/data_version"
 
 
 def _not_blocked(cond: dg.AutomationCondition) -> dg.AutomationCondition:
-    return (cond & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress())
+    # all_deps_blocking_checks_passed: a blocking check that failed on an upstream (the fact
+    # table's) stops the layers below it across runs too, not only inside its own run
+    return (cond & ~AC.any_deps_missing() & ~AC.any_deps_in_progress() & ~AC.in_progress()
+            & AC.all_deps_blocking_checks_passed())
 
 
 def _missing_once() -> dg.AutomationCondition:
@@ -88,5 +91,6 @@ def follow_curves(cron: str, cron_tz: str) -> dg.AutomationCondition:
     curves = AC.any_deps_match(AC.newly_updated()).ignore(
         dg.AssetSelection.assets("dim_entity")).with_label("a curve file changed")
     # not blocked by missing upstreams: an entity without data never gets a forecast partition
-    follow = (curves.since_last_handled() & ~AC.any_deps_in_progress() & ~AC.in_progress())
+    follow = (curves.since_last_handled() & ~AC.any_deps_in_progress() & ~AC.in_progress()
+              & AC.all_deps_blocking_checks_passed())
     return (follow | AC.on_cron(cron, cron_tz)).with_label("follow_curves")
