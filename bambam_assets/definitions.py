@@ -18,13 +18,18 @@ from bambam_assets.defs.automation.sensors import (
     AUTOMATION_INTERVAL_S,
     RETRAIN_INTERVAL_S,
     build_automation_sensor,
+    build_model_forecast_sensor,
     build_retrain_sensor,
 )
 from bambam_assets.defs.dimensions.assets import dimension_assets
 from bambam_assets.defs.dimensions.checks import dimension_checks
 from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
 from bambam_assets.defs.ingest.assets import ingest_wait_times
-from bambam_assets.defs.ingest.sensors import RAW_FILES_INTERVAL_S, build_raw_files_sensor, ingest_job
+from bambam_assets.defs.ingest.sensors import (
+    RAW_FILES_INTERVAL_S,
+    build_raw_files_sensor,
+    ingest_job,
+)
 from bambam_assets.defs.live.sensors import fetch_status_specs, queue_times_poll
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.global_assets import global_model_asset
@@ -42,7 +47,8 @@ def build_definitions() -> dg.Definitions:
         jobs=[ingest_job, daily_pipeline_job],
         sensors=[build_raw_files_sensor(interval(RAW_FILES_INTERVAL_S)),
                  build_retrain_sensor(minimum_interval_seconds=interval(RETRAIN_INTERVAL_S)),
-                 build_automation_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll],
+                 build_automation_sensor(interval(AUTOMATION_INTERVAL_S)),
+                 build_model_forecast_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll],
         schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
         resources=default_resources(),
         # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster

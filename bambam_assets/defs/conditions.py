@@ -48,7 +48,8 @@ def on_changed_inputs(*, chain: bool = True) -> dg.AutomationCondition:
     `chain`: an upstream requested on the same tick counts too, so the dimensions and
     posted_aggregates after an ingest go in ONE run (each checks its own fingerprint and is a
     no-op when its inputs did not change)."""
-    changed = AC.any_deps_match(AC.data_version_changed()).with_label("any_dep_data_version_changed")
+    changed = AC.any_deps_match(AC.data_version_changed()).with_label(
+        "any_dep_data_version_changed")
     if chain:
         changed = changed | AC.any_deps_match(AC.will_be_requested()).with_label(
             "any_dep_will_be_requested")

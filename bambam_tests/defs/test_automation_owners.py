@@ -11,6 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from bambam_assets.definitions import defs
+from bambam_assets.defs.automation import sensors
 from bambam_assets.defs.conditions import DATA_VERSION_TAG
 
 ENTITIES = ["DL1", "DL2", "MK1"]
@@ -47,7 +48,7 @@ def test_every_executable_asset_has_an_owner() -> None:
     # the owners the README's table names
     assert "raw_files_sensor" in owners["fct_wait_times"]
     assert {"retrain_sensor", "weekly_full_retrain_schedule"} <= set(owners["entity_model"])
-    assert "retrain_sensor" in owners["entity_forecast"]  # the retrain run forecasts too
+    assert "model_forecast_sensor" in owners["entity_forecast"]  # after new models
     assert any(o.startswith("condition") for o in owners["posted_aggregates"])
     assert any(o.startswith("condition") for o in owners["park_wti"])
 
@@ -85,12 +86,10 @@ def test_forecasts_follow_data_versions_not_materializations() -> None:
         assert _requested(same, "entity_forecast") == set()
         assert _requested(same, "entity_backfill") == set()
 
-        # a retrained model that was not promoted keeps its data version: no forecast;
-        # a promoted one requests that entity's forecast only
-        _materialize(instance, "entity_model", "v0001", "DL2")
+        # new models: not the condition's (model_forecast_sensor follows them, one range run)
         _materialize(instance, "entity_model", "v0002", "MK1")
         model = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=same.cursor)
-        assert _requested(model, "entity_forecast") == {"MK1"}
+        assert _requested(model, "entity_forecast") == set()
         assert _requested(model, "entity_backfill") == set()  # a new model keeps history
         _materialize(instance, "entity_forecast", "f2", "MK1")
         after = dg.evaluate_automation_conditions(defs=defs, instance=instance,
@@ -112,3 +111,30 @@ def test_forecasts_follow_data_versions_not_materializations() -> None:
         # fingerprint did not change)
         assert _requested(facts, "dim_entity") == {None}
         assert _requested(facts, "dim_calendar") == set()
+
+
+def test_model_forecast_sensor_requests_one_range_run_of_the_promoted_entities() -> None:
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("entity", ["DL1", "DL2", "DL3", "MK1"])
+        sensor = sensors.build_model_forecast_sensor()
+
+        def tick(cursor):
+            return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+        assert tick(None).skip_message == "no new entity_model materialization"
+        for code, promoted in (("DL1", True), ("DL2", False), ("MK1", True)):
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                "entity_model", partition=code, metadata={"promoted": promoted}))
+        data = tick(None)
+        (request,) = data.run_requests
+        assert request.asset_selection == [dg.AssetKey("entity_forecast")]
+        assert request.run_config["ops"]["entity_forecast"]["config"]["only"] == ["DL1", "MK1"]
+        # the whole key range: one run, not one per contiguous range
+        assert (request.tags["dagster/asset_partition_range_start"],
+                request.tags["dagster/asset_partition_range_end"]) == ("DL1", "MK1")
+        # handled: nothing more until the next model; a rejected challenger requests nothing
+        assert tick(data.cursor).run_requests == []
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            "entity_model", partition="DL3", metadata={"promoted": False}))
+        rejected = tick(data.cursor)
+        assert rejected.run_requests == [] and "none promoted" in rejected.skip_message

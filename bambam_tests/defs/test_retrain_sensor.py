@@ -61,9 +61,7 @@ def test_one_range_run_with_due_entities_in_tier_order(world, monkeypatch) -> No
     assert cfg["evaluated_at"] == WORLD_NOW.isoformat()
     assert cfg["reasons"]["MK2"] == "120 new targets (>= 100)"
     assert cfg["reasons"]["DL2"] == "age 80.0h >= 72h (high tier, 2h grace)"
-    # the run forecasts what it trains, in the same run
-    assert req.asset_selection == [dg.AssetKey("entity_model"), dg.AssetKey("entity_forecast")]
-    assert req.run_config["ops"]["entity_forecast"]["config"] == {"only": cfg["only"]}
+    assert req.asset_selection == [dg.AssetKey("entity_model")]
     # same state in the same window: the same key (not requested twice); next window: new key
     assert _tick(home, instance, WORLD_NOW + timedelta(minutes=30)).run_requests[0].run_key == \
         req.run_key
@@ -151,7 +149,6 @@ def _check_schedules(instance: dg.DagsterInstance) -> None:
     (req,) = data.run_requests
     assert req.tags[sensors.RANGE_START] == "MK1" and req.tags[sensors.RANGE_END] == "DL1"
     assert req.run_config["ops"]["entity_model"]["config"] == {"only": [], "mode": "full"}
-    assert req.run_config["ops"]["entity_forecast"]["config"] == {"only": []}
     assert req.run_key == "weekly-full-2024-06-02"
     assert req.tags["bambam/train_mode"] == "full" and "bambam/as_of" in req.tags
     assert weekly.cron_schedule == "0 3 * * 0"
@@ -207,8 +204,7 @@ def test_bambam_run_and_the_sensor_build_the_same_entity_model_run(world, monkey
     target = runner._Target(home, str(home / "raw"), RunKnobs.from_settings())
     run = runner._due_run(KEYS, lines.append, target)
     req = _tick(home, instance, WORLD_NOW).run_requests[0]
-    # the sensor's run also forecasts the trained entities (bambam run forecasts in its own step)
-    assert run.run_config["ops"]["entity_model"] == req.run_config["ops"]["entity_model"]
+    assert run.run_config == req.run_config
     assert run.run_config["ops"]["entity_model"]["config"]["only"] == \
         ["MK1", "MK2", "MK3", "EP1", "EP2", "DL2", "TDL1"]
     # the run knobs (bambam/as_of, ...) are added to every CLI run when it executes

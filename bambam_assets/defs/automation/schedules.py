@@ -9,7 +9,8 @@ also bounds how long incremental updates can pile up.
 import dagster as dg
 
 from bambam_assets.defs import groups
-from bambam_assets.defs.automation.sensors import RETRAIN_TARGET, TRIGGER_TAG, with_forecasts
+from bambam_assets.defs.automation.sensors import TRIGGER_TAG
+from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.models.retrain import full_retrain_run
 from bambam_assets.defs.resources import RunKnobs
@@ -49,16 +50,16 @@ def build_weekly_full_retrain_schedule(
     """One full-retrain run of entity_model over every entity partition at `cron`."""
 
     @dg.schedule(name=name, cron_schedule=cron, execution_timezone=timezone,
-                 target=RETRAIN_TARGET, default_status=dg.DefaultScheduleStatus.RUNNING)
+                 target=[entity_model], default_status=dg.DefaultScheduleStatus.RUNNING)
     def _weekly(context: dg.ScheduleEvaluationContext):
         keys = context.instance.get_dynamic_partitions(entity_partitions.name)
         if not keys:
             return dg.SkipReason("no entity partitions yet")
         day = context.scheduled_execution_time
         knobs = RunKnobs.from_settings(train_mode="full").tags()
-        # every entity retrained, and forecast in the same run
-        return with_forecasts(full_retrain_run(keys, "weekly_full_retrain", knobs),
-                              f"weekly-full-{day:%Y-%m-%d}")
+        # the forecasts follow (model_forecast_sensor: one range run of the promoted entities)
+        return full_retrain_run(keys, "weekly_full_retrain", knobs).request(
+            f"weekly-full-{day:%Y-%m-%d}")
 
     return _weekly
 

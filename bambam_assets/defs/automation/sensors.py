@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 from bambam_assets.defs.forecasts.assets import entity_forecast
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
-from bambam_assets.defs.models.retrain import EntityModelRun, due_run
+from bambam_assets.defs.models.retrain import due_run
 from bambam_assets.defs.resources import RunKnobs, RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
@@ -46,35 +46,15 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
-# The run that trains also forecasts what it trained: the due list is scattered over the key
-# range, and a declarative condition on entity_forecast following entity_model would make the
-# daemon launch one run per contiguous key range (measured: about 6 s each, one run per entity
-# at worst). One range run with the same `only` list costs one run; entities whose model was
-# not promoted keep their forecast (its inputs' fingerprint is unchanged). The forecasts'
-# condition (defs/conditions.py) then sees both updated and requests nothing more.
-RETRAIN_TARGET = [entity_model, entity_forecast]
-
-
-def with_forecasts(run: EntityModelRun, run_key: str) -> dg.RunRequest:
-    """The RunRequest of `run` (one entity_model range run) plus entity_forecast for the same
-    entities (its `only`: the run's due list; empty, every entity, for a full retrain)."""
-    ops = run.run_config["ops"]
-    only = list(ops[entity_model.op.name]["config"].get("only", []))
-    config = {"ops": {**ops, entity_forecast.op.name: {"config": {"only": only}}}}
-    return dg.RunRequest(run_key=run_key, asset_selection=[a.key for a in RETRAIN_TARGET],
-                         tags=run.tags, run_config=config)
-
-
 def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
                         mode: str = "full", knob_tags: dict[str, str] | None = None,
                         ) -> dg.RunRequest:
-    """ONE run of entity_model over the full key range, training only the due entities and
-    forecasting them; `knob_tags`: the run knobs (RunKnobs.tags)."""
-    return with_forecasts(due_run(plan, keys, now, mode, SENSOR_TRIGGER, knob_tags),
-                          plan.run_key)
+    """ONE run of entity_model over the full key range, training only the due entities;
+    `knob_tags`: the run knobs (RunKnobs.tags)."""
+    return due_run(plan, keys, now, mode, SENSOR_TRIGGER, knob_tags).request(plan.run_key)
 
 
-# Training reads these; the forecast in the same run reads posted_aggregates too. On a fresh
+# Training reads these, and the forecasts that follow read posted_aggregates too. On a fresh
 # home the automation builds them after the first ingest; until then the sensor waits.
 NEEDED_BEFORE_TRAINING = sorted({*(k.to_user_string() for k in entity_model.dependency_keys),
                                  "posted_aggregates"})
@@ -115,7 +95,7 @@ def build_retrain_sensor(
     """
 
     @dg.sensor(
-        name=name, target=RETRAIN_TARGET,
+        name=name, target=[entity_model],
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Evaluates the staleness rule (lib/models/staleness.py) and requests ONE range "
@@ -169,10 +149,69 @@ def build_retrain_sensor(
 
 
 RETRAIN_INTERVAL_S, AUTOMATION_INTERVAL_S = 300, 30  # defaults; BAMBAM_SENSOR_INTERVAL_S
+FORECAST_TRIGGER = "model_forecast_sensor"
 retrain_sensor = build_retrain_sensor(minimum_interval_seconds=RETRAIN_INTERVAL_S)
 
 # Declarative automation (eager forecasts, on_cron WTI, attached by their own modules) runs only
 # under a sensor that is RUNNING on a fresh instance: the auto-created default one starts STOPPED.
+# Forecasts after new models. Why a sensor and not entity_forecast's condition: the promoted
+# entities are scattered over the key range, and the daemon runs a declarative request as one
+# run per contiguous key range (measured: about 6 s each, one run per entity at worst). Nor can
+# the retrain run carry the forecasts: entity_model's range step yields per-partition
+# materializations, not an output, so a downstream step in the same run is skipped (measured
+# under the daemon; runner.py runs them apart for the same reason). This sensor requests ONE
+# range run of entity_forecast for exactly the entities whose CURRENT model changed.
+def promoted_partitions(records) -> list[str]:
+    """Entities of these entity_model materializations whose current version changed (a
+    challenger that was not promoted left the forecast's model as it was)."""
+    out = set()
+    for record in records:
+        mat = record.event_log_entry.asset_materialization
+        promoted = mat.metadata.get("promoted")
+        if mat.partition and (promoted is None or promoted.value):
+            out.add(mat.partition)
+    return sorted(out)
+
+
+def build_model_forecast_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
+                                ) -> dg.SensorDefinition:
+    """One entity_forecast range run for the entities whose model changed since the cursor
+    (the storage id of the last entity_model materialization handled)."""
+
+    @dg.sensor(
+        name=FORECAST_TRIGGER, target=[entity_forecast],
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After entity_model materializations, requests ONE range run of "
+        "entity_forecast for exactly the entities whose current model changed.",
+    )
+    def _tick(context: dg.SensorEvaluationContext):
+        after = int(context.cursor) if context.cursor else 0
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=entity_model.key, after_storage_id=after),
+            limit=10_000, ascending=True).records  # Dagster's cap; the next tick takes the rest
+        if not records:
+            return dg.SkipReason("no new entity_model materialization")
+        cursor = str(max(r.storage_id for r in records))
+        changed = promoted_partitions(records)
+        keys = context.instance.get_dynamic_partitions(entity_partitions.name)
+        if not changed or not keys:
+            return dg.SensorResult(skip_reason=f"{len(records)} new models, none promoted",
+                                   cursor=cursor)
+        context.log.info(f"forecast after new models: {', '.join(changed)}")
+        request = dg.RunRequest(
+            run_key=f"forecast-after-{cursor}", asset_selection=[entity_forecast.key],
+            tags={**RunKnobs.from_settings().tags(), **retrain.range_tags(keys),
+                  TRIGGER_TAG: FORECAST_TRIGGER},
+            run_config={"ops": {entity_forecast.op.name: {"config": {"only": changed}}}})
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return _tick
+
+
+model_forecast_sensor = build_model_forecast_sensor()
+
+
 def build_automation_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
                             ) -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(

@@ -91,11 +91,12 @@ def posted_aggregates(
     output_required=False,
     group_name=group_of("entity_forecast"),
     deps=["entity_model", posted_aggregates, "dim_park_hours", "dim_calendar", "dim_season"],
-    # Owners: the retrain run carries the forecasts of the entities it trains (one range run,
-    # defs/automation/sensors.py); this condition follows the shared inputs (POSTED statistics,
-    # hours, calendar, season: a change requests the whole key range, one run) and a model
-    # changed outside the retrain run (a UI materialization), by data version only.
-    automation_condition=per_entity_on_changed_inputs(existing_only=True),
+    # Owners: model_forecast_sensor forecasts the entities whose current model changed (one
+    # range run for a scattered set, defs/automation/sensors.py); this condition follows the
+    # shared inputs (POSTED statistics, hours, calendar, season: a change requests the whole
+    # key range, one run), by data version only.
+    automation_condition=per_entity_on_changed_inputs(ignore=("entity_model",),
+                                                      existing_only=True),
     description="Per entity: every 5-minute slot of park hours from the Monday of the as-of "
     "week to 730 + 6 days later (recomputed only when its inputs changed), "
     "actual_predicted with a p10-p90 band and posted_predicted, in "

@@ -68,7 +68,8 @@ def ingest_wait_times(
     # The facts' data version moves only when rows were added or retracted: an ingest that read
     # nothing new (or only rejected rows) requests no downstream work (defs/conditions.py).
     changed = bool(report.rows_added or report.rows_retracted)
-    versions = {key: _data_version(context, key, changed) for key in ("fct_wait_times", "entity_index")}
+    versions = {key: _data_version(context, key, changed)
+                for key in ("fct_wait_times", "entity_index")}
     yield dg.MaterializeResult(
         asset_key="fct_wait_times", data_version=versions["fct_wait_times"],
         metadata={
