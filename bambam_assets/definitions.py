@@ -1,4 +1,11 @@
-"""The Bambam code location: every asset, check, sensor and job of the pipeline."""
+"""The Bambam code location: every asset, check, sensor and job of the pipeline.
+
+Built when the code location loads (the `@dg.definitions` function Dagster's loader calls), not
+at import: the polling sensors' intervals (BAMBAM_SENSOR_INTERVAL_S) are part of their
+definitions, and no setting is read at import. `defs` is the same object, built on first use.
+"""
+
+import functools
 
 import dagster as dg
 
@@ -7,26 +14,62 @@ from bambam_assets.defs.automation.schedules import (
     daily_pipeline_schedule,
     weekly_full_retrain_schedule,
 )
-from bambam_assets.defs.automation.sensors import automation_sensor, retrain_sensor
+from bambam_assets.defs.automation.sensors import (
+    AUTOMATION_INTERVAL_S,
+    RETRAIN_INTERVAL_S,
+    build_automation_sensor,
+    build_model_forecast_sensor,
+    build_retrain_sensor,
+)
 from bambam_assets.defs.dimensions.assets import dimension_assets
 from bambam_assets.defs.dimensions.checks import dimension_checks
 from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
 from bambam_assets.defs.forecasts.scorecard import scorecard_assets, scorecard_checks
 from bambam_assets.defs.ingest.assets import ingest_wait_times
-from bambam_assets.defs.ingest.sensors import ingest_job, raw_files_sensor
+from bambam_assets.defs.ingest.sensors import (
+    RAW_FILES_INTERVAL_S,
+    build_raw_files_sensor,
+    ingest_job,
+)
 from bambam_assets.defs.live.sensors import fetch_status_specs, queue_times_poll
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.global_assets import global_model_asset
 from bambam_assets.defs.resources import default_resources
+from bambam_assets.lib.core import settings
 
-defs = dg.Definitions(
-    assets=[ingest_wait_times, *dimension_assets, global_model_asset, entity_model, *forecast_assets, *wti_assets,
-            *scorecard_assets, *fetch_status_specs],
-    asset_checks=[*dimension_checks, *scorecard_checks],
-    jobs=[ingest_job, daily_pipeline_job],
-    sensors=[raw_files_sensor, retrain_sensor, automation_sensor, queue_times_poll],
-    schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
-    resources=default_resources(),
-    # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster than spawn.
-    executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
-)
+
+def build_definitions() -> dg.Definitions:
+    """The code location, with the sensor intervals of the current environment."""
+    interval = settings.sensor_interval_s
+    return dg.Definitions(
+        assets=[ingest_wait_times, *dimension_assets, global_model_asset, entity_model,
+                *forecast_assets, *wti_assets, *scorecard_assets, *fetch_status_specs],
+        asset_checks=[*dimension_checks, *scorecard_checks],
+        jobs=[ingest_job, daily_pipeline_job],
+        sensors=[build_raw_files_sensor(interval(RAW_FILES_INTERVAL_S)),
+                 build_retrain_sensor(minimum_interval_seconds=interval(RETRAIN_INTERVAL_S)),
+                 build_automation_sensor(interval(AUTOMATION_INTERVAL_S)),
+                 build_model_forecast_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll],
+        schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
+        resources=default_resources(),
+        # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster
+        # than spawn.
+        executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
+    )
+
+
+@functools.cache
+def _built() -> dg.Definitions:
+    return build_definitions()
+
+
+@dg.definitions
+def bambam() -> dg.Definitions:
+    """What Dagster's loader (workspace.yaml, `dagster dev -m`) calls."""
+    return _built()
+
+
+def __getattr__(name: str):
+    if name == "defs":  # `from bambam_assets.definitions import defs`: built on first use
+        return _built()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from bambam_assets.definitions import defs
+from bambam_assets import definitions
 from bambam_assets.defs.models.assets import TrainConfig
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.models.retrain import EntityModelRun, due_run, full_retrain_run
@@ -40,7 +40,7 @@ class RunSummary:
 
 
 def _all_assets() -> list[dg.AssetsDefinition]:
-    graph = defs.resolve_asset_graph()
+    graph = definitions.defs.resolve_asset_graph()
     return [a for a in graph.assets_defs if a.keys and a.is_executable]
 
 
@@ -70,7 +70,7 @@ def expand_selection(selection: list[str], assets: list[dg.AssetsDefinition], lo
 
 def _asset_job() -> dg.JobDefinition:
     # The implicit job over every asset, with the code location's resources bound.
-    return defs.resolve_implicit_global_asset_job_def()
+    return definitions.defs.resolve_implicit_global_asset_job_def()
 
 
 def sync_entity_partitions(instance: dg.DagsterInstance, home: Path | None = None) -> list[str]:
@@ -127,7 +127,7 @@ def run_pipeline(
     home = Path(home).resolve() if home else settings.home()
     target = _Target(home, raw_uri or settings.raw_uri(), knobs or RunKnobs.from_settings())
     summary = RunSummary()
-    graph = defs.resolve_asset_graph()
+    graph = definitions.defs.resolve_asset_graph()
     assets = _all_assets()
     parted = {k for a in assets if a.partitions_def is not None for k in a.keys}
     plain = {k for a in assets if a.partitions_def is None for k in a.keys}

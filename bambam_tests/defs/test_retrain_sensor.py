@@ -27,7 +27,14 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dg.Dag
     monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("entity", KEYS)
+    _materialized(instance, sensors.NEEDED_BEFORE_TRAINING)
     return home, instance
+
+
+def _materialized(instance: dg.DagsterInstance, names) -> None:
+    """Record that the assets the retrain run reads were built (the world built their tables)."""
+    for name in names:
+        instance.report_runless_asset_event(dg.AssetMaterialization(name))
 
 
 def _tick(home: Path, instance: dg.DagsterInstance, now: datetime):
@@ -81,11 +88,28 @@ def test_skip_reason_lists_why_not_when_nothing_due(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(tb, "params_hash", lambda: "abc123")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("entity", ["DL1", "MK4", "UF1"])
+    _materialized(instance, sensors.NEEDED_BEFORE_TRAINING)
     data = _tick(home, instance, WORLD_NOW)
     assert data.run_requests == []
     assert data.skip_message.startswith("nothing due among 3 entities (as of 2024-06-01): ")
     assert "DL1: fresh: 0 new targets (< 100), age 50.0h < 72h" in data.skip_message
     assert "MK4: no target observations" in data.skip_message
+
+
+def test_waits_for_what_training_reads_on_a_fresh_home(tmp_path: Path) -> None:
+    """Before the automation built the dimensions, posted_aggregates and the global model, the
+    sensor requests nothing and names what it waits for."""
+    home = tmp_path / "home"
+    build_world(home)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("entity", KEYS)
+    _materialized(instance, [n for n in sensors.NEEDED_BEFORE_TRAINING
+                             if n not in ("dim_park_hours", "posted_aggregates")])
+    data = _tick(home, instance, WORLD_NOW)
+    assert data.run_requests == []
+    assert data.skip_message.startswith("waiting for dim_park_hours, posted_aggregates")
+    _materialized(instance, ["dim_park_hours", "posted_aggregates"])
+    assert len(_tick(home, instance, WORLD_NOW).run_requests) == 1
 
 
 def test_skip_while_the_warehouse_is_locked(world) -> None:
@@ -142,8 +166,8 @@ def test_everything_loads_in_one_definitions() -> None:
     from bambam_assets.definitions import defs as base
 
     defs = dg.Definitions.merge(base, dg.Definitions(
+        # the sensors are built with the code location (their intervals from the settings)
         jobs=[schedules.daily_pipeline_job],
-        sensors=[sensors.retrain_sensor, sensors.automation_sensor],
         schedules=[schedules.daily_pipeline_schedule, schedules.weekly_full_retrain_schedule],
     ))
     dg.Definitions.validate_loadable(defs)
@@ -152,6 +176,8 @@ def test_everything_loads_in_one_definitions() -> None:
     assert {"fct_wait_times", "entity_index", "dim_entity", "dim_park_hours"} <= selected
     assert "entity_model" not in selected
     assert defs.resolve_sensor_def("retrain_sensor").default_status == \
+        dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("bambam_automation_sensor").default_status == \
         dg.DefaultSensorStatus.RUNNING
     model = defs.resolve_assets_def("entity_model")
     policy = model.specs_by_key[dg.AssetKey("entity_model")].freshness_policy

@@ -57,6 +57,7 @@ def build_weekly_full_retrain_schedule(
             return dg.SkipReason("no entity partitions yet")
         day = context.scheduled_execution_time
         knobs = RunKnobs.from_settings(train_mode="full").tags()
+        # the forecasts follow (model_forecast_sensor: one range run of the promoted entities)
         return full_retrain_run(keys, "weekly_full_retrain", knobs).request(
             f"weekly-full-{day:%Y-%m-%d}")
 

@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 from filelock import FileLock, Timeout
 
+from bambam_assets.defs.forecasts.assets import entity_forecast
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.models.retrain import due_run
@@ -51,6 +52,18 @@ def retrain_run_request(plan: RetrainPlan, keys: list[str], now: datetime,
     """ONE run of entity_model over the full key range, training only the due entities;
     `knob_tags`: the run knobs (RunKnobs.tags)."""
     return due_run(plan, keys, now, mode, SENSOR_TRIGGER, knob_tags).request(plan.run_key)
+
+
+# Training reads these, and the forecasts that follow read posted_aggregates too. On a fresh
+# home the automation builds them after the first ingest; until then the sensor waits.
+NEEDED_BEFORE_TRAINING = sorted({*(k.to_user_string() for k in entity_model.dependency_keys),
+                                 "posted_aggregates"})
+
+
+def missing_upstream(instance: dg.DagsterInstance) -> list[str]:
+    """The assets the retrain run reads that were never materialized on this instance."""
+    return [name for name in NEEDED_BEFORE_TRAINING
+            if instance.get_latest_materialization_event(dg.AssetKey(name)) is None]
 
 
 def _summary(reasons: dict[str, str], limit: int = 25) -> str:
@@ -82,7 +95,8 @@ def build_retrain_sensor(
     """
 
     @dg.sensor(
-        name=name, target=[entity_model], minimum_interval_seconds=minimum_interval_seconds,
+        name=name, target=[entity_model],
+        minimum_interval_seconds=minimum_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Evaluates the staleness rule (lib/models/staleness.py) and requests ONE range "
         "run of entity_model training only the stale entities, in tier order.",
@@ -98,6 +112,10 @@ def build_retrain_sensor(
             limit=1)
         if busy:
             return dg.SkipReason(f"retrain run {busy[0].run_id} still in progress")
+        waiting = missing_upstream(context.instance)
+        if waiting:
+            return dg.SkipReason(f"waiting for {', '.join(waiting)} (built by the automation "
+                                 "sensor after the first ingest)")
         if _writer_active(home):
             return dg.SkipReason("warehouse locked by a writer: evaluating next tick")
         as_of = run_settings.as_of_date()
@@ -130,14 +148,82 @@ def build_retrain_sensor(
     return _retrain_sensor
 
 
-retrain_sensor = build_retrain_sensor()
+RETRAIN_INTERVAL_S, AUTOMATION_INTERVAL_S = 300, 30  # defaults; BAMBAM_SENSOR_INTERVAL_S
+FORECAST_TRIGGER = "model_forecast_sensor"
+retrain_sensor = build_retrain_sensor(minimum_interval_seconds=RETRAIN_INTERVAL_S)
 
 # Declarative automation (eager forecasts, on_cron WTI, attached by their own modules) runs only
 # under a sensor that is RUNNING on a fresh instance: the auto-created default one starts STOPPED.
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "bambam_automation_sensor",
-    target=dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description="Evaluates the automation conditions of the forecast and WTI assets.",
-)
+# Forecasts after new models. Why a sensor and not entity_forecast's condition: the promoted
+# entities are scattered over the key range, and the daemon runs a declarative request as one
+# run per contiguous key range (measured: about 6 s each, one run per entity at worst). Nor can
+# the retrain run carry the forecasts: entity_model's range step yields per-partition
+# materializations, not an output, so a downstream step in the same run is skipped (measured
+# under the daemon; runner.py runs them apart for the same reason). This sensor requests ONE
+# range run of entity_forecast for exactly the entities whose CURRENT model changed.
+def promoted_partitions(records) -> list[str]:
+    """Entities of these entity_model materializations whose current version changed (a
+    challenger that was not promoted left the forecast's model as it was)."""
+    out = set()
+    for record in records:
+        mat = record.event_log_entry.asset_materialization
+        promoted = mat.metadata.get("promoted")
+        if mat.partition and (promoted is None or promoted.value):
+            out.add(mat.partition)
+    return sorted(out)
+
+
+def build_model_forecast_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
+                                ) -> dg.SensorDefinition:
+    """One entity_forecast range run for the entities whose model changed since the cursor
+    (the storage id of the last entity_model materialization handled)."""
+
+    @dg.sensor(
+        name=FORECAST_TRIGGER, target=[entity_forecast],
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="After entity_model materializations, requests ONE range run of "
+        "entity_forecast for exactly the entities whose current model changed.",
+    )
+    def _tick(context: dg.SensorEvaluationContext):
+        after = int(context.cursor) if context.cursor else 0
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=entity_model.key, after_storage_id=after),
+            limit=10_000, ascending=True).records  # Dagster's cap; the next tick takes the rest
+        if not records:
+            return dg.SkipReason("no new entity_model materialization")
+        cursor = str(max(r.storage_id for r in records))
+        changed = promoted_partitions(records)
+        keys = context.instance.get_dynamic_partitions(entity_partitions.name)
+        if not changed or not keys:
+            return dg.SensorResult(skip_reason=f"{len(records)} new models, none promoted",
+                                   cursor=cursor)
+        context.log.info(f"forecast after new models: {', '.join(changed)}")
+        request = dg.RunRequest(
+            run_key=f"forecast-after-{cursor}", asset_selection=[entity_forecast.key],
+            tags={**RunKnobs.from_settings().tags(), **retrain.range_tags(keys),
+                  TRIGGER_TAG: FORECAST_TRIGGER},
+            run_config={"ops": {entity_forecast.op.name: {"config": {"only": changed}}}})
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return _tick
+
+
+model_forecast_sensor = build_model_forecast_sensor()
+
+
+def build_automation_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
+                            ) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        "bambam_automation_sensor",
+        target=dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds,
+        description="Evaluates the automation conditions (defs/conditions.py): dimensions, "
+        "posted_aggregates and global_model when missing or their inputs changed; forecasts "
+        "and backfills when their inputs' data versions changed; the WTI after the curve "
+        "files.",
+    )
+
+
+automation_sensor = build_automation_sensor()

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
+from bambam_assets.defs.conditions import on_changed_inputs
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.resources import (
     RawSourceResource,
@@ -33,6 +34,10 @@ HORIZON_DAYS = forecast_week.DEFAULT_HORIZON_DAYS
 # of its window, so they change once a week (lib.core.forecast_week), not every day.
 DIM_HORIZON_DAYS = forecast_week.dimension_horizon_days(HORIZON_DAYS)
 INGEST_DEPS = ["fct_wait_times"]
+# Owner in automation: built when missing, rebuilt after an upstream's data version changed (a
+# no-op when the inputs' fingerprint is unchanged); the daily schedule rebuilds them as the
+# as-of date moves.
+AUTOMATION = on_changed_inputs()
 
 
 def _unchanged(conn, fp: str, since: str, table: str, **metadata) -> dg.MaterializeResult:
@@ -61,7 +66,8 @@ def _missing(metadata: dict, context: dg.AssetExecutionContext, what: str) -> No
     metadata["warning"] = msg
 
 
-@dg.asset(group_name=group_of("dim_calendar"), pool="warehouse")
+@dg.asset(group_name=group_of("dim_calendar"), pool="warehouse",
+          automation_condition=AUTOMATION)
 def dim_calendar(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     run_settings: RunSettingsResource,
@@ -80,7 +86,8 @@ def dim_calendar(
     return _built(fp, {"dagster/row_count": n, "as_of": str(as_of)})
 
 
-@dg.asset(group_name=group_of("dim_season"), pool="warehouse", deps=[dim_calendar])
+@dg.asset(group_name=group_of("dim_season"), pool="warehouse",
+          automation_condition=AUTOMATION, deps=[dim_calendar])
 def dim_season(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """One row per date: season and season_year from the legacy holiday-window rules."""
     with warehouse.writer() as conn:
@@ -100,7 +107,8 @@ def dim_season(warehouse: WarehouseResource) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name=group_of("dim_entity"), pool="warehouse", deps=INGEST_DEPS)
+@dg.asset(group_name=group_of("dim_entity"), pool="warehouse",
+          automation_condition=AUTOMATION, deps=INGEST_DEPS)
 def dim_entity(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_source: RawSourceResource
 ) -> dg.MaterializeResult:
@@ -130,7 +138,8 @@ def dim_entity(
     return _built(fp, metadata)
 
 
-@dg.asset(group_name=group_of("dim_metatable"), pool="warehouse", deps=INGEST_DEPS)
+@dg.asset(group_name=group_of("dim_metatable"), pool="warehouse",
+          automation_condition=AUTOMATION, deps=INGEST_DEPS)
 def dim_metatable(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_source: RawSourceResource
 ) -> dg.MaterializeResult:
@@ -158,9 +167,11 @@ def dim_metatable(
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("dim_event_days", group_name=group_of("dim_event_days"), deps=INGEST_DEPS,
+        dg.AssetSpec("dim_event_days", group_name=group_of("dim_event_days"),
+                     automation_condition=AUTOMATION, deps=INGEST_DEPS,
                      description="One row per (date, park, event)."),
-        dg.AssetSpec("dim_events", group_name=group_of("dim_events"), deps=INGEST_DEPS,
+        dg.AssetSpec("dim_events", group_name=group_of("dim_events"),
+                     automation_condition=AUTOMATION, deps=INGEST_DEPS,
                      description="One row per event code, with the hard-ticket flag."),
     ],
     pool="warehouse",
@@ -197,10 +208,12 @@ def dim_event_tables(
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("dim_park_hours_versions", group_name=group_of("dim_park_hours_versions"),
+                     automation_condition=AUTOMATION,
                      deps=INGEST_DEPS,
                      description="One row per (park, date, version): official hours with validity "
                      "intervals; a new version only when the hours changed."),
         dg.AssetSpec("dim_park_hours", group_name=group_of("dim_park_hours"),
+                     automation_condition=AUTOMATION,
                      deps=["dim_park_hours_versions", "dim_calendar", "dim_metatable"],
                      description="One row per (park, date) as of the run's date: official hours, "
                      "metatable where the export lacks a day, donor hours to the end of the forecast week's "

@@ -7,6 +7,11 @@ from datetime import timedelta
 
 import dagster as dg
 
+from bambam_assets.defs.conditions import (
+    follow_curves,
+    on_changed_inputs,
+    per_entity_on_changed_inputs,
+)
 from bambam_assets.defs.failures import fail_if_too_many_failed
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
@@ -49,6 +54,9 @@ def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
 @dg.asset(
     group_name=group_of("posted_aggregates"), pool="warehouse",
     deps=["fct_wait_times", "dim_calendar"],
+    # follows the ingest and the calendar; its data version (the inputs' fingerprint) moves
+    # once a week, and only then requests every forecast
+    automation_condition=on_changed_inputs(),
     description="Recency-weighted POSTED statistics per (entity, date_group_id, local hour), "
     "plus the fallback levels (entity+dgid, entity+hour, entity, park+hour) of the lookup.",
 )
@@ -83,7 +91,12 @@ def posted_aggregates(
     output_required=False,
     group_name=group_of("entity_forecast"),
     deps=["entity_model", posted_aggregates, "dim_park_hours", "dim_calendar", "dim_season"],
-    automation_condition=dg.AutomationCondition.eager(),
+    # Owners: model_forecast_sensor forecasts the entities whose current model changed (one
+    # range run for a scattered set, defs/automation/sensors.py); this condition follows the
+    # shared inputs (POSTED statistics, hours, calendar, season: a change requests the whole
+    # key range, one run), by data version only.
+    automation_condition=per_entity_on_changed_inputs(ignore=("entity_model",),
+                                                      existing_only=True),
     description="Per entity: every 5-minute slot of park hours from the Monday of the as-of "
     "week to 730 + 6 days later (recomputed only when its inputs changed), "
     "actual_predicted with a p10-p90 band and posted_predicted, in "
@@ -143,7 +156,11 @@ def entity_forecast(
     output_required=False,
     group_name=group_of("entity_backfill"),
     deps=["entity_model", "fct_wait_times", "dim_park_hours"],
-    automation_condition=dg.AutomationCondition.eager(),
+    # Follows the facts' and hours' data versions: the whole key range in one run, in which
+    # each file recomputes only its park days whose facts or hours changed (lib/forecasts/
+    # backfill.py) and an entity with none is not materialized. A new model does not rewrite
+    # history, so entity_model's changes are not followed.
+    automation_condition=per_entity_on_changed_inputs(ignore=("entity_model",)),
     description="Per entity: 5-minute ACTUAL curves of past park days (observed, else imputed "
     "from POSTED with the with-POSTED model; closed slots null) in "
     "BAMBAM_HOME/backfill/entity_code={CODE}/backfill.parquet.",
@@ -188,6 +205,9 @@ def entity_backfill(
 
 
 _WTI_DEPS = ["entity_forecast", "entity_backfill", "dim_entity"]
+# Follows the curve files (once no forecast or backfill is in progress), with the daily cron as
+# a backstop.
+WTI_AUTOMATION = follow_curves(WTI_CRON, WTI_CRON_TZ)
 # The park-level WTI is recomputed at least daily (on_cron): 24 h without a park_wti
 # materialization warns, 26 h fails (an asset-level 1.13 FreshnessPolicy).
 WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
@@ -197,13 +217,13 @@ WTI_FRESHNESS = dg.FreshnessPolicy.time_window(
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("park_wti", group_name=group_of("park_wti"), deps=_WTI_DEPS,
-                     automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
+                     automation_condition=WTI_AUTOMATION,
                      freshness_policy=WTI_FRESHNESS,
                      description="One row per (park, slot) of the official hours (EMH and "
                      "party-only slots left out): mean ACTUAL over the park's open "
                      "STANDBY entities (backfill, else forecast), n_entities, min, max."),
         dg.AssetSpec("park_wti_daily", group_name=group_of("park_wti_daily"), deps=_WTI_DEPS,
-                     automation_condition=dg.AutomationCondition.on_cron(WTI_CRON, WTI_CRON_TZ),
+                     automation_condition=WTI_AUTOMATION,
                      description="One row per (park, park_date): mean of the slot WTIs, "
                      "p10/p90 over the day's slots, entities with a value."),
     ],

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from bambam_assets.defs.conditions import DATA_VERSION_TAG
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.resources import RawSourceResource, WarehouseResource
 from bambam_assets.lib.core.paths import HomePaths
@@ -64,8 +65,13 @@ def ingest_wait_times(
         "files_replaced": report.files_retracted,  # re-read in full, facts no longer held gone
         "seconds": round(report.seconds, 2),
     }
+    # The facts' data version moves only when rows were added or retracted: an ingest that read
+    # nothing new (or only rejected rows) requests no downstream work (defs/conditions.py).
+    changed = bool(report.rows_added or report.rows_retracted)
+    versions = {key: _data_version(context, key, changed)
+                for key in ("fct_wait_times", "entity_index")}
     yield dg.MaterializeResult(
-        asset_key="fct_wait_times",
+        asset_key="fct_wait_times", data_version=versions["fct_wait_times"],
         metadata={
             **common,
             "rows_read": report.rows_read,
@@ -88,7 +94,18 @@ def ingest_wait_times(
         },
     )
     yield dg.MaterializeResult(
-        asset_key="entity_index",
+        asset_key="entity_index", data_version=versions["entity_index"],
         metadata={"new_entities": dg.MetadataValue.json(report.new_entities),
                   "dagster/row_count": totals[2]},
     )
+
+
+def _data_version(context: dg.AssetExecutionContext, key: str, changed: bool) -> dg.DataVersion:
+    """The previous materialization's data version when the facts did not change, else this
+    run's id (a new one)."""
+    if not changed:
+        record = context.instance.get_latest_data_version_record(dg.AssetKey(key))
+        tags = (record.event_log_entry.tags or {}) if record else {}
+        if tags.get(DATA_VERSION_TAG):
+            return dg.DataVersion(tags[DATA_VERSION_TAG])
+    return dg.DataVersion(context.run_id)

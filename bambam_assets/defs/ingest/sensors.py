@@ -34,14 +34,10 @@ def new_entity_partitions(conn: duckdb.DuckDBPyConnection, existing: set[str]) -
     return [c for c in codes if c not in existing]
 
 
-@dg.sensor(
-    job=ingest_job,
-    minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches the raw source; requests an ingest run for new or changed files and "
-    "adds new entity codes as `entity` partitions.",
-)
-def raw_files_sensor(
+RAW_FILES_INTERVAL_S = 60  # default; BAMBAM_SENSOR_INTERVAL_S (definitions.py)
+
+
+def _raw_files_tick(
     context: dg.SensorEvaluationContext,
     raw_source: RawSourceResource,
     warehouse: WarehouseResource,
@@ -78,3 +74,18 @@ def raw_files_sensor(
         dynamic_partitions_requests=[entity_partitions.build_add_request(to_add)] if to_add else [],
     )
 
+
+def build_raw_files_sensor(minimum_interval_seconds: int = RAW_FILES_INTERVAL_S,
+                           ) -> dg.SensorDefinition:
+    """The raw-files sensor ticking at most every `minimum_interval_seconds`."""
+    return dg.sensor(
+        name="raw_files_sensor",
+        job=ingest_job,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Watches the raw source; requests an ingest run for new or changed files and "
+        "adds new entity codes as `entity` partitions.",
+    )(_raw_files_tick)
+
+
+raw_files_sensor = build_raw_files_sensor()

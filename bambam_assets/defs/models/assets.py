@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from bambam_assets.defs.conditions import DATA_VERSION_TAG
 from bambam_assets.defs.failures import fail_if_too_many_failed
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
@@ -129,6 +130,7 @@ def entity_model(
         yield dg.AssetMaterialization(
             asset_key=context.asset_key, partition=outcome.entity_code,
             metadata=_metadata(result.trained[outcome.entity_code], outcome),
+            tags={DATA_VERSION_TAG: _current_version_tag(outcome)},
         )
     for code, reason in result.skipped.items():
         yield dg.AssetObservation(asset_key=context.asset_key, partition=code,
@@ -142,6 +144,14 @@ def entity_model(
     # Everything above is recorded; too many failures still fail the run, visibly.
     fail_if_too_many_failed(list(result.failures), len(result.outcomes) + len(result.failures),
                             max_failed_share)
+
+
+def _current_version_tag(outcome: registry.SaveOutcome) -> str:
+    """The data version of an entity's model: its CURRENT version after this save, so a
+    challenger that was not promoted leaves it as it was and requests no forecast
+    (defs/conditions.py)."""
+    current = outcome.version if outcome.promoted else outcome.previous_version
+    return f"v{current:04d}" if current is not None else f"none-{outcome.version:04d}"
 
 
 def _target_counts(evaluation, keys: list[str]) -> dict[str, int]:

@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from bambam_assets.defs.conditions import on_missing_only
 from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.models import global_model, worker_pool
@@ -21,6 +22,8 @@ class GlobalModelConfig(dg.Config):
     code_version=f"{global_model.GLOBAL_CODE_VERSION}-{global_model.params_hash()}",
     deps=["fct_wait_times", "entity_index", "dim_entity", "dim_calendar", "dim_season",
           "dim_park_hours"],
+    # built once by automation (a fresh home); its own rule retrains it in the daily run
+    automation_condition=on_missing_only(),
     description="One shared XGBoost over a bounded, recency-weighted sample of every entity's "
     "target rows (features plus park and ride attributes), versioned and promotion-guarded; "
     "retrained weekly or when target rows grew 10 %. Young entities' forecasts blend toward it.",

@@ -33,6 +33,7 @@ LOG_LEVEL = "BAMBAM_LOG_LEVEL"
 QUEUE_TIMES_URL = "BAMBAM_QUEUE_TIMES_URL"
 QUEUE_TIMES_PARKS = "BAMBAM_QUEUE_TIMES_PARKS"
 QUEUE_TIMES_INTERVAL_S = "BAMBAM_QUEUE_TIMES_INTERVAL_S"
+SENSOR_INTERVAL_S = "BAMBAM_SENSOR_INTERVAL_S"
 # boto3's own variables, read here too so that the S3 raw source can name the endpoint it uses
 AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_S3 = "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"
 AWS_IGNORE_CONFIGURED_ENDPOINT_URLS = "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"
@@ -249,6 +250,15 @@ def same_day_update(env: Mapping[str, str] | None = None) -> bool:
     if value not in SWITCH_VALUES:
         raise _bad(SAME_DAY_UPDATE, value, "on or off")
     return SWITCH_VALUES[value]
+
+
+def sensor_interval_s(default: int, env: Mapping[str, str] | None = None) -> int:
+    """BAMBAM_SENSOR_INTERVAL_S: minimum seconds between two ticks of the raw-files, retrain and
+    automation sensors (unset: each sensor's own default, `default`). Dagster fixes a sensor's
+    interval in its definition, so this one is read when the code location loads (the daemon's
+    start), not per tick."""
+    value = _get(SENSOR_INTERVAL_S, env)
+    return _int(SENSOR_INTERVAL_S, value, 1) if value else default
 
 
 # ---- how many entity failures a run tolerates -------------------------------------------------

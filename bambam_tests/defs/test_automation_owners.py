@@ -1,0 +1,140 @@
+"""Every asset has an owner in automation, and the declarative owners follow data versions.
+
+The second part evaluates the real definitions' automation conditions
+(`dg.evaluate_automation_conditions`) over materializations recorded with the data versions the
+assets write: an upstream that re-materializes with the same data version requests nothing
+downstream; a changed one requests exactly the partitions it maps to.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from bambam_assets.definitions import defs
+from bambam_assets.defs.automation import sensors
+from bambam_assets.defs.conditions import DATA_VERSION_TAG
+
+ENTITIES = ["DL1", "DL2", "MK1"]
+
+
+def _owners() -> dict[str, list[str]]:
+    """asset -> what launches it: its automation condition, sensors and schedules."""
+    graph = defs.resolve_asset_graph()
+    owners: dict[str, list[str]] = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.automation_condition is not None:
+            owners.setdefault(key.to_user_string(), []).append(
+                f"condition {node.automation_condition.get_label()}")
+    repo = defs.get_repository_def()
+    for obj in [*repo.sensor_defs, *repo.schedule_defs]:
+        if isinstance(obj, dg.AutomationConditionSensorDefinition):
+            continue
+        names = ([obj.job_name] if isinstance(obj, dg.ScheduleDefinition)
+                 else [t.job_name for t in obj.targets])
+        for job_name in names:
+            job = defs.resolve_job_def(job_name)
+            for key in job.asset_layer.executable_asset_keys:
+                owners.setdefault(key.to_user_string(), []).append(obj.name)
+    return owners
+
+
+def test_every_executable_asset_has_an_owner() -> None:
+    graph = defs.resolve_asset_graph()
+    executable = {k.to_user_string() for k in graph.get_all_asset_keys()
+                  if graph.get(k).is_executable}
+    owners = _owners()
+    assert executable - set(owners) == set()
+    # the owners the README's table names
+    assert "raw_files_sensor" in owners["fct_wait_times"]
+    assert {"retrain_sensor", "weekly_full_retrain_schedule"} <= set(owners["entity_model"])
+    assert "model_forecast_sensor" in owners["entity_forecast"]  # after new models
+    assert any(o.startswith("condition") for o in owners["posted_aggregates"])
+    assert any(o.startswith("condition") for o in owners["park_wti"])
+
+
+def _materialize(instance: dg.DagsterInstance, key: str, version: str,
+                 partition: str | None = None) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        key, partition=partition, tags={DATA_VERSION_TAG: version}))
+
+
+def _requested(result, key: str) -> set[str | None]:
+    return set(result.get_requested_partitions(dg.AssetKey(key)))
+
+
+def test_forecasts_follow_data_versions_not_materializations() -> None:
+    with dg.instance_for_test() as instance:
+        # MK2 has a model but no forecast yet (its first comes with the retrain run)
+        instance.add_dynamic_partitions("entity", [*ENTITIES, "MK2"])
+        shared = ["fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
+                  "posted_aggregates"]
+        for key in shared:
+            _materialize(instance, key, "v1")
+        for code in ENTITIES:
+            _materialize(instance, "entity_model", "v0001", code)
+            _materialize(instance, "entity_forecast", "f1", code)
+            _materialize(instance, "entity_backfill", "b1", code)
+        _materialize(instance, "entity_model", "v0001", "MK2")
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert _requested(first, "entity_forecast") == set()
+
+        # the daily dimensions run rebuilt nothing: same data versions, nothing requested
+        for key in ("dim_calendar", "dim_season", "dim_park_hours", "posted_aggregates"):
+            _materialize(instance, key, "v1")
+        same = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert _requested(same, "entity_forecast") == set()
+        assert _requested(same, "entity_backfill") == set()
+
+        # new models: not the condition's (model_forecast_sensor follows them, one range run)
+        _materialize(instance, "entity_model", "v0002", "MK1")
+        model = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=same.cursor)
+        assert _requested(model, "entity_forecast") == set()
+        assert _requested(model, "entity_backfill") == set()  # a new model keeps history
+        _materialize(instance, "entity_forecast", "f2", "MK1")
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=model.cursor)
+        assert _requested(after, "entity_forecast") == set()
+        assert _requested(after, "park_wti") == {None}  # the WTI follows the curve file
+
+        # new POSTED statistics (a new week): every entity's forecast that exists, one range
+        _materialize(instance, "posted_aggregates", "v2")
+        week = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
+        assert _requested(week, "entity_forecast") == set(ENTITIES)
+        # new facts: the backfill of every entity with a model (each recomputes only its changed
+        # days; MK2's first backfill too)
+        _materialize(instance, "fct_wait_times", "v2")
+        facts = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=week.cursor)
+        assert _requested(facts, "entity_backfill") == {*ENTITIES, "MK2"}
+        # the dimensions that read the facts follow them (each a no-op when its inputs'
+        # fingerprint did not change)
+        assert _requested(facts, "dim_entity") == {None}
+        assert _requested(facts, "dim_calendar") == set()
+
+
+def test_model_forecast_sensor_requests_one_range_run_of_the_promoted_entities() -> None:
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("entity", ["DL1", "DL2", "DL3", "MK1"])
+        sensor = sensors.build_model_forecast_sensor()
+
+        def tick(cursor):
+            return sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor))
+
+        assert tick(None).skip_message == "no new entity_model materialization"
+        for code, promoted in (("DL1", True), ("DL2", False), ("MK1", True)):
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                "entity_model", partition=code, metadata={"promoted": promoted}))
+        data = tick(None)
+        (request,) = data.run_requests
+        assert request.asset_selection == [dg.AssetKey("entity_forecast")]
+        assert request.run_config["ops"]["entity_forecast"]["config"]["only"] == ["DL1", "MK1"]
+        # the whole key range: one run, not one per contiguous range
+        assert (request.tags["dagster/asset_partition_range_start"],
+                request.tags["dagster/asset_partition_range_end"]) == ("DL1", "MK1")
+        # handled: nothing more until the next model; a rejected challenger requests nothing
+        assert tick(data.cursor).run_requests == []
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            "entity_model", partition="DL3", metadata={"promoted": False}))
+        rejected = tick(data.cursor)
+        assert rejected.run_requests == [] and "none promoted" in rejected.skip_message
