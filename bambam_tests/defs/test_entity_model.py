@@ -125,10 +125,10 @@ def test_range_run_trains_each_entity_with_its_own_metadata(warehouse_home: Path
 def test_one_failing_entity_does_not_stop_the_others(warehouse_home: Path, monkeypatch) -> None:
     real = training.train_entity
 
-    def flaky(frame, queue_type, nthread=1, posted=None):
+    def flaky(frame, queue_type, nthread=1, posted=None, **kw):
         if frame["entity_code"].iloc[0] == "MK2":
             raise RuntimeError("boom in MK2")
-        return real(frame, queue_type, nthread=nthread, posted=posted)
+        return real(frame, queue_type, nthread=nthread, posted=posted, **kw)
 
     monkeypatch.setattr(training, "train_entity", flaky)
     instance = dg.DagsterInstance.ephemeral()
@@ -149,11 +149,11 @@ def test_one_failing_entity_does_not_stop_the_others(warehouse_home: Path, monke
 def _failing(monkeypatch, codes: set[str]) -> None:
     real = training.train_entity
 
-    def flaky(frame, queue_type, nthread=1, posted=None):
+    def flaky(frame, queue_type, nthread=1, posted=None, **kw):
         code = frame["entity_code"].iloc[0]
         if code in codes:
             raise RuntimeError(f"boom in {code}")
-        return real(frame, queue_type, nthread=nthread, posted=posted)
+        return real(frame, queue_type, nthread=nthread, posted=posted, **kw)
 
     monkeypatch.setattr(training, "train_entity", flaky)
 
