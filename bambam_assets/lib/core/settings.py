@@ -252,6 +252,19 @@ def max_failed_share(env: Mapping[str, str] | None = None) -> float:
     return share
 
 
+# ---- test hook -----------------------------------------------------------------------------------
+
+TEST_KILL_AFTER_MODELS = "BAMBAM_TEST_KILL_AFTER_MODELS"
+
+
+def kill_after_models_hook(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_TEST_KILL_AFTER_MODELS: a test hook, never set in production: the training step
+    kills its own process with SIGKILL right after saving this many models (whole number >= 1),
+    so a test can crash it deterministically between two entities (lib/models/batch.py)."""
+    value = _get(TEST_KILL_AFTER_MODELS, env)
+    return _int(TEST_KILL_AFTER_MODELS, value, 1) if value else None
+
+
 # ---- DuckDB limits (lib/core/warehouse.py applies them to every connection) -------------------
 
 DUCKDB_MEMORY_LIMIT = "BAMBAM_DUCKDB_MEMORY_LIMIT"
