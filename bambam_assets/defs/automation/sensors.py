@@ -76,6 +76,18 @@ def _writer_active(home) -> bool:
 STARTED_GRACE_S = 600.0
 
 
+def _trains(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether `run` executes entity_model: by its asset selection, else (a run of a job whose
+    selection is implicit, like `materialize`'s) by the steps of its execution plan."""
+    if run.asset_selection:
+        return entity_model.key in run.asset_selection
+    if not run.execution_plan_snapshot_id:
+        return False
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    return entity_model.op.name in set(plan.step_keys_to_execute or
+                                       (step.key for step in plan.steps))
+
+
 def training_in_progress(instance: dg.DagsterInstance, home, now: datetime) -> str | None:
     """What trains entity_model right now, or None: an in-progress run whose selection holds
     entity_model, whoever launched it (this sensor, the weekly schedule, a UI backfill, a CLI run
@@ -87,7 +99,7 @@ def training_in_progress(instance: dg.DagsterInstance, home, now: datetime) -> s
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_PROGRESS),
                                            limit=200):
         run = record.dagster_run
-        if entity_model.key not in (run.asset_selection or ()):
+        if not _trains(instance, run):
             continue
         started = record.start_time or record.create_timestamp.timestamp()
         if (run.status == dg.DagsterRunStatus.STARTED and holder is None

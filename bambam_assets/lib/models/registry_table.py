@@ -191,4 +191,4 @@ def _is_entity_dir(path: Path) -> bool:
 
 def _has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                             [name]).fetchone()[0])
+                             [name]).fetchall()[0][0])
