@@ -4,7 +4,7 @@ import dagster as dg
 
 from bambam_assets.defs.automation.schedules import (
     daily_pipeline_job,
-    daily_pipeline_schedule,
+    daily_pipeline_schedules,
     weekly_full_retrain_schedule,
 )
 from bambam_assets.defs.automation.sensors import automation_sensor, retrain_sensor
@@ -24,7 +24,7 @@ defs = dg.Definitions(
     asset_checks=dimension_checks,
     jobs=[ingest_job, daily_pipeline_job],
     sensors=[raw_files_sensor, retrain_sensor, automation_sensor, queue_times_poll],
-    schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
+    schedules=[*daily_pipeline_schedules, weekly_full_retrain_schedule],
     resources=default_resources(),
     # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster than spawn.
     executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),

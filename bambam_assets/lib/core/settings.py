@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bambam_assets.lib.core.parks import PARKS, QUEUE_TIMES_PARK_ID, TIER_RANK
+from bambam_assets.lib.core.parks import (
+    PARKS,
+    QUEUE_TIMES_PARK_ID,
+    TIER_RANK,
+    earliest_park_date,
+    park_date_in,
+)
 from bambam_assets.lib.core.paths import HomePaths
 
 HOME, RAW, AS_OF = "BAMBAM_HOME", "BAMBAM_RAW", "BAMBAM_AS_OF"
@@ -105,11 +111,17 @@ def aws_endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
 
 # ---- what a run computes -----------------------------------------------------------------------
 
-def as_of(env: Mapping[str, str] | None = None) -> date:
-    """BAMBAM_AS_OF: the date a run treats as today (YYYY-MM-DD; default: the real date)."""
+def as_of(env: Mapping[str, str] | None = None, now: datetime | None = None,
+          time_zone: str | None = None) -> date:
+    """BAMBAM_AS_OF: the date a run treats as today (YYYY-MM-DD). Unset: the park date (local
+    time, 6 AM rule) at `now` (default: the real clock) of the property whose day is furthest
+    behind, so every park's running day counts as today or later, never as past, whatever the
+    machine's own time zone (lib/core/parks.py earliest_park_date). With `time_zone` (a daily
+    schedule of one time-zone group): the park date on that clock."""
     value = _get(AS_OF, env)
     if not value:
-        return date.today()
+        now = now or datetime.now(UTC)
+        return park_date_in(time_zone, now) if time_zone else earliest_park_date(now)
     try:
         return date.fromisoformat(value)
     except ValueError:
