@@ -70,7 +70,8 @@ def entity_model(
                             f"{holder.describe() if holder else 'another process'}")
 
     # One training at a time per home, whoever started it: a second run waits here, then
-    # re-evaluates under the lock and skips what the first one trained (lib/models/training_lock.py).
+    # re-evaluates under the lock and skips what the first one trained
+    # (lib/models/training_lock.py).
     with training_lock.training_lock(home, context.run_id, on_wait=on_wait) as waited_s:
         if waited_s > 1:
             context.log.info(f"training lock acquired after {waited_s:.0f}s")
