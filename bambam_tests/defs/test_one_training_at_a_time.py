@@ -15,7 +15,8 @@ from bambam_assets.defs.automation import schedules, sensors
 from bambam_assets.defs.models.assets import entity_model
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.models import registry, training_lock
-from bambam_tests.defs.test_entity_model import AS_OF, warehouse_home  # noqa: F401,F811 - fixture
+from bambam_tests.builders import TRAINING_AS_OF as AS_OF
+from bambam_tests.builders import build_training_home
 
 KEYS = ["MK1", "MK2", "MK3", "MK4"]
 
@@ -57,9 +58,8 @@ def _tick(home: Path, instance: dg.DagsterInstance):
                                                         resources=_resources(home)))
 
 
-def test_retrain_sensor_skips_while_a_weekly_full_retrain_runs(
-        warehouse_home: Path) -> None:  # noqa: F811 - the imported fixture
-    home = warehouse_home
+def test_retrain_sensor_skips_while_a_weekly_full_retrain_runs(tmp_path: Path) -> None:
+    home = build_training_home(tmp_path / "home")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("entity", KEYS)
         weekly = schedules.build_weekly_full_retrain_schedule()
