@@ -11,7 +11,7 @@ import dagster as dg
 
 from bambam_assets.defs.automation.schedules import (
     daily_pipeline_job,
-    daily_pipeline_schedule,
+    daily_pipeline_schedules,
     weekly_full_retrain_schedule,
 )
 from bambam_assets.defs.automation.sensors import (
@@ -50,7 +50,7 @@ def build_definitions() -> dg.Definitions:
                  build_retrain_sensor(minimum_interval_seconds=interval(RETRAIN_INTERVAL_S)),
                  build_automation_sensor(interval(AUTOMATION_INTERVAL_S)),
                  build_model_forecast_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll],
-        schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
+        schedules=[*daily_pipeline_schedules, weekly_full_retrain_schedule],
         resources=default_resources(),
         # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster
         # than spawn.

@@ -324,3 +324,64 @@ def serve(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# a small training warehouse: four MK entities of 90 days (entity_model tests)
+TRAINING_AS_OF = date(2024, 6, 30)
+
+
+def training_facts(rng: np.random.Generator) -> pd.DataFrame:
+    """MK1: 900 ACTUAL (xgboost), MK2: 120 ACTUAL (fallback), MK3: PRIORITY, MK4: POSTED only."""
+    rows = []
+    days = pd.date_range(TRAINING_AS_OF - timedelta(days=89), TRAINING_AS_OF, freq="D")
+    for code, n_targets, wtype in (("MK1", 900, "ACTUAL"), ("MK2", 120, "ACTUAL"),
+                                   ("MK3", 700, "PRIORITY"), ("MK4", 0, "ACTUAL")):
+        day = rng.choice(days, size=max(n_targets, 300))
+        minute = rng.integers(9 * 60, 21 * 60, size=len(day))
+        local = pd.to_datetime(day) + pd.to_timedelta(minute, unit="m")
+        observed = local.tz_localize("America/New_York").tz_convert("UTC")
+        base = 20 + 25 * np.sin((minute - 9 * 60) / 720 * np.pi) + 10 * (local.dayofweek >= 5)
+        posted = pd.DataFrame({"entity_code": code, "observed_at": observed,
+                               "wait_time_type": "POSTED", "wait_time_minutes": (base + 10).round()})
+        rows.append(posted)
+        if n_targets:
+            targets = posted.iloc[:n_targets].copy()
+            targets["wait_time_type"] = wtype
+            targets["observed_at"] = targets["observed_at"] + pd.Timedelta(minutes=3)
+            targets["wait_time_minutes"] = (base[:n_targets] + rng.normal(0, 3, n_targets)).round()
+            rows.append(targets)
+    facts = pd.concat(rows, ignore_index=True)
+    facts["park_code"] = "MK"
+    local = facts["observed_at"].dt.tz_convert("America/New_York")
+    facts["park_date"] = (local - pd.Timedelta(hours=6)).dt.date
+    facts["source_file"] = "test"
+    facts["wait_time_minutes"] = facts["wait_time_minutes"].astype("Int64")
+    return facts[list(schema.FACT_COLUMNS)]
+
+
+def build_training_home(home: Path) -> Path:
+    """The training warehouse in `home`: facts, entity index, calendar, season, entities, hours."""
+    rng = np.random.default_rng(7)
+    with wh.writer(home) as conn:
+        schema.ensure_tables(conn)
+        conn.register("f", training_facts(rng))
+        conn.execute("INSERT INTO fct_wait_times BY NAME SELECT * FROM f")
+        conn.execute("INSERT INTO entity_index (entity_code, park_code) "
+                     "SELECT DISTINCT entity_code, park_code FROM fct_wait_times")
+        cal = calendar.build_calendar(TRAINING_AS_OF, 30)
+        schema.replace_dimension(conn, "dim_calendar", cal)
+        schema.replace_dimension(conn, "dim_season", season.build_season(cal))
+        raw = pd.DataFrame({"code": ["MK1", "MK2", "MK3", "MK4"],
+                            "name": ["a", "b", "c", "d"],
+                            "fastpass_booth": ["false", "false", "true", "false"]})
+        schema.replace_dimension(conn, "dim_entity", entities.clean_entities(raw))
+        days = pd.date_range(TRAINING_AS_OF - timedelta(days=120), TRAINING_AS_OF)
+        opening = days.tz_localize("America/New_York") + pd.Timedelta(hours=9)
+        hours = pd.DataFrame({
+            "park_code": "MK", "park_date": days, "opening_time": opening,
+            "closing_time": opening + pd.Timedelta(hours=12), "opening_time_with_emh": opening,
+            "closing_time_with_emh": opening + pd.Timedelta(hours=12), "emh_morning": False,
+            "emh_evening": False, "source": "official", "confidence": 1.0,
+        })
+        schema.replace_dimension(conn, "dim_park_hours", hours)
+    return home

@@ -2,12 +2,14 @@
 
 The live home: a warehouse for park MK with 30 days of POSTED and ACTUAL history of two
 entities (MK1, MK2) and a few facts of TODAY (MK3 has facts but no model), dimensions, one
-trained with-POSTED model per modeled entity, and a forecast file for MK1. Used by
-bench.live_bench and the live API tests.
+trained with-POSTED model per modeled entity, and the forecast files the pipeline's forecast
+step writes as of TODAY (posted aggregates, then lib/forecasts/forecast.run_forecast, as
+entity_forecast does). Used by bench.live_bench and the live API tests.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bambam_assets.lib.core import schema, warehouse
-from bambam_assets.lib.forecasts import curves as curve_files
+from bambam_assets.lib.forecasts import forecast, posted_aggregates
 from bambam_assets.lib.models import registry, training
 from bambam_assets.lib.models.features import build_training_frame
 
@@ -96,12 +98,16 @@ def build_live_home(home: Path) -> None:
         frame = build_training_frame(conn, MODELED, date(2024, 3, 14))
     for _, rows in frame.groupby("entity_code"):
         save(home, training.train_entity(rows, "STANDBY"))
-    curve_files.write_entity_file(pd.DataFrame({
-        "entity_code": ["MK1"], "park_date": [TODAY], "slot": ["10:20"],
-        "slot_start": [local("2024-03-15", "10:20")], "actual_predicted": [33.0],
-        "actual_p10": [20.0], "actual_p90": [50.0], "posted_predicted": [45.0]}),
-        curve_files.entity_file(home, curve_files.FORECASTS_DIR, "MK1"),
-        curve_files.FORECAST_SCHEMA)
+    forecast_today(home)
+
+
+def forecast_today(home: Path, horizon_days: int = 1) -> list:
+    """What a forecast run as of TODAY writes: posted_aggregates, then every entity's forecast
+    file whose inputs changed (the code entity_forecast runs); returns the EntityResults."""
+    with warehouse.writer(home) as conn:
+        posted_aggregates.build_posted_aggregates(conn, forecast.inputs_as_of(TODAY))
+    return forecast.run_forecast(functools.partial(warehouse.reader, home), home,
+                                 ["MK1", "MK2", "MK3"], TODAY, horizon_days)
 
 
 def save(home: Path, trained, incumbent_mae: float | None = None) -> registry.SaveOutcome:

@@ -22,8 +22,8 @@ from pydantic import BaseModel, Field, field_validator
 from bambam_assets import web_auth
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import PARKS, tz_of_park
-from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
 from bambam_assets.lib.live import same_day
+from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
 from bambam_assets.lib.live.view import (
     entity_view,
     live_predictions,

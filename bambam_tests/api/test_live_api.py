@@ -27,6 +27,7 @@ from bench.homes import (
     TODAY,
     TZ,
     build_live_home,
+    forecast_today,
     insert_facts,
     local,
     save,
@@ -49,6 +50,38 @@ def expected(home: Path, entity: str, hhmm: str, matched: float, mean30: float,
     model = registry.load_model(home / "models", entity, version)
     assert training.WITH_POSTED in model.models
     return float(training.predict(model, frame, with_posted=True)[0])
+
+
+FORECAST_FIELDS = ("actual_predicted", "actual_p10", "actual_p90", "posted_predicted")
+
+
+def forecast_row(home: Path, entity: str, slot: str) -> tuple:
+    """The entity's forecast of TODAY's `slot` as the pipeline wrote it (its Parquet file)."""
+    path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, entity)
+    frame = pd.read_parquet(path)
+    row = frame[(pd.to_datetime(frame["park_date"]).dt.date == TODAY) & (frame["slot"] == slot)]
+    assert len(row) == 1, (entity, slot, len(row))
+    return tuple(None if pd.isna(v) else round(float(v), 4)
+                 for v in row.iloc[0][list(FORECAST_FIELDS)])
+
+
+def _forecast_now(entity: dict) -> tuple:
+    values = (entity[f"forecast_{c}"] for c in FORECAST_FIELDS)
+    return tuple(None if v is None else round(float(v), 4) for v in values)
+
+
+def test_a_forecast_run_leaves_todays_remaining_slots(live_home: Path) -> None:
+    """The forecast run as of TODAY covers today from the current slot (10:20) to closing (the
+    park runs 09:00-21:00), every modeled entity with an ACTUAL prediction in each slot."""
+    for code in ("MK1", "MK2"):
+        frame = pd.read_parquet(curve_files.entity_file(live_home, curve_files.FORECASTS_DIR,
+                                                        code))
+        today = frame[pd.to_datetime(frame["park_date"]).dt.date == TODAY]
+        remaining = today[today["slot"] >= "10:20"]
+        expected = [f"{m // 60:02d}:{m % 60:02d}" for m in range(10 * 60 + 20, 21 * 60 + 1, 5)]
+        assert sorted(remaining["slot"]) == expected, code
+        assert remaining["actual_predicted"].notna().all()
+        assert (remaining["actual_p10"] <= remaining["actual_p90"]).all()
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +127,16 @@ def test_live_and_predict_match_the_model(live_home: Path) -> None:
     assert (ent["MK1"]["actual_source"], ent["MK1"]["closed"], ent["MK1"]["age_s"]) == \
         ("predicted", False, 120.0)
     assert (ent["MK1"]["model_version"], ent["MK1"]["entity_name"]) == (1, "One")
-    assert (ent["MK1"]["forecast_actual_predicted"], ent["MK1"]["forecast_actual_p10"],
-            ent["MK1"]["forecast_actual_p90"], ent["MK1"]["forecast_posted_predicted"]) == \
-        (33.0, 20.0, 50.0, 45.0)
-    # MK2 closed at 10:15: no actual (closed is null, never 0), no forecast file
+    # "forecast now": the 10:20 slot of the files the pipeline's forecast step wrote
+    for code in ("MK1", "MK2", "MK3"):
+        assert _forecast_now(ent[code]) == forecast_row(live_home, code, "10:20"), code
+    assert ent["MK1"]["forecast_actual_predicted"] is not None
+    # MK3 has no model: a POSTED-only forecast (actual columns null, never 0)
+    assert ent["MK3"]["forecast_actual_predicted"] is None
+    assert ent["MK3"]["forecast_posted_predicted"] is not None
+    # MK2 closed at 10:15: no actual (closed is null, never 0)
     assert (ent["MK2"]["closed"], ent["MK2"]["actual"], ent["MK2"]["observed_actual"]) == \
         (True, None, 25)
-    assert ent["MK2"]["forecast_actual_predicted"] is None
     assert (ent["MK3"]["actual_predicted"], ent["MK3"]["model"]) == (None, None)
     # WTI so far: 10:00 = MK1's prediction and MK2's observed 25; 10:15 only CLOSED: no slot
     slots = {s["slot"]: s for s in body["wti_slots"]}
@@ -237,21 +273,18 @@ def test_live_reuses_its_work_until_facts_models_or_forecasts_change(live_home: 
         assert save(home, training.train_entity(frame.assign(y=frame["y"] + 30), "STANDBY"),
                     incumbent_mae=1e9).promoted
         promoted = {e["entity_code"]: e for e in http.get("/live/MK").json()["entities"]}
-        # a rewritten forecast file (new size and mtime) is read again
-        curve_files.write_entity_file(pd.DataFrame({
-            "entity_code": ["MK1", "MK1"], "park_date": [TODAY] * 2, "slot": ["10:20", "10:25"],
-            "slot_start": [local("2024-03-15", "10:20"), local("2024-03-15", "10:25")],
-            "actual_predicted": [34.0, 35.0], "actual_p10": [20.0] * 2,
-            "actual_p90": [50.0] * 2, "posted_predicted": [45.0] * 2}),
-            curve_files.entity_file(home, curve_files.FORECASTS_DIR, "MK1"),
-            curve_files.FORECAST_SCHEMA)
+        # the forecast step rewrites MK1's file for its new model: read again at once
+        results = {r.entity_code: r.mode for r in forecast_today(home)}
+        assert results == {"MK1": "model", "MK2": "unchanged", "MK3": "unchanged"}
         rewritten = {e["entity_code"]: e for e in http.get("/live/MK").json()["entities"]}
     before = {e["entity_code"]: e for e in first["entities"]}
     assert before["MK1"]["model_version"] == 1 and promoted["MK1"]["model_version"] == 2
     assert promoted["MK1"]["actual_predicted"] > before["MK1"]["actual_predicted"] + 15
     assert promoted["MK2"]["actual_predicted"] == before["MK2"]["actual_predicted"]
-    assert (before["MK1"]["forecast_actual_predicted"],
-            rewritten["MK1"]["forecast_actual_predicted"]) == (33.0, 34.0)
+    assert _forecast_now(before["MK1"]) == forecast_row(live_home, "MK1", "10:20")
+    assert _forecast_now(rewritten["MK1"]) == forecast_row(home, "MK1", "10:20")
+    assert rewritten["MK1"]["forecast_actual_predicted"] > \
+        before["MK1"]["forecast_actual_predicted"] + 15  # the new model adds 30 minutes
 
 
 def test_a_re_read_of_unchanged_facts_keeps_the_predictions(live_home: Path,

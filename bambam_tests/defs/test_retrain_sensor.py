@@ -156,7 +156,7 @@ def _check_schedules(instance: dg.DagsterInstance) -> None:
     daily = schedules.build_daily_schedule(cron="30 5 * * *")
     (dreq,) = daily.evaluate_tick(
         dg.build_schedule_context(instance, scheduled_execution_time=when)).run_requests
-    assert dreq.run_key == "daily-2024-06-02"
+    assert dreq.run_key == "daily-new_york-2024-06-01"  # 23:00 in New York: still June 1st
     assert {"bambam/as_of", "bambam/forecast_days", "bambam/backfill_days"} <= set(dreq.tags)
     assert daily.cron_schedule == "30 5 * * *" and daily.job_name == "daily_pipeline_job"
     assert schedules.daily_pipeline_schedule.cron_schedule == "0 6 * * *"
@@ -221,3 +221,30 @@ def test_bambam_run_and_the_sensor_build_the_same_entity_model_run(world, monkey
     assert full.run_config == {"ops": {"entity_model": {"config": {"only": [], "mode": "full"}}}}
     assert full.tags == {sensors.RANGE_START: "DL1", sensors.RANGE_END: "UF1",
                          "bambam/trigger": "cli"}
+
+
+def test_one_daily_schedule_per_time_zone_group_as_of_its_park_date(monkeypatch) -> None:
+    monkeypatch.delenv("BAMBAM_AS_OF", raising=False)
+    by_tz = {s.execution_timezone: s for s in schedules.daily_pipeline_schedules}
+    assert set(by_tz) == {"America/New_York", "America/Los_Angeles", "Asia/Tokyo"}
+    assert all(s.cron_schedule == "0 6 * * *" for s in by_tz.values())
+    assert by_tz["America/New_York"].name == "daily_pipeline_schedule"
+    # Tokyo's 06:00 on June 2nd is 21:00 UTC on June 1st: its run is as of June 2nd (its park
+    # date), not the machine's June 1st
+    tick = datetime(2024, 6, 1, 21, 0, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        (req,) = by_tz["Asia/Tokyo"].evaluate_tick(
+            dg.build_schedule_context(instance, scheduled_execution_time=tick)).run_requests
+        assert req.run_key == "daily-tokyo-2024-06-02"
+        assert req.tags["bambam/as_of"] == "2024-06-02"
+        assert req.tags[schedules.TZ_GROUP_TAG] == "Asia/Tokyo"
+        # the run computes as of that date (resource config), not as of its own start
+        assert req.run_config["resources"]["run_settings"]["config"]["as_of"] == "2024-06-02"
+        ny = datetime(2024, 6, 2, 10, 0, tzinfo=UTC)  # 06:00 in New York
+        (nyreq,) = by_tz["America/New_York"].evaluate_tick(
+            dg.build_schedule_context(instance, scheduled_execution_time=ny)).run_requests
+        assert nyreq.tags["bambam/as_of"] == "2024-06-02"
+        monkeypatch.setenv("BAMBAM_AS_OF", "2023-12-24")  # replays still override
+        (replay,) = by_tz["Asia/Tokyo"].evaluate_tick(
+            dg.build_schedule_context(instance, scheduled_execution_time=tick)).run_requests
+        assert replay.tags["bambam/as_of"] == "2023-12-24"

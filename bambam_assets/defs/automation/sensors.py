@@ -31,7 +31,7 @@ from bambam_assets.defs.resources import RunKnobs, RunSettingsResource, Warehous
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.core.paths import HomePaths
-from bambam_assets.lib.models import retrain
+from bambam_assets.lib.models import retrain, training_lock
 from bambam_assets.lib.models.retrain import (  # noqa: F401 - re-exported for callers and tests
     RetrainPlan,
     plan_retrain,
@@ -83,6 +83,49 @@ def _writer_active(home) -> bool:
     return False
 
 
+# A STARTED run reaches entity_model's training lock within seconds (a one-asset run): one that
+# still does not hold it after this long while nobody holds it is a run whose process died
+# (kill -9 of a `bambam run`: an in-process run is never marked failed), not a training.
+STARTED_GRACE_S = 600.0
+
+
+def _trains(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether `run` executes entity_model: by its asset selection, else (a run of a job whose
+    selection is implicit, like `materialize`'s) by the steps of its execution plan."""
+    if run.asset_selection:
+        return entity_model.key in run.asset_selection
+    if not run.execution_plan_snapshot_id:
+        return False
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    return entity_model.op.name in set(plan.step_keys_to_execute or
+                                       (step.key for step in plan.steps))
+
+
+def training_in_progress(instance: dg.DagsterInstance, home, now: datetime) -> str | None:
+    """What trains entity_model right now, or None: an in-progress run whose selection holds
+    entity_model, whoever launched it (this sensor, the weekly schedule, a UI backfill, a CLI run
+    on this instance; tags do not matter), or the holder of the home's training lock (a
+    `bambam run` on another instance). Launching beside it would train the same entities twice.
+    """
+    holder = training_lock.current_holder(home)
+    runs = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=IN_PROGRESS),
+                                           limit=200):
+        run = record.dagster_run
+        if not _trains(instance, run):
+            continue
+        started = record.start_time or record.create_timestamp.timestamp()
+        if (run.status == dg.DagsterRunStatus.STARTED and holder is None
+                and now.timestamp() - started > STARTED_GRACE_S):
+            continue  # its process is gone (see STARTED_GRACE_S)
+        runs.append(f"training run {run.run_id} "
+                    f"({run.tags.get(TRIGGER_TAG, 'no bambam trigger tag')}, "
+                    f"{run.status.value}) in progress")
+    if holder is not None:
+        runs.append(f"training lock held by {holder.describe()}")
+    return "; ".join(runs) or None
+
+
 def build_retrain_sensor(
     name: str = "retrain_sensor", *, clock: Callable[[], datetime] | None = None,
     minimum_interval_seconds: int = 300, window_hours: int = 6, mode: str | None = None,
@@ -107,11 +150,9 @@ def build_retrain_sensor(
         home = warehouse.home_path()
         if not wh.warehouse_path(home).exists():
             return dg.SkipReason("no warehouse yet: run the pipeline first")
-        busy = context.instance.get_runs(
-            filters=dg.RunsFilter(tags={TRIGGER_TAG: SENSOR_TRIGGER}, statuses=IN_PROGRESS),
-            limit=1)
+        busy = training_in_progress(context.instance, home, now)
         if busy:
-            return dg.SkipReason(f"retrain run {busy[0].run_id} still in progress")
+            return dg.SkipReason(f"{busy}: evaluating after it")
         waiting = missing_upstream(context.instance)
         if waiting:
             return dg.SkipReason(f"waiting for {', '.join(waiting)} (built by the automation "

@@ -14,7 +14,14 @@ from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.models import batch as tb
-from bambam_assets.lib.models import incremental, registry, registry_table, retrain, staleness
+from bambam_assets.lib.models import (
+    incremental,
+    registry,
+    registry_table,
+    retrain,
+    staleness,
+    training_lock,
+)
 from bambam_assets.lib.models.batch import TRAINING_CODE_VERSION, params_hash, train_batch
 from bambam_assets.lib.models.features import build_posted_frame, build_training_frame
 
@@ -57,6 +64,24 @@ def entity_model(
     context: dg.AssetExecutionContext, config: TrainConfig, warehouse: WarehouseResource,
     run_settings: RunSettingsResource,
 ):
+    home = warehouse.home_path()
+
+    def on_wait(holder: training_lock.Holder | None, waited_s: float) -> None:
+        context.log.warning(f"waiting for the training lock ({waited_s:.0f}s so far): held by "
+                            f"{holder.describe() if holder else 'another process'}")
+
+    # One training at a time per home, whoever started it: a second run waits here, then
+    # re-evaluates under the lock and skips what the first one trained
+    # (lib/models/training_lock.py).
+    with training_lock.training_lock(home, context.run_id, on_wait=on_wait) as waited_s:
+        if waited_s > 1:
+            context.log.info(f"training lock acquired after {waited_s:.0f}s")
+        yield from _train(context, config, warehouse, run_settings)
+
+
+def _train(context: dg.AssetExecutionContext, config: TrainConfig, warehouse: WarehouseResource,
+           run_settings: RunSettingsResource):
+    """The step's body, under the training lock."""
     keys = list(context.partition_keys)
     if config.only:
         wanted = set(config.only)
@@ -68,11 +93,23 @@ def entity_model(
     models_root = HomePaths(warehouse.home_path()).models
     evaluated_at = (datetime.fromisoformat(config.evaluated_at) if config.evaluated_at
                     else datetime.now(UTC))
+    # Files first: versions a crashed step saved but never mirrored get their registry rows
+    # before the staleness rule reads the table (else it would call them model-less).
+    with warehouse.writer() as conn:
+        added = registry_table.reconcile(conn, models_root)
+    if len(added):
+        context.log.warning(
+            f"model_registry lacked {len(added)} versions on disk (a crashed training step): "
+            f"added {_summary(added['entity_code'] + ' v' + added['version'].astype(str))}")
     # Read everything the batch needs once; workers get plain frames and never open DuckDB.
     # A heavy read (a writer's memory limit), closed before the worker pool starts.
     with warehouse.reader(heavy=True) as conn:
         # the staleness of every entity of the range, as the sensor saw it (same rule, same clock)
         evaluation = retrain.evaluate(conn, evaluated_at, as_of)
+        # A due list drawn before this step held the lock: an entity another run trained since
+        # (or whose version the reconciliation found) is no longer stale at that same clock.
+        no_longer_due = _no_longer_due(evaluation, keys) if config.evaluated_at else {}
+        keys = [k for k in keys if k not in no_longer_due]
         counts = _target_counts(evaluation, keys)
         # entities due for an incremental update read only their update window's rows
         planned = tb.plan_modes(models_root, counts, config.mode, datetime.now(UTC))
@@ -104,6 +141,7 @@ def entity_model(
                          workers=config.workers or None, mode=config.mode,
                          target_counts=counts, tail_entities=tails, plan=planned,
                          posted_frame=posted_frame)
+    result.skipped.update(no_longer_due)
     rows = registry_table.registry_rows(models_root, result.outcomes)
     failures = registry_table.failure_rows(result.failures, context.run_id)
     evaluation = _with_actions(evaluation, set(context.partition_keys), set(keys), result,
@@ -152,6 +190,19 @@ def _current_version_tag(outcome: registry.SaveOutcome) -> str:
     (defs/conditions.py)."""
     current = outcome.version if outcome.promoted else outcome.previous_version
     return f"v{current:04d}" if current is not None else f"none-{outcome.version:04d}"
+
+
+def _no_longer_due(evaluation, keys: list[str]) -> dict[str, str]:
+    """Entity -> why, for the keys the evaluation no longer calls stale."""
+    ev = evaluation[evaluation["entity_code"].isin(keys) & ~evaluation["stale"]]
+    return {code: f"no longer due (trained since the due list was drawn): {summary}"
+            for code, summary in zip(ev["entity_code"], ev["summary"], strict=True)}
+
+
+def _summary(items, limit: int = 20) -> str:
+    items = list(items)
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit
+                                       else "")
 
 
 def _target_counts(evaluation, keys: list[str]) -> dict[str, int]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 # Entity-code prefix (the letters before the first digit) -> park code.
 # Legacy quirks fixed: TDL/TDS/USH are whole prefixes (not the first two letters), and USH is
@@ -87,3 +88,32 @@ def parks_sql_values() -> list[tuple[str, str, str, str, int]]:
         (p, PROPERTY_OF_PARK[p], tz_of_park(p), tier_of_park(p), TIER_RANK[tier_of_park(p)])
         for p in PARKS
     ]
+
+
+def park_date_in(time_zone: str, instant: datetime) -> date:
+    """The park date at `instant` (aware) on the clock of `time_zone`: its local date, an hour
+    before 06:00 counting to the day before (the 6 AM rule)."""
+    local = instant.astimezone(ZoneInfo(time_zone))
+    return (local - timedelta(hours=PARK_DAY_START_HOUR)).date()
+
+
+def park_date_at(park_code: str, instant: datetime) -> date:
+    """The park date of a park at `instant` (aware): `MK` at 2024-06-02 03:00 New York is
+    2024-06-01."""
+    return park_date_in(tz_of_park(park_code), instant)
+
+
+def earliest_park_date(instant: datetime) -> date:
+    """The earliest park date any property is on at `instant`: the run-wide "today" when no
+    time-zone group pins one. Every park's own park date is on or after it, so no park's
+    running day is treated as past (its remaining slots stay in the forecast)."""
+    return min(park_date_in(tz, instant) for tz in set(TZ_OF_PROPERTY.values()))
+
+
+def time_zone_groups() -> dict[str, list[str]]:
+    """Time zone -> its parks (in PARKS order): the groups whose park day starts at the same
+    instant, each with its own daily schedule."""
+    groups: dict[str, list[str]] = {}
+    for park in PARKS:
+        groups.setdefault(tz_of_park(park), []).append(park)
+    return groups

@@ -4,6 +4,8 @@ Everything a run writes lives under the home folder::
 
     warehouse.duckdb            the DuckDB warehouse
     warehouse.write.lock        the cross-process writer lock beside it
+    training.lock               one entity_model training at a time (lib/models/training_lock.py),
+    training.lock.holder        with the run id and pid of the step holding it
     models/{ENTITY}/v{NNNN}/    model versions (lib/models/registry.py)
     forecasts/entity_code={ENTITY}/forecast.parquet
     backfill/entity_code={ENTITY}/backfill.parquet
@@ -25,6 +27,7 @@ from pathlib import Path
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 WAREHOUSE_LOCK_FILE = "warehouse.write.lock"
+TRAINING_LOCK_FILE = "training.lock"
 MODELS_DIR = "models"
 FORECASTS_DIR, BACKFILL_DIR = "forecasts", "backfill"  # the two kinds of curve files
 FORECAST_FILE, BACKFILL_FILE = "forecast.parquet", "backfill.parquet"
@@ -57,6 +60,10 @@ class HomePaths:
     @property
     def warehouse_lock(self) -> Path:
         return self.root / WAREHOUSE_LOCK_FILE
+
+    @property
+    def training_lock(self) -> Path:
+        return self.root / TRAINING_LOCK_FILE
 
     @property
     def models(self) -> Path:

@@ -15,10 +15,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bambam_assets.lib.core.parks import PARKS, QUEUE_TIMES_PARK_ID, TIER_RANK
+from bambam_assets.lib.core.parks import (
+    PARKS,
+    QUEUE_TIMES_PARK_ID,
+    TIER_RANK,
+    earliest_park_date,
+    park_date_in,
+)
 from bambam_assets.lib.core.paths import HomePaths
 
 HOME, RAW, AS_OF = "BAMBAM_HOME", "BAMBAM_RAW", "BAMBAM_AS_OF"
@@ -106,11 +112,17 @@ def aws_endpoint_url(env: Mapping[str, str] | None = None) -> str | None:
 
 # ---- what a run computes -----------------------------------------------------------------------
 
-def as_of(env: Mapping[str, str] | None = None) -> date:
-    """BAMBAM_AS_OF: the date a run treats as today (YYYY-MM-DD; default: the real date)."""
+def as_of(env: Mapping[str, str] | None = None, now: datetime | None = None,
+          time_zone: str | None = None) -> date:
+    """BAMBAM_AS_OF: the date a run treats as today (YYYY-MM-DD). Unset: the park date (local
+    time, 6 AM rule) at `now` (default: the real clock) of the property whose day is furthest
+    behind, so every park's running day counts as today or later, never as past, whatever the
+    machine's own time zone (lib/core/parks.py earliest_park_date). With `time_zone` (a daily
+    schedule of one time-zone group): the park date on that clock."""
     value = _get(AS_OF, env)
     if not value:
-        return date.today()
+        now = now or datetime.now(UTC)
+        return park_date_in(time_zone, now) if time_zone else earliest_park_date(now)
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -281,6 +293,19 @@ def max_failed_share(env: Mapping[str, str] | None = None) -> float:
     if not 0.0 <= share <= 1.0:  # also refuses nan
         raise _bad(MAX_FAILED_SHARE, value, "a number from 0 to 1 (a share of the entities)")
     return share
+
+
+# ---- test hook -----------------------------------------------------------------------------------
+
+TEST_KILL_AFTER_MODELS = "BAMBAM_TEST_KILL_AFTER_MODELS"
+
+
+def kill_after_models_hook(env: Mapping[str, str] | None = None) -> int | None:
+    """BAMBAM_TEST_KILL_AFTER_MODELS: a test hook, never set in production: the training step
+    kills its own process with SIGKILL right after saving this many models (whole number >= 1),
+    so a test can crash it deterministically between two entities (lib/models/batch.py)."""
+    value = _get(TEST_KILL_AFTER_MODELS, env)
+    return _int(TEST_KILL_AFTER_MODELS, value, 1) if value else None
 
 
 # ---- DuckDB limits (lib/core/warehouse.py applies them to every connection) -------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
+from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import park_of_entity
 from bambam_assets.lib.models import guard, incremental, registry, training, worker_pool
 
@@ -183,6 +185,7 @@ def train_batch(
                        ratio_prior=prior)
              for code, base in bases.items()]
     done = [0]
+    kill_after = settings.kill_after_models_hook()  # a crash-safety test's hook; None in production
 
     def on_result(task: TrainTask, trained, exc) -> None:
         done[0] += 1
@@ -197,6 +200,8 @@ def train_batch(
                 )
                 result.outcomes.append(outcome)
                 result.trained[code] = trained
+                if kill_after is not None and len(result.outcomes) >= kill_after:
+                    os.kill(os.getpid(), signal.SIGKILL)  # models on disk, registry not yet
             except Exception as save_exc:  # noqa: BLE001 - recorded per entity
                 exc = save_exc
         if exc is not None:

@@ -15,7 +15,15 @@ import pandas as pd
 
 from bambam_assets.lib.core.schema import ensure_tables
 from bambam_assets.lib.core.warehouse import staged
-from bambam_assets.lib.models.registry import SaveOutcome, current_version, read_meta, version_dir
+from bambam_assets.lib.models.registry import (
+    RegistryError,
+    SaveOutcome,
+    current_version,
+    entity_dir,
+    kept_versions,
+    read_meta,
+    version_dir,
+)
 
 REGISTRY_COLUMNS = (
     "entity_code", "version", "kind", "queue_type", "trained_at", "promoted", "is_current",
@@ -130,3 +138,57 @@ def sync_current_flags(
         """)
     finally:
         conn.unregister("_bambam_cur")
+
+
+def reconcile(conn: duckdb.DuckDBPyConnection, models_root: Path) -> pd.DataFrame:
+    """Make the tables agree with the files before anything reads them to decide.
+
+    Models land on disk (CURRENT switched) entity by entity while the step trains, and the
+    mirror is written once at the end of the step: a crash in between (kill -9, a lock timeout)
+    leaves versions on disk that `model_registry` does not know, and the staleness rule would
+    then call those entities model-less and train them again. This adds a row for every kept
+    version on disk that the table lacks, sets `is_current` from every CURRENT file, and records
+    in `entity_index` the newest added version as the entity's last model (its training time
+    and target count, as the step would have). Idempotent; cheap when nothing is missing (one
+    directory listing and one CURRENT read per entity).
+
+    Returns the rows added (grain: one per (entity_code, version) added).
+    """
+    ensure_tables(conn)
+    root = Path(models_root)
+    entities = sorted(p.name for p in root.iterdir()
+                      if p.is_dir() and _is_entity_dir(p)) if root.is_dir() else []
+    known = set(conn.execute("SELECT entity_code, version FROM model_registry").fetchall())
+    missing = [SaveOutcome(e, v, False, "", None) for e in entities
+               for v in kept_versions(root, e) if (e, v) not in known]
+    rows = registry_rows(root, missing)
+    if len(rows):
+        write_registry(conn, rows, failure_rows({}, None))
+    sync_current_flags(conn, root, entities)
+    newest = rows.sort_values("version").groupby("entity_code").tail(1)
+    if len(newest) and _has_table(conn, "entity_index"):
+        with staged(conn, _bambam_reconciled=newest.loc[:, ["entity_code", "trained_at",
+                                                            "target_count"]]):
+            # only when the added version is newer than the last model entity_index records
+            conn.execute("""
+                UPDATE entity_index SET last_modeled_at = r.trained_at,
+                    target_count_at_last_model = r.target_count
+                FROM _bambam_reconciled r
+                WHERE entity_index.entity_code = r.entity_code
+                  AND (entity_index.last_modeled_at IS NULL
+                       OR entity_index.last_modeled_at < r.trained_at)
+            """)
+    return rows
+
+
+def _is_entity_dir(path: Path) -> bool:
+    try:
+        entity_dir(path.parent, path.name)
+    except RegistryError:
+        return False
+    return True
+
+
+def _has_table(conn: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                             [name]).fetchall()[0][0])

@@ -11,9 +11,9 @@ is refit on all rows with the early-stopped number of rounds; nthread is capped 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

@@ -8,8 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bambam_assets.lib.core import settings
-from bambam_assets.lib.core import schema, warehouse
+from bambam_assets.lib.core import schema, settings, warehouse
 from bambam_assets.lib.forecasts import posted_aggregates as pa
 
 MEM, TEMP, THREADS = "BAMBAM_DUCKDB_MEMORY_LIMIT", "BAMBAM_DUCKDB_TEMP_LIMIT", \
