@@ -25,6 +25,9 @@ def bambam_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BAMBAM_RAW", str(home / "raw"))
     monkeypatch.setenv("BAMBAM_AS_OF", "2024-03-31")
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    # a developer's production settings must not reach a test's instance or a real webhook
+    monkeypatch.delenv("BAMBAM_DAGSTER_PG_URL", raising=False)
+    monkeypatch.delenv("BAMBAM_ALERT_WEBHOOK", raising=False)
     (home / "dagster").mkdir()
     return home
 
