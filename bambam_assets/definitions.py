@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from bambam_assets.defs.automation.alerts import alert_sensors
 from bambam_assets.defs.automation.schedules import (
     daily_pipeline_job,
     daily_pipeline_schedule,
@@ -24,7 +25,8 @@ defs = dg.Definitions(
             *fetch_status_specs],
     asset_checks=[*fact_checks, *dimension_checks],
     jobs=[ingest_job, daily_pipeline_job],
-    sensors=[raw_files_sensor, retrain_sensor, automation_sensor, queue_times_poll],
+    sensors=[raw_files_sensor, retrain_sensor, automation_sensor, queue_times_poll,
+             *alert_sensors],
     schedules=[daily_pipeline_schedule, weekly_full_retrain_schedule],
     resources=default_resources(),
     # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster than spawn.

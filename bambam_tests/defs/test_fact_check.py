@@ -22,6 +22,7 @@ from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.demo import generate as demo_data
 from bambam_assets.lib.ingest.fact_checks import check_facts
 from bambam_assets.runner import run_pipeline
+from bambam_tests.builders import wrong_year_export
 
 CHECK = fct_wait_times_keys_unique_not_future.check_key.name
 # the fact table's own step, and the layers right below it (built in the same run when it passes)
@@ -36,22 +37,11 @@ def _below_fact_table() -> set[str]:
     return {k.to_user_string() for k in keys} - INGEST_STEP
 
 
-def _april_export(raw: Path, year: int) -> Path:
-    """The April daily export of MK1, its observations dated `year` (2042: the typo)."""
-    lines = ["entity_code,observed_at,submitted_posted_time,submitted_actual_time,user_id"]
-    for day in (1, 2):
-        for hh in range(9, 21):
-            lines.append(f"MK1,{year}-04-{day:02d} {hh:02d}:15:00,{20 + hh},,{day * 100 + hh}")
-    path = raw / "export/wait_times/wdw/wdw_wait_times_2024_04.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_future_observations_block_the_layers_below(bambam_home: Path, monkeypatch) -> None:
     raw = bambam_home / "raw"
     demo_data.generate(raw, ["MK"], 1, date(2024, 3, 1), date(2024, 3, 31), seed=3, qt_days=0)
     monkeypatch.setenv("BAMBAM_AS_OF", "2024-04-02")
-    export = _april_export(raw, 2042)
+    export = wrong_year_export(raw, 2042)
     instance = instance_at(bambam_home)
     try:
         bad = run_pipeline(instance, SELECTION, log=lambda _m: None)
@@ -72,7 +62,7 @@ def test_future_observations_block_the_layers_below(bambam_home: Path, monkeypat
         assert str(meta["future_examples"].value).count("MK1 2042-04-0") == 10  # examples
 
         # the source corrects the export: re-read in full, the 2042 facts retracted
-        _april_export(raw, 2024)
+        wrong_year_export(raw, 2024)
         export.touch()
         good = run_pipeline(instance, SELECTION, log=lambda _m: None)
         assert good.success, good
