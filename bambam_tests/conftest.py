@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated BAMBAM_HOME per test and the local S3 server.
+"""Shared fixtures: an isolated BAMBAM_HOME per test, the local S3 server and PostgreSQL
+(`pg_server`, `pg_database`: bambam_tests/pg_server.py).
 
 Fixtures only; helpers that build data live in bambam_tests/builders.py."""
 
@@ -13,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
-pytest_plugins = ["bambam_tests.s3_server"]
+pytest_plugins = ["bambam_tests.s3_server", "bambam_tests.pg_server"]
 
 
 @pytest.fixture

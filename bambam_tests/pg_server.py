@@ -6,9 +6,7 @@ started with the system's `initdb` / `pg_ctl` (/usr/lib/postgresql/*/bin) in a t
 on a free port and stopped at the end of the session; without those binaries the test fails and
 says why (never a silent skip: CI always has the server).
 
-Fixtures (import them into a test module, both, since one depends on the other):
-
-    from bambam_tests.pg_server import pg_database, pg_server  # noqa: F401
+Fixtures (registered for every test in bambam_tests/conftest.py):
 
 - `pg_server` (session): the server's base URL, `postgresql://USER@HOST:PORT` (libpq form).
 - `pg_database` (function): the URL of a new, empty database on it, dropped afterwards, in the

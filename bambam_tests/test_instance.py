@@ -18,7 +18,7 @@ from bambam_assets.instance import DAGSTER_YAML, LEGACY_YAML, prepare_dagster_ho
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.demo import generate as demo_data
-from bambam_tests.pg_server import libpq_url, pg_database, pg_server  # noqa: F401
+from bambam_tests.pg_server import libpq_url
 
 BAMBAM = Path(sys.executable).with_name("bambam")
 

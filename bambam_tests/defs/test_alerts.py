@@ -1,11 +1,12 @@
 """The alert sensors: a real failed run (bad raw data stopped by the fact table's blocking check)
 is reported once, in status/alerts.jsonl, on the dashboard's status page and to a real local
-HTTP webhook; a webhook that fails does not lose the alert."""
+HTTP webhook; a webhook that fails does not lose the alert; a freshness failure judged by
+Dagster's freshness daemon is reported once per failure."""
 
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +15,7 @@ import pytest
 from bambam_assets.dashboard.context import make_context
 from bambam_assets.dashboard.pages import status
 from bambam_assets.definitions import defs
-from bambam_assets.defs.automation.alerts import run_failure_alert
+from bambam_assets.defs.automation.alerts import freshness_alert, run_failure_alert
 from bambam_assets.defs.groups import DIMENSIONS, GROUP_ASSETS
 from bambam_assets.defs.resources import WarehouseResource
 from bambam_assets.instance import instance_at
@@ -55,7 +56,7 @@ def test_a_failed_run_raises_one_alert_everywhere(bambam_home: Path, webhook, mo
         assert not summary.success
         (failed_run,) = summary.run_ids
         second = _tick(instance, bambam_home, first.cursor)
-        third = _tick(instance, bambam_home, second.cursor)  # nothing new: no second alert
+        _tick(instance, bambam_home, second.cursor)  # nothing new: no second alert
     finally:
         instance.dispose()
 
@@ -90,3 +91,53 @@ def test_a_broken_webhook_keeps_the_alert(tmp_path: Path) -> None:
                                                         message="m"), receiver.url)
     assert refused.webhook.startswith("failed: ConnectError")
     assert [a["subject"] for a in alerts.read_alerts(tmp_path)] == ["x", "park_wti"]
+
+
+def _freshness_tick(instance: dg.DagsterInstance, home: Path, cursor: str | None):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, definitions=defs,
+        resources={"warehouse": WarehouseResource(home=str(home))})
+    return freshness_alert.evaluate_tick(context)
+
+
+def test_a_freshness_failure_alerts_once_per_failure(bambam_home: Path, webhook) -> None:
+    """Dagster's own FreshnessDaemon judges park_wti (its 26-hour policy) in-process, with the
+    clock moved on; park_wti's materializations are reported to the instance as an external
+    materialization would be (what builds the WTI is not under test here)."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.test_utils import freeze_time
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+    from dagster._daemon.freshness import FreshnessDaemon
+
+    origin = InProcessCodeLocationOrigin(
+        loadable_target_origin=LoadableTargetOrigin(module_name="bambam_assets.definitions",
+                                                    attribute="defs"),
+        location_name="bambam")
+    start = datetime.now(UTC)
+    instance = instance_at(bambam_home)
+    try:
+        with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as workspace:
+            def judge(at: datetime) -> None:
+                with freeze_time(at):
+                    list(FreshnessDaemon().run_iteration(workspace))
+
+            instance.report_runless_asset_event(dg.AssetMaterialization("park_wti"))
+            judge(start)
+            fresh = _freshness_tick(instance, bambam_home, None)
+            assert not webhook.bodies
+            judge(start + timedelta(hours=27))  # 27 h without a new WTI: FAIL
+            failed = _freshness_tick(instance, bambam_home, fresh.cursor)
+            again = _freshness_tick(instance, bambam_home, failed.cursor)  # still FAIL
+            assert len(webhook.bodies) == 1
+            with freeze_time(start + timedelta(hours=28)):
+                instance.report_runless_asset_event(dg.AssetMaterialization("park_wti"))
+            judge(start + timedelta(hours=28))  # fresh again
+            judge(start + timedelta(hours=55))  # and late again: a new failure
+            _freshness_tick(instance, bambam_home, again.cursor)
+    finally:
+        instance.dispose()
+    assert [b["alert"]["subject"] for b in webhook.bodies] == ["park_wti", "park_wti"]
+    assert all(b["alert"]["kind"] == alerts.FRESHNESS for b in webhook.bodies)
+    assert [a["subject"] for a in alerts.read_alerts(bambam_home)] == ["park_wti", "park_wti"]

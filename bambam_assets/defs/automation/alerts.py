@@ -15,6 +15,9 @@ import json
 
 import dagster as dg
 
+# Not exported at dagster's top level in 1.13 (the state the FreshnessDaemon records).
+from dagster._core.definitions.freshness import FreshnessState
+
 from bambam_assets.defs.resources import WarehouseResource
 from bambam_assets.lib.core import alerts, settings
 
@@ -91,7 +94,7 @@ def freshness_alert(context: dg.SensorEvaluationContext, warehouse: WarehouseRes
     raised = []
     for key, record in sorted(records.items(), key=lambda kv: kv[0].to_user_string()):
         name, since = key.to_user_string(), record.updated_at.timestamp()
-        if record.freshness_state != dg.FreshnessState.FAIL or reported.get(name, 0) >= since:
+        if record.freshness_state != FreshnessState.FAIL or reported.get(name, 0) >= since:
             continue
         message = (f"{name} is not fresh: its freshness policy failed at "
                    f"{record.updated_at.isoformat(timespec='seconds')}")
