@@ -15,7 +15,13 @@ import duckdb
 
 from bambam_assets.definitions import defs
 from bambam_assets.defs.groups import DIMENSIONS, GROUP_ASSETS
-from bambam_assets.defs.ingest.checks import fct_wait_times_keys_unique_not_future
+from bambam_assets.defs.ingest.assets import ingest_wait_times
+from bambam_assets.defs.ingest.checks import (
+    BLOCKING_CHECKS_PASSED,
+    fact_checks,
+    fct_wait_times_keys_unique_not_future,
+)
+from bambam_assets.defs.resources import default_resources
 from bambam_assets.instance import instance_at
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core.paths import HomePaths
@@ -101,3 +107,36 @@ def test_duplicate_keys_of_the_latest_ingest_and_replays_allowed(tmp_path: Path)
     older = check_facts(conn, date(2024, 3, 2), now, since=datetime(2024, 3, 6, tzinfo=UTC))
     assert older.duplicate_keys == 0 and older.files_checked == 0
     conn.close()
+
+
+def test_automation_below_a_failed_check_waits_with_the_guard(bambam_home: Path,
+                                                              monkeypatch) -> None:
+    """Across runs: after the sensor's ingest_job fails on the check, Dagster's eager() alone
+    requests an asset below the fact table (the table itself did materialize); with
+    BLOCKING_CHECKS_PASSED it waits."""
+    raw = bambam_home / "raw"
+    demo_data.generate(raw, ["MK"], 1, date(2024, 3, 1), date(2024, 3, 31), seed=3, qt_days=0)
+    monkeypatch.setenv("BAMBAM_AS_OF", "2024-04-02")
+    wrong_year_export(raw, 2042)
+
+    @dg.asset(deps=["fct_wait_times"], automation_condition=dg.AutomationCondition.eager())
+    def eager_alone() -> None: ...
+
+    @dg.asset(deps=["fct_wait_times"],
+              automation_condition=dg.AutomationCondition.eager() & BLOCKING_CHECKS_PASSED)
+    def eager_guarded() -> None: ...
+
+    probe = dg.Definitions(assets=[ingest_wait_times, eager_alone, eager_guarded],
+                           asset_checks=fact_checks, resources=default_resources())
+    instance = instance_at(bambam_home)
+    try:
+        before = dg.evaluate_automation_conditions(defs=probe, instance=instance)
+        run = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance,
+                                                                    raise_on_error=False)
+        assert not run.success  # the raw sensor's job runs the check too
+        after = dg.evaluate_automation_conditions(defs=probe, instance=instance,
+                                                  cursor=before.cursor)
+    finally:
+        instance.dispose()
+    requested = {r.key.to_user_string(): r.true_subset.size for r in after.results}
+    assert requested["eager_alone"] == 1 and requested["eager_guarded"] == 0
