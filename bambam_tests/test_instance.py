@@ -87,3 +87,21 @@ def test_runs_and_events_land_in_postgres(bambam_home: Path, pg_database: str) -
     assert checks and set(checks.values()) == {"SUCCEEDED"}
     # nothing went to SQLite under the home
     assert not list(HomePaths(bambam_home).dagster.rglob("*.db"))
+
+
+@pytest.mark.integration
+def test_a_throwaway_server_when_none_answers() -> None:
+    """The fallback of machines without a server: initdb + pg_ctl in a temporary folder (as the
+    postgres system user when run as root), answering on its own port, gone after stop()."""
+    from bambam_tests.pg_server import _connect, _start_throwaway
+
+    url, stop = _start_throwaway("test of the fallback")
+    try:
+        conn = _connect(url)
+        with conn.cursor() as cur:
+            cur.execute("SHOW data_directory")
+            (folder,) = cur.fetchone()
+        conn.close()
+    finally:
+        stop()
+    assert not Path(folder).exists()
