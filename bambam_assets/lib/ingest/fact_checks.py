@@ -8,9 +8,9 @@ day that has not happened, and the backfill and the forecasts seam on it.
 
 - Duplicate keys: ingest inserts only keys it does not hold (an anti-join), so a duplicate is a
   defect of the ingest itself. A duplicate can only come in with an inserted row, and an
-  inserted row carries the source_file of a file read in that ingest: the check looks at the
-  keys of the facts from the files read since `since` (one ingest), so it costs a scan of the
-  table's key columns plus a hash of the new rows, not a GROUP BY over every fact.
+  inserted row carries the source_file of a file read in that ingest: the check groups the facts
+  of the entities and park dates those files touched (one ingest), not every fact, except on
+  the first ingest, where every fact is new.
 - Future observations: a fact whose park day is after the as-of date AND whose instant is later
   than the real clock plus FUTURE_TOLERANCE. Both conditions, because a replay (a backtest's
   as-of date in the past) legitimately holds facts after its as-of date, but never facts after
@@ -60,20 +60,19 @@ class FactCheckReport:
 
 _FRESH_FILES = "SELECT source_key FROM ingest_manifest WHERE ingested_at >= $since"
 
-# Keys of the facts whose source_file was read since $since, and how often each key occurs in
-# the whole table. The range on park_date lets DuckDB skip row groups by their min/max.
+# The keys of every fact of an entity that has facts from the files read since $since, within
+# the park dates of those facts (one entity's history for a public per-attraction file, a month
+# for a monthly export, an instant for a queue-times snapshot). Measured on 10 M facts: 0.04-0.1 s
+# when one file of 100 is new, 8-10 s when all are (the first ingest; a plain GROUP BY: 7 s).
 _DUPLICATES_SINCE = f"""
 WITH fresh AS (
-    SELECT DISTINCT entity_code, observed_at, wait_time_type, wait_time_minutes, park_date
-    FROM fct_wait_times WHERE source_file IN ({_FRESH_FILES})
+    SELECT entity_code, min(park_date) AS lo, max(park_date) AS hi FROM fct_wait_times
+    WHERE source_file IN ({_FRESH_FILES})
+    GROUP BY entity_code
 )
 SELECT f.entity_code, f.observed_at, f.wait_time_type, f.wait_time_minutes, count(*) AS n
-FROM fct_wait_times f
-SEMI JOIN fresh k
-  ON f.entity_code = k.entity_code AND f.observed_at = k.observed_at
- AND f.wait_time_type = k.wait_time_type
- AND f.wait_time_minutes IS NOT DISTINCT FROM k.wait_time_minutes
-WHERE f.park_date BETWEEN (SELECT min(park_date) FROM fresh) AND (SELECT max(park_date) FROM fresh)
+FROM fct_wait_times f JOIN fresh s
+  ON f.entity_code = s.entity_code AND f.park_date BETWEEN s.lo AND s.hi
 GROUP BY ALL HAVING count(*) > 1
 ORDER BY 1, 2
 """
