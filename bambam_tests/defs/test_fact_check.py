@@ -26,6 +26,7 @@ from bambam_assets.instance import instance_at
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.demo import generate as demo_data
+from bambam_assets.lib.ingest import fact_checks as fact_check_rules
 from bambam_assets.lib.ingest.fact_checks import check_facts
 from bambam_assets.runner import run_pipeline
 from bambam_tests.builders import wrong_year_export
@@ -82,7 +83,8 @@ def test_future_observations_block_the_layers_below(bambam_home: Path, monkeypat
                             "'2024-04-01'").fetchall()[0][0] == 24
 
 
-def test_duplicate_keys_of_the_latest_ingest_and_replays_allowed(tmp_path: Path) -> None:
+def test_duplicate_keys_of_the_latest_ingest_and_replays_allowed(tmp_path: Path,
+                                                                 monkeypatch) -> None:
     """The rules themselves on a warehouse written by hand: a duplicate key among the facts of
     the files read since `since` is found (and missed only when it is older than `since`); facts
     after the as-of date but before the real clock (a replay) are no error."""
@@ -104,6 +106,11 @@ def test_duplicate_keys_of_the_latest_ingest_and_replays_allowed(tmp_path: Path)
     assert not found.passed
     everything = check_facts(conn, date(2024, 3, 2), now, since=None)
     assert everything.duplicate_keys == 1 and everything.files_checked is None
+    conn.execute("INSERT INTO fct_wait_times VALUES ('MK2', 'MK', '2024-03-04', "
+                 "'2024-03-04 15:00+00', 'POSTED', 20, 'new.csv')")
+    monkeypatch.setattr(fact_check_rules, "CHUNK_ROWS", 1)  # one entity per query: same answer
+    chunked = check_facts(conn, date(2024, 3, 2), now, since=None)
+    assert chunked.duplicate_keys == 1 and chunked.duplicate_examples[0].startswith("MK1 ")
     older = check_facts(conn, date(2024, 3, 2), now, since=datetime(2024, 3, 6, tzinfo=UTC))
     assert older.duplicate_keys == 0 and older.files_checked == 0
     conn.close()
