@@ -9,6 +9,7 @@ import functools
 
 import dagster as dg
 
+from bambam_assets.defs.automation.alerts import alert_sensors
 from bambam_assets.defs.automation.schedules import (
     daily_pipeline_job,
     daily_pipeline_schedules,
@@ -26,6 +27,7 @@ from bambam_assets.defs.dimensions.checks import dimension_checks
 from bambam_assets.defs.forecasts.assets import forecast_assets, wti_assets
 from bambam_assets.defs.forecasts.scorecard import scorecard_assets, scorecard_checks
 from bambam_assets.defs.ingest.assets import ingest_wait_times
+from bambam_assets.defs.ingest.checks import fact_checks
 from bambam_assets.defs.ingest.sensors import (
     RAW_FILES_INTERVAL_S,
     build_raw_files_sensor,
@@ -44,12 +46,13 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[ingest_wait_times, *dimension_assets, global_model_asset, entity_model,
                 *forecast_assets, *wti_assets, *scorecard_assets, *fetch_status_specs],
-        asset_checks=[*dimension_checks, *scorecard_checks],
+        asset_checks=[*dimension_checks, *fact_checks, *scorecard_checks],
         jobs=[ingest_job, daily_pipeline_job],
         sensors=[build_raw_files_sensor(interval(RAW_FILES_INTERVAL_S)),
                  build_retrain_sensor(minimum_interval_seconds=interval(RETRAIN_INTERVAL_S)),
                  build_automation_sensor(interval(AUTOMATION_INTERVAL_S)),
-                 build_model_forecast_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll],
+                 build_model_forecast_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll,
+                 *alert_sensors],
         schedules=[*daily_pipeline_schedules, weekly_full_retrain_schedule],
         resources=default_resources(),
         # Set once, here: steps run in parallel processes; forkserver starts them ~2x faster

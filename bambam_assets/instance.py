@@ -1,4 +1,12 @@
-"""The local Dagster instance under BAMBAM_HOME/dagster (persistent sqlite run history)."""
+"""The Dagster instance of a home: BAMBAM_HOME/dagster/dagster.yaml.
+
+Storage is SQLite under that folder by default (one person, one machine). With
+BAMBAM_DAGSTER_PG_URL set, run, event-log and schedule storage go to PostgreSQL
+(dagster-postgres): the daemon, the webserver and concurrent runs then share a server built for
+concurrent writers, which Dagster's deployment guide asks for. The file names the variable, not
+its value (`postgres_url: {env: BAMBAM_DAGSTER_PG_URL}`), so no password is written to disk and
+every process of the instance (webserver, daemon, run workers) must have it set.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,9 @@ import dagster as dg
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.paths import HomePaths
 
+# Run coordinator: at most 2 runs at once (two cores; each run sizes its own worker pool).
 # Pools: warehouse writers one at a time (DuckDB has a single writer); telemetry off (no network).
-DAGSTER_YAML = """\
+_COMMON_YAML = """\
 concurrency:
   runs:
     max_concurrent_runs: 2
@@ -23,14 +32,41 @@ sensors:
   use_threads: true
   num_workers: 2
 """
+_POSTGRES_YAML = f"""\
+storage:
+  postgres:
+    postgres_url:
+      env: {settings.DAGSTER_PG_URL}
+"""
+# The first line of every file written here: a file without it was written by hand and is left
+# as it is.
+MARKER = "# Written by bambam (bambam_assets/instance.py); delete this line to edit by hand.\n"
+# What homes made before the marker hold: still ours, rewritten when the storage changes.
+LEGACY_YAML = _COMMON_YAML
+DAGSTER_YAML = MARKER + _COMMON_YAML
 
 
-def prepare_dagster_home(home: Path | None = None) -> Path:
-    """Create BAMBAM_HOME/dagster (or `home`/dagster) with its dagster.yaml; returns the folder."""
+def dagster_yaml(postgres: bool) -> str:
+    """The dagster.yaml of a home: SQLite storage, or PostgreSQL through BAMBAM_DAGSTER_PG_URL."""
+    return DAGSTER_YAML + (_POSTGRES_YAML if postgres else "")
+
+
+def prepare_dagster_home(home: Path | None = None, postgres: bool | None = None) -> Path:
+    """Create BAMBAM_HOME/dagster (or `home`/dagster) with its dagster.yaml; returns the folder.
+
+    `postgres` (default: BAMBAM_DAGSTER_PG_URL is set) picks the storage. A dagster.yaml this
+    module wrote is rewritten when the storage changes; one written by hand is never touched.
+    """
     layout = HomePaths(home or settings.home())
     layout.dagster.mkdir(parents=True, exist_ok=True)
-    if not layout.dagster_yaml.exists():
-        layout.dagster_yaml.write_text(DAGSTER_YAML)
+    if postgres is None:
+        postgres = settings.dagster_pg_url() is not None
+    wanted = dagster_yaml(postgres)
+    path = layout.dagster_yaml
+    current = path.read_text() if path.exists() else None
+    if current != wanted and (current is None or current.startswith(MARKER)
+                              or current == LEGACY_YAML):
+        path.write_text(wanted)
     return layout.dagster
 
 
@@ -48,5 +84,8 @@ def local_instance(home: Path | None = None) -> dg.DagsterInstance:
 
 
 def instance_at(home: Path) -> dg.DagsterInstance:
-    """The instance of another home (the backtest's scratch home), leaving DAGSTER_HOME as it is."""
-    return dg.DagsterInstance.from_config(str(prepare_dagster_home(home)))
+    """The instance of another home (the backtest's scratch home), leaving DAGSTER_HOME as it is.
+
+    Always SQLite under that home: a scratch home's runs and entity partitions must not land in
+    the production instance's PostgreSQL storage."""
+    return dg.DagsterInstance.from_config(str(prepare_dagster_home(home, postgres=False)))

@@ -385,3 +385,45 @@ def build_training_home(home: Path) -> Path:
         })
         schema.replace_dimension(conn, "dim_park_hours", hours)
     return home
+
+
+# --- bad data as it arrives, and a webhook receiver (fact check and alert tests) ------------------
+
+def wrong_year_export(raw: Path, year: int) -> Path:
+    """The April 2024 standby export of MK1 (2 days x 12 hours of POSTED), its timestamps dated
+    `year`: 2024 is the correct file, another year the typo a source can ship."""
+    lines = ["entity_code,observed_at,submitted_posted_time,submitted_actual_time,user_id"]
+    for day in (1, 2):
+        for hh in range(9, 21):
+            lines.append(f"MK1,{year}-04-{day:02d} {hh:02d}:15:00,{20 + hh},,{day * 100 + hh}")
+    return write(raw, "export/wait_times/wdw/wdw_wait_times_2024_04.csv", "\n".join(lines) + "\n")
+
+
+class WebhookReceiver:
+    """A real threaded HTTP server recording the JSON bodies POSTed to it; `status` is what it
+    answers (200, or 500 to play a broken receiver)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[dict] = []
+        self.status = status
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                outer.bodies.append(json.loads(self.rfile.read(length) or b"null"))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/bambam"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

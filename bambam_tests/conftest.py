@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated BAMBAM_HOME per test and the local S3 server.
+"""Shared fixtures: an isolated BAMBAM_HOME per test, the local S3 server and PostgreSQL
+(`pg_server`, `pg_database`: bambam_tests/pg_server.py).
 
 Fixtures only; helpers that build data live in bambam_tests/builders.py."""
 
@@ -13,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
-pytest_plugins = ["bambam_tests.s3_server"]
+pytest_plugins = ["bambam_tests.s3_server", "bambam_tests.pg_server"]
 
 
 @pytest.fixture
@@ -25,6 +26,9 @@ def bambam_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("BAMBAM_RAW", str(home / "raw"))
     monkeypatch.setenv("BAMBAM_AS_OF", "2024-03-31")
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    # a developer's production settings must not reach a test's instance or a real webhook
+    monkeypatch.delenv("BAMBAM_DAGSTER_PG_URL", raising=False)
+    monkeypatch.delenv("BAMBAM_ALERT_WEBHOOK", raising=False)
     (home / "dagster").mkdir()
     return home
 

@@ -1,6 +1,7 @@
 """Pipeline status from the Dagster instance and progress.json (no Dash, no warehouse).
 
-Runs come from the local instance's run storage (SQLite under BAMBAM_HOME/dagster), progress of
+Runs come from the home's instance's run storage (SQLite under BAMBAM_HOME/dagster, or PostgreSQL
+with BAMBAM_DAGSTER_PG_URL: bambam_assets/instance.py), progress of
 long steps from BAMBAM_HOME/status/progress.json; neither touches the warehouse, so this page
 works whatever the pipeline is writing. ETAs: a running step's rate (elapsed / done) over what is
 left, and a run's median past duration for the same asset selection.

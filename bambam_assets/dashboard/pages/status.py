@@ -1,5 +1,6 @@
-"""Page 1, pipeline status: the current (or last) run, its step and progress, ETA, the last run
-of each asset group, and failures. Polls every few seconds."""
+"""Page 1, pipeline status: the current (or last) run, its step and progress, ETA, alerts (failed
+runs, freshness failures: lib/core/alerts.py), the last run of each asset group, and failures.
+Polls every few seconds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from bambam_assets.dashboard import data, runs, theme
 from bambam_assets.dashboard.context import Context
+from bambam_assets.lib.core import alerts
+from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.progress import read_progress
 
 PATH = "/"
@@ -66,6 +69,28 @@ def _progress_figure(steps: pd.DataFrame):
     return fig
 
 
+ALERTS_SHOWN = 20
+
+
+def _alerts_card(ctx: Context) -> html.Div:
+    """The newest alerts of status/alerts.jsonl (written by the alert sensors), newest first."""
+    rows = alerts.read_alerts(ctx.home, limit=ALERTS_SHOWN)
+    if not rows:
+        return theme.card("Alerts", theme.empty("no alert: no failed run, no freshness failure"),
+                          id_="alerts-card")
+    frame = pd.DataFrame(rows).reindex(columns=alerts.COLUMNS)
+    return theme.card("Alerts", theme.table("alerts", frame, alerts.COLUMNS),
+                      note=f"{len(rows)} newest", id_="alerts-card")
+
+
+def _alerts_signature(ctx: Context) -> tuple[int, int] | None:
+    path = HomePaths(ctx.home).alerts
+    if not path.exists():
+        return None
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _runs_figure(all_runs: pd.DataFrame):
     recent = all_runs.head(30).iloc[::-1]
     if recent.empty:
@@ -90,6 +115,7 @@ def content(ctx: Context) -> html.Div:
     failures = ctx.store.read("model_failures", data.model_failures)
     return html.Div([
         _current_card(ctx, all_runs, now),
+        _alerts_card(ctx),
         html.Div([
             theme.card("Last run per asset group",
                        theme.table("group-runs", groups, ["group", "status", "started_at",
@@ -119,7 +145,8 @@ def signature(ctx: Context) -> tuple[str, bool]:
     failures = ctx.store.read("model_failures", data.model_failures)
     n_fail = None if failures.value is None else len(failures.value)
     running = bool(head) and head[0][1] in runs.RUNNING
-    return repr((head, len(all_runs), doc.get("updated_at"), n_fail, failures.stale)), running
+    return repr((head, len(all_runs), doc.get("updated_at"), n_fail, failures.stale,
+                 _alerts_signature(ctx))), running
 
 
 def layout(ctx: Context, _query: dict) -> html.Div:

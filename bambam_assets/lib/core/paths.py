@@ -11,6 +11,7 @@ Everything a run writes lives under the home folder::
     backfill/entity_code={ENTITY}/backfill.parquet
     status/progress.json        progress of long steps (lib/core/progress.py)
     status/fetch/{PARK}.json    queue-times fetch status, with its .lock and park-hours cache
+    status/alerts.jsonl         alerts (failed runs, freshness failures), one JSON line each
     dagster/                    the Dagster instance (dagster.yaml, run storage)
     cache/raw/                  parsed copies of raw files (ingest)
     raw/                        the default raw source (when BAMBAM_RAW is unset)
@@ -34,6 +35,7 @@ FORECAST_FILE, BACKFILL_FILE = "forecast.parquet", "backfill.parquet"
 CURVE_FILE = {FORECASTS_DIR: FORECAST_FILE, BACKFILL_DIR: BACKFILL_FILE}
 STATUS_DIR = "status"
 PROGRESS_FILE = "progress.json"
+ALERTS_FILE = "alerts.jsonl"
 FETCH_DIR = "fetch"
 LOCK_FILE = ".lock"
 PARK_HOURS_CACHE_FILE = ".park_hours_cache.parquet"  # hidden: not a per-park status file
@@ -98,6 +100,10 @@ class HomePaths:
     @property
     def progress(self) -> Path:
         return self.status / PROGRESS_FILE
+
+    @property
+    def alerts(self) -> Path:
+        return self.status / ALERTS_FILE
 
     @property
     def fetch_status(self) -> Path:

@@ -353,3 +353,33 @@ def duckdb_threads(env: Mapping[str, str] | None = None) -> int | None:
     """BAMBAM_DUCKDB_THREADS: DuckDB threads per connection (None when unset: the CPUs)."""
     value = _get(DUCKDB_THREADS, env)
     return _int(DUCKDB_THREADS, value, 1) if value else None
+
+
+# ---- production instance and alerts ----------------------------------------------------------
+
+DAGSTER_PG_URL = "BAMBAM_DAGSTER_PG_URL"
+ALERT_WEBHOOK = "BAMBAM_ALERT_WEBHOOK"
+PG_URL_SCHEME = "postgresql+psycopg2://"
+
+
+def dagster_pg_url(env: Mapping[str, str] | None = None) -> str | None:
+    """BAMBAM_DAGSTER_PG_URL: a PostgreSQL URL (`postgresql+psycopg2://user:password@host:5432/db`)
+    for the Dagster instance's run, event-log and schedule storage (None: SQLite under
+    $BAMBAM_HOME/dagster). The driver is named because dagster-postgres speaks psycopg2, while
+    SQLAlchemy 2.1 takes a bare postgresql:// for psycopg 3, whose server-side parameters
+    Dagster's event log NOTIFY cannot use (measured: every run fails)."""
+    value = _get(DAGSTER_PG_URL, env)
+    if value and not value.startswith(PG_URL_SCHEME):
+        # the host part only: the password is not for logs
+        raise _bad(DAGSTER_PG_URL, value.split("@")[-1],
+                   f"a {PG_URL_SCHEME}user:password@host:port/database URL")
+    return value or None
+
+
+def alert_webhook(env: Mapping[str, str] | None = None) -> str | None:
+    """BAMBAM_ALERT_WEBHOOK: a URL the alert sensor POSTs every alert to as JSON (None: alerts
+    are only logged and written to $BAMBAM_HOME/status/alerts.jsonl)."""
+    value = _get(ALERT_WEBHOOK, env)
+    if value and not value.startswith(("http://", "https://")):
+        raise _bad(ALERT_WEBHOOK, value, "an http:// or https:// URL")
+    return value or None
