@@ -62,6 +62,8 @@ def test_retrain_sensor_skips_while_a_weekly_full_retrain_runs(tmp_path: Path) -
     home = build_training_home(tmp_path / "home")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("entity", KEYS)
+        for name in sensors.NEEDED_BEFORE_TRAINING:  # the training home built their tables
+            instance.report_runless_asset_event(dg.AssetMaterialization(name))
         weekly = schedules.build_weekly_full_retrain_schedule()
         (req,) = weekly.evaluate_tick(dg.build_schedule_context(
             instance, scheduled_execution_time=datetime(2024, 6, 30, 3, tzinfo=UTC))).run_requests
