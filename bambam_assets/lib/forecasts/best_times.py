@@ -28,7 +28,7 @@ PERIODS = ("rope_drop", "midday", "evening")
 
 def _clock(slot: str, minutes: int = SLOT_MINUTES) -> str:
     h, m = (int(x) for x in slot.split(":"))
-    total = h * 60 + m + minutes
+    total = (h * 60 + m + minutes) % (24 * 60)  # slots after midnight read 00:00, 00:05, ...
     return f"{total // 60:02d}:{total % 60:02d}"
 
 

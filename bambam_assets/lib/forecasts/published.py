@@ -151,7 +151,7 @@ def _write_curve_months(conn: duckdb.DuckDBPyConnection, home: Path, park: str,
     """Rewrite the curve files of `months` from the park's forecast files; the rows written.
     One query per park (each forecast file decoded once), streamed in date order."""
     rows = 0
-    reader = conn.execute(CURVES_SQL, {"files": files, "months": months}).to_arrow_reader(
+    reader = conn.sql(CURVES_SQL, params={"files": files, "months": months}).to_arrow_reader(
         200_000)
     pending: list[pa.RecordBatch] = []
     current: str | None = None
