@@ -20,8 +20,8 @@ from bambam_assets.api.live import create_app
 from bambam_assets.lib.core import warehouse
 from bambam_assets.lib.forecasts import best_times as bt
 from bambam_assets.lib.forecasts import crowd, published
-from bambam_tests.api.test_live_api import serve
-from bambam_tests.e2e.conftest import run_demo_pipeline
+from bambam_tests.builders import run_demo_pipeline
+from bambam_tests.builders import served as serve
 
 USER, PASSWORD = "wilma", "pebbles"
 DAY = date(2024, 5, 6)  # a Monday inside the 60-day horizon
@@ -167,7 +167,7 @@ def test_calendar_scale_is_the_deciles_of_the_parks_history(api: httpx.Client,
         if d["wti"] is None:  # a day some curve covers without a WTI: no level either
             assert d["crowd_level"] is None
             continue
-        level = 1 + int(np.searchsorted(deciles, d["wti"], side="right"))
+        level = 1 + int(np.searchsorted(deciles, d["wti"], side="left"))
         assert d["crowd_level"] == level
         if d["kind"] == "history":
             assert d["crowd_low"] == d["crowd_high"] == level

@@ -126,7 +126,7 @@ def frozen_scale(park: str, history: pd.DataFrame, path: Path) -> CrowdScale | N
 def level_of(scale: CrowdScale, wti: np.ndarray) -> np.ndarray:
     """Crowd level 1..10 of each daily WTI (NaN stays NaN)."""
     wti = np.asarray(wti, dtype=float)
-    levels = 1.0 + np.searchsorted(np.asarray(scale.deciles), wti, side="right")
+    levels = 1.0 + np.searchsorted(np.asarray(scale.deciles), wti, side="left")
     return np.where(np.isnan(wti), np.nan, levels)
 
 

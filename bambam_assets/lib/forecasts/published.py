@@ -168,13 +168,15 @@ def _write_curve_months(conn: duckdb.DuckDBPyConnection, home: Path, park: str,
     for batch in reader:
         if batch.num_rows == 0:
             continue
-        days = batch.column(0).to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        labels = np.datetime_as_string(days, unit="M")
-        cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(labels)], strict=True):
-            if labels[a] != current:
+        months_of_rows = batch.column(0).to_numpy(zero_copy_only=False).astype(
+            "datetime64[M]")  # integer months: no string per row
+        cuts = np.flatnonzero(months_of_rows[1:] != months_of_rows[:-1]) + 1
+        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(months_of_rows)],
+                        strict=True):
+            label = str(months_of_rows[a])
+            if label != current:
                 flush()
-                current = str(labels[a])
+                current = label
             pending.append(batch.slice(a, b - a))
     flush()
     return rows
@@ -271,9 +273,11 @@ def publish(home: Path, current: pd.DataFrame | None = None) -> PublishResult:
                     path.unlink()
                     result.months_removed += 1
             frame = wti_months.get(park)
+            by_month = {} if frame is None else dict(tuple(frame.groupby(
+                pd.to_datetime(frame["park_date"]).to_numpy().astype("datetime64[M]")
+                .astype(str), sort=False)))  # one pass, not one scan per month
             for m in months:
-                part = None if frame is None else frame[
-                    pd.to_datetime(frame["park_date"]).dt.strftime("%Y-%m") == m]
+                part = by_month.get(m)
                 path = wti_file(home, park, m)
                 if part is None or not len(part):
                     path.unlink(missing_ok=True)
