@@ -215,6 +215,12 @@ class Reader:
     def _park_day_body(self, park: str, day: date) -> dict:
         row = self._day_row(park, day)
         table = self.day_curves(park, day)
+        if table.num_rows == 0:  # a day of the window without curve rows (no entity runs)
+            table = pa.table({c: pa.array([], t) for c, t in zip(
+                published.CURVE_COLUMNS, (pa.date32(), pa.string(), pa.string(),
+                                          pa.timestamp("us", tz="UTC"), pa.float64(),
+                                          pa.float64(), pa.float64(), pa.float64(),
+                                          pa.bool_()), strict=True)})
         starts = table.column("slot_start").to_numpy()
         grid, inverse = np.unique(starts, return_inverse=True)
         slot_text = np.asarray(table.column("slot").to_pylist(), dtype=object)
