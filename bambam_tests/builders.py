@@ -427,3 +427,71 @@ class WebhookReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- the forecast API and pages (bambam_tests/e2e/test_forecast_*.py) --------------------------
+
+FORECAST_API_AS_OF = "2024-04-30"
+FORECAST_API_DAYS = "60"  # a short horizon keeps the run fast; the layout does not depend on it
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# points plotted per graph (-1: not drawn yet), as test_dashboard_browser counts them
+GRAPH_POINTS_JS = """ids => ids.map(id => {
+    const el = document.querySelector('#' + id + ' .js-plotly-plot');
+    if (!el || !el._fullData) return -1;
+    return el._fullData.reduce(
+        (n, t) => n + Math.max((t.x || []).length || 0, (t.y || []).length || 0), 0);
+})"""
+
+
+def run_demo_pipeline(home: Path, as_of: str = FORECAST_API_AS_OF) -> None:
+    """The real pipeline over generated demo data (MK and DL, 2 entities each, 2024-01..04)
+    as of `as_of`, in-process (the raw files are generated once per home)."""
+    import os
+
+    from bambam_assets.instance import local_instance
+    from bambam_assets.lib.demo import generate as demo_data
+    from bambam_assets.runner import run_pipeline
+
+    env = {"BAMBAM_HOME": str(home), "BAMBAM_AS_OF": as_of,
+           "BAMBAM_FORECAST_DAYS": FORECAST_API_DAYS, "DAGSTER_HOME": str(home / "dagster")}
+    saved = {k: os.environ.get(k) for k in [*env, "BAMBAM_RAW"]}
+    os.environ.update(env)
+    os.environ.pop("BAMBAM_RAW", None)
+    try:
+        if not (home / "raw").exists():
+            demo_data.generate(home / "raw", ["MK", "DL"], 2, date(2024, 1, 1),
+                               date(2024, 4, 30), seed=5)
+        summary = run_pipeline(local_instance(home), log=lambda _m: None)
+        assert summary.success, summary
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class served:
+    """A real uvicorn server for `app` on a free localhost port, in a thread:
+    `with served(app) as url: ...`."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
+                                                    log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
+
+    def __exit__(self, *_exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)

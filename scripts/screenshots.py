@@ -19,7 +19,10 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 PAGES = {"status": "/", "quality": "/quality", "curves": "/curves", "freshness": "/freshness",
-         "scorecard": "/scorecard"}
+         "scorecard": "/scorecard",
+         # a month and a day of the demo's forecast (make run: as of 2025-12-31)
+         "calendar": "/calendar?park=MK&month=2026-01",
+         "best_times": "/best-times?park=MK&date=2026-01-03"}
 # Every plotly graph on the page has drawn its points.
 GRAPHS_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')]
     .every(el => el._fullData && el._fullData.some(t => (t.x || []).length > 0))"""

@@ -1,5 +1,6 @@
 """The live HTTP API (FastAPI): `GET /live/{park}`, `GET /live/{park}/today` (the same-day
-re-forecast), `POST /predict`, `GET /health`.
+re-forecast), `POST /predict`, `GET /health`, and the forecast API (`/forecast`, `/calendar`,
+`/best-times`, `/export`: api/forecast_routes.py).
 
 Localhost by default (`bambam live serve`); Basic Auth when BAMBAM_DASH_USER and
 BAMBAM_DASH_PASSWORD are set (the dashboard's rule). Requests never hold the warehouse: models are
@@ -20,8 +21,10 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field, field_validator
 
 from bambam_assets import web_auth
+from bambam_assets.api.forecast_routes import add_forecast_routes
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.parks import PARKS, tz_of_park
+from bambam_assets.lib.forecasts.api_reads import Reader
 from bambam_assets.lib.live import same_day
 from bambam_assets.lib.live.engine import LiveEngine, ModelUnavailable, WarehouseUnavailable
 from bambam_assets.lib.live.view import (
@@ -106,7 +109,8 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
                user: str | None = None, password: str | None = None,
                live_ttl_s: float = 30.0) -> FastAPI:
     """The app; settings (BAMBAM_HOME, auth) are read here, when the app is built."""
-    engine = engine or LiveEngine(home or settings.home(), live_ttl_s=live_ttl_s)
+    home = Path(home) if home is not None else (engine.home if engine else settings.home())
+    engine = engine or LiveEngine(home, live_ttl_s=live_ttl_s)
     creds = (user, password) if user and password else None
     if user is None and password is None:
         creds = web_auth.credentials()
@@ -192,4 +196,5 @@ def create_app(home: Path | None = None, engine: LiveEngine | None = None,
                           actual_predicted=round(p.actual_predicted, 4),
                           model_version=p.model_version, model=p.model)
 
+    add_forecast_routes(app, Reader(home))
     return app

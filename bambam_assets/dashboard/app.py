@@ -20,9 +20,17 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from bambam_assets import web_auth
 from bambam_assets.dashboard import auth, theme
 from bambam_assets.dashboard.context import Context, make_context
-from bambam_assets.dashboard.pages import curves, freshness, quality, scorecard, status
+from bambam_assets.dashboard.pages import (
+    best_times,
+    calendar,
+    curves,
+    freshness,
+    quality,
+    scorecard,
+    status,
+)
 
-PAGES = (status, quality, curves, freshness, scorecard)
+PAGES = (status, quality, curves, calendar, best_times, freshness, scorecard)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8050
 
 INDEX = """<!DOCTYPE html>
@@ -81,7 +89,7 @@ def warm_up(app: dash.Dash) -> None:
     """
     ctx = app.bambam_context
     ctx.groups()
-    for page in PAGES:  # four pages
+    for page in PAGES:  # six pages
         try:
             page.layout(ctx, {})
         except Exception:  # a page that fails here fails visibly when visited

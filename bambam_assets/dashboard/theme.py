@@ -41,6 +41,14 @@ body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", sans-serif
 .bb-controls > div {{ min-width: 180px; }}
 .bb-bad {{ color: {PINK[3]}; font-weight: 600; }}
 .bb-good {{ color: {BLUE[0]}; font-weight: 600; }}
+.cal-grid {{ border-collapse: separate; border-spacing: 4px; width: 100%; table-layout: fixed; }}
+.cal-grid th {{ color: {BLUE[1]}; font-size: 13px; }}
+.cal-grid td {{ height: 64px; border-radius: 6px; vertical-align: top; padding: 4px 6px;
+               border: 1px solid #E5EAF2; }}
+.cal-day {{ font-size: 12px; }}
+.cal-level {{ font-size: 22px; font-weight: 700; text-align: center; }}
+.cal-range {{ font-size: 11px; text-align: center; }}
+.cal-links a {{ margin-right: 12px; }}
 """
 
 

@@ -5,7 +5,7 @@ the raw source -> ingest -> warehouse -> live engine / dashboard)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 import httpx

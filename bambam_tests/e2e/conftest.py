@@ -15,3 +15,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.resolve().is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def forecast_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home the pipeline built, with its published forecast files (shared by the forecast
+    API and forecast pages tests; they only read it)."""
+    from bambam_tests.builders import run_demo_pipeline
+
+    home = tmp_path_factory.mktemp("forecast") / "home"
+    run_demo_pipeline(home)
+    return home

@@ -19,7 +19,7 @@ from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.progress import StepProgress
 from bambam_assets.lib.dimensions import inputs
-from bambam_assets.lib.forecasts import backfill, forecast, wti
+from bambam_assets.lib.forecasts import backfill, forecast, published, wti
 from bambam_assets.lib.forecasts import posted_aggregates as pa
 
 WTI_CRON, WTI_CRON_TZ = "0 7 * * *", "America/New_York"
@@ -245,6 +245,10 @@ def park_wti_tables(warehouse: WarehouseResource):
         wti.write_wti(conn, slots, daily, days, current)
         n_slots, n_days = (conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
                            for t in (wti.SLOT_TABLE, wti.DAILY_TABLE))
+    # the forecast API's files (park-month curves, crowd calendar): only the changed park days
+    publish_started = time.perf_counter()
+    pub = published.publish(home, current if not priority else None)
+    publish_seconds = round(time.perf_counter() - publish_started, 3)
     seconds = round(time.perf_counter() - started, 3)
     parks = sorted(days["park_code"].unique().tolist())
     yield dg.MaterializeResult(asset_key="park_wti", metadata={
@@ -254,7 +258,9 @@ def park_wti_tables(warehouse: WarehouseResource):
     yield dg.MaterializeResult(asset_key="park_wti_daily", metadata={
         "dagster/row_count": n_days, "park_days_recomputed": len(days),
         "first_day_recomputed": str(days["park_date"].min()) if len(days) else "",
-        "last_day_recomputed": str(days["park_date"].max()) if len(days) else ""})
+        "last_day_recomputed": str(days["park_date"].max()) if len(days) else "",
+        "published_months_written": pub.months_written,
+        "published_curve_rows": pub.curve_rows, "published_seconds": publish_seconds})
 
 
 forecast_assets = [posted_aggregates, entity_forecast, entity_backfill]

@@ -16,6 +16,11 @@ Everything a run writes lives under the home folder::
     cache/raw/                  parsed copies of raw files (ingest)
     raw/                        the default raw source (when BAMBAM_RAW is unset)
     backtests/                  `bambam backtest` output (default)
+    published/{PARK}/curves/{YYYY-MM}.parquet   the forecast API's park-month curves
+    published/{PARK}/wti/{YYYY-MM}.parquet      the park's WTI per slot, per month
+    published/{PARK}/days.parquet               one row per park day: daily WTI, crowd level
+    published/{PARK}/crowd_scale.json           the park's frozen crowd-level scale
+    published/entities.parquet                  entity names and parks (from dim_entity)
 
 Only names live here: nothing is created and nothing is read from the environment (the home
 itself comes from lib/core/settings.py or from the caller).
@@ -44,6 +49,7 @@ DAGSTER_YAML = "dagster.yaml"
 CACHE_DIR = "cache"
 RAW_DIR = "raw"
 BACKTESTS_DIR = "backtests"
+PUBLISHED_DIR = "published"  # lib/forecasts/published.py: what the forecast API serves
 
 
 @dataclass(frozen=True)
@@ -140,3 +146,11 @@ class HomePaths:
     @property
     def backtests(self) -> Path:
         return self.root / BACKTESTS_DIR
+
+    @property
+    def published(self) -> Path:
+        return self.root / PUBLISHED_DIR
+
+    def published_park(self, park: str) -> Path:
+        """The folder of one park's published forecast files."""
+        return self.published / park

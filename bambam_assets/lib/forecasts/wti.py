@@ -260,6 +260,10 @@ def _forecast_span(path: Path) -> tuple[date, date] | None:
     return None if lo is None else (lo, hi)
 
 
+# the curve-file listing and spans, for the forecast API's publication (lib/forecasts/published.py)
+park_of, entity_files, forecast_span = _park_of, _entity_files, _forecast_span
+
+
 def input_fingerprints(home: Path, excluded_entities: Sequence[str] = ()) -> pd.DataFrame:
     """What each park day's WTI would be computed from, folded into one number.
 
