@@ -169,7 +169,7 @@ def reading_raw(home: Path, pid_box: list[int], note: str) -> Trigger:
         for p in procs:
             try:
                 for f in p.open_files():
-                    if f.path.startswith(raw):
+                    if f.path.startswith(raw) and "wait_times" in f.path:
                         return f"{note}: {f.path[len(raw):]}"
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue

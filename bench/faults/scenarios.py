@@ -33,6 +33,10 @@ from bench.faults.runner import (
 from bench.faults.s3_proxy import S3_ENV, FaultProxy, Faults, s3_client
 
 
+# A rerun that takes longer is reported as hung (a clean run of the bench data takes 20-60 s).
+RERUN_TIMEOUT_S = 420.0
+
+
 @dataclass
 class Context:
     work: Path               # scratch folder for the scenarios' homes
@@ -97,7 +101,7 @@ def _finish(ctx: Context, fault: str, home: Path, injected: str, faulted: RunRes
         notes.append(f"temp files left by the kill (hidden, never read): {len(left)}")
     if before_rerun:
         before_rerun()
-    rerun = run_bambam(home, raw=raw, env=env)
+    rerun = run_bambam(home, raw=raw, env=env, timeout_s=RERUN_TIMEOUT_S)
     if rerun.rc != 0:
         notes.append(f"rerun: {_ended(rerun)}")
     lost, extra = digest.lost_and_extra(ctx.clean, home)
