@@ -35,7 +35,8 @@ def _assert_held(outcome: sc.Outcome) -> None:
 
 def test_kill_during_ingest_loses_and_duplicates_nothing(ctx: sc.Context) -> None:
     outcome = sc.kill_during_ingest(ctx)
-    assert outcome.fault_run.startswith("SIGKILL (after "), outcome.fault_run
+    assert outcome.fault_run.startswith("SIGKILL (the ingest's batch committed"), \
+        outcome.fault_run
     _assert_held(outcome)
 
 

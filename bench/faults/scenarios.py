@@ -25,7 +25,6 @@ from bench.faults.runner import (
     on_line,
     on_path,
     pipeline_env,
-    reading_raw,
     run_bambam,
     unservable_files,
     when_writing,
@@ -67,8 +66,13 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def hit(self) -> bool:
+        """Whether the fault happened (a kill that came after the run ended did not)."""
+        return not self.fault_run.startswith("exit") or not self.injected.startswith("SIGKILL")
+
+    @property
     def ok(self) -> bool:
-        return (not self.served_bad and self.rerun_ok and self.lost == 0 and self.extra == 0
+        return (self.hit and not self.served_bad and self.rerun_ok and self.lost == 0 and self.extra == 0
                 and not self.differences)
 
 
@@ -116,11 +120,13 @@ def _finish(ctx: Context, fault: str, home: Path, injected: str, faulted: RunRes
 # --- kill -9 -----------------------------------------------------------------------------------
 
 def kill_during_ingest(ctx: Context) -> Outcome:
+    """Killed when the ingest logs its batch parsed and committed: the rest of the step (the
+    entity index, the other tables of the step, the run's bookkeeping) never happens."""
     home = ctx.home("kill_ingest")
-    pid: list[int] = []
-    r = run_bambam(home, trigger=reading_raw(home, pid, "while the ingest reads"), pid_box=pid)
+    r = run_bambam(home, trigger=on_line(r"ingest: \d+ of \d+ wait-time files parsed",
+                                         "the ingest's batch committed"))
     return _finish(ctx, "kill -9 during ingest", home, "SIGKILL to the run's process group "
-                   "while a process of the run has a raw wait-time file open", r)
+                   "the moment the ingest logs its batch of wait-time files committed", r)
 
 
 def kill_between_entities(ctx: Context) -> Outcome:
