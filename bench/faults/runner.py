@@ -44,12 +44,12 @@ class RunResult:
 
 
 def pipeline_env(home: Path, raw: str | None = None, extra: dict | None = None) -> dict:
-    env = dict(os.environ)
+    env = {**os.environ}
     env.update({
         "BAMBAM_HOME": str(home), "BAMBAM_RAW": raw or str(home / "raw"),
         "BAMBAM_AS_OF": AS_OF, "DAGSTER_HOME": str(home / "dagster"),
         "BAMBAM_LOG_LEVEL": "INFO", "PYTHONPATH": os.pathsep.join(
-            p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+            p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
         "OMP_WAIT_POLICY": "PASSIVE", "PYTHONUNBUFFERED": "1",
     })
     env.update(extra or {})
