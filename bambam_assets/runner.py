@@ -12,11 +12,14 @@ another home without touching the environment.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 from bambam_assets import definitions
 from bambam_assets.defs.models.assets import TrainConfig
@@ -125,6 +128,7 @@ def run_pipeline(
     the settings, read once here; every run gets them as resource config and as tags.
     """
     home = Path(home).resolve() if home else settings.home()
+    release_dead_runs(instance, log)
     target = _Target(home, raw_uri or settings.raw_uri(), knobs or RunKnobs.from_settings())
     summary = RunSummary()
     graph = definitions.defs.resolve_asset_graph()
@@ -166,6 +170,51 @@ def run_pipeline(
     return summary
 
 
+# Which process runs a `bambam run` run: host, pid and the process's start time (a reused pid
+# has another start time).
+RUNNER_TAG = "bambam/runner_process"
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.3f}"
+
+
+def _process_alive(tag: str) -> bool:
+    host, pid, started = tag.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True  # another machine's process: not ours to judge
+    try:
+        return f"{psutil.Process(int(pid)).create_time():.3f}" == started
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+
+
+def release_dead_runs(instance: dg.DagsterInstance, log) -> list[str]:
+    """Mark failed the in-process runs whose `bambam run` process died (kill -9, OOM, power cut)
+    and free their pool slots.
+
+    An in-process run holds its `warehouse` pool slot in the instance's storage, not in the
+    process: a killed `bambam run` left the slot claimed, and every later run waited for it
+    forever (found by bench/fault_table.py, kill -9 during ingest). Only runs tagged by this
+    runner on this host are judged; the daemon's runs are left to Dagster's run monitoring.
+    """
+    released = []
+    records = instance.get_run_records(dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING,
+                  dg.DagsterRunStatus.CANCELING],
+    ))
+    for record in records:
+        run = record.dagster_run
+        tag = run.tags.get(RUNNER_TAG)
+        if not tag or _process_alive(tag):
+            continue
+        instance.report_run_failed(run, f"the `bambam run` process that ran it ({tag}) died")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+        log(f"run {run.run_id[:8]} had died with its process: marked failed, its pool slot freed")
+    return released
+
+
 def _due_run(keys: list[str], log, target: _Target) -> EntityModelRun | None:
     """The entity_model run training exactly the stale entities (the smart-retraining rule, built
     like the retrain sensor's request); None when nothing is due."""
@@ -200,7 +249,7 @@ def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
     result = _asset_job().execute_in_process(
         instance=instance, asset_selection=keys, raise_on_error=False, run_config=config,
         tags={**tags, **target.knobs.tags(_train_mode_of(run_config)),
-              retrain.TRIGGER_TAG: CLI_TRIGGER},
+              retrain.TRIGGER_TAG: CLI_TRIGGER, RUNNER_TAG: _this_process()},
     )
     _collect(result, summary)
     if not result.success:

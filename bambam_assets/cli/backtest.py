@@ -94,6 +94,9 @@ def backtest(as_of: date, horizon: int, out: Path | None, raw: str | None, backf
              keep_scratch: bool) -> None:
     """Run the pipeline as of --as-of in a scratch home and score the next --horizon days
     against what was observed, beside a naive baseline; writes report.md and a PNG plot."""
+    from bambam_assets.cli.preflight import check_raw_source
+
+    check_raw_source(raw or settings.raw_uri())
     out = out or settings.home_paths().backtests / f"{as_of.isoformat()}-{horizon}d"
     result = run_backtest(as_of, horizon, out, raw, backfill_days, keep_scratch,
                           log=click.echo)

@@ -25,8 +25,14 @@ def poll_once(parks: str | None, base_url: str | None, timeout: float) -> None:
     from bambam_assets.lib.live.fetch_status import run_tick
     from bambam_assets.lib.live.queue_times_client import QueueTimesClient
 
+    from bambam_assets.lib.core.parks import QUEUE_TIMES_PARK_ID
+
     park_list = [p.strip().upper() for p in parks.split(",") if p.strip()] if parks \
         else settings.queue_times_parks()
+    unknown = [p for p in park_list if p not in QUEUE_TIMES_PARK_ID]
+    if unknown:
+        raise click.BadParameter(f"no queue-times id for {', '.join(unknown)}; parks with one: "
+                                 f"{', '.join(sorted(QUEUE_TIMES_PARK_ID))}", param_hint="--parks")
     with QueueTimesClient(base_url=base_url or settings.queue_times_url(),
                           timeout_s=timeout) as client:
         tick = run_tick(settings.home(), open_raw_source(settings.raw_uri()), client, park_list)

@@ -10,7 +10,21 @@ import click
 warnings.filterwarnings("ignore", message=".*is currently in beta.*")
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """A group whose commands answer an error in one line (cli/errors.py), never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            from bambam_assets.cli.errors import one_line
+
+            raise click.ClickException(one_line(exc)) from None
+
+
+@click.group(cls=_OneLineErrors)
 def main() -> None:
     """Bambam: theme-park wait-time forecasting on Dagster and DuckDB.
 

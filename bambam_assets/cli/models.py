@@ -27,6 +27,14 @@ def format_status(evaluation: pd.DataFrame) -> str:
     return shown.where(shown.notna(), "-").to_string(index=False)
 
 
+def _unknown_entity(models_root, entity: str) -> str:
+    """One line: the entity has no model, and which entities have one."""
+    known = sorted(p.parent.name for p in models_root.glob("*/CURRENT"))
+    shown = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
+    return (f"no model versions for {entity}: entities with a model: {shown}" if known else
+            f"no model versions for {entity}: no entity has a model yet (run `bambam run`)")
+
+
 @click.group("models")
 def models() -> None:
     """Model versions: list, roll back, staleness status."""
@@ -41,7 +49,7 @@ def models_list(entity: str) -> None:
 
     versions = registry.list_versions(settings.home_paths().models, entity.upper())
     if not versions:
-        raise click.ClickException(f"no model versions for {entity.upper()}")
+        raise click.ClickException(_unknown_entity(settings.home_paths().models, entity.upper()))
     click.echo(f"{'':1} {'version':>7}  {'trained_at':25} {'kind':15} {'holdout_mae':>11}  decision")
     for v in sorted(versions, key=lambda v: v["version"], reverse=True):
         mae = v.get("holdout_mae")
@@ -63,6 +71,9 @@ def models_rollback(entity: str, version: int | None) -> None:
     from bambam_assets.lib.models import registry, registry_table
 
     home = settings.home()
+    if not registry.kept_versions(HomePaths(home).models, entity.upper()):
+        # checked first: the registry's lock would create a folder for a mistyped entity
+        raise click.ClickException(_unknown_entity(HomePaths(home).models, entity.upper()))
     try:
         new = registry.rollback(HomePaths(home).models, entity.upper(), version)
     except registry.RegistryError as exc:

@@ -18,12 +18,16 @@ def run(select: tuple[str, ...], retrain_all: bool) -> None:
     Entity models are retrained only where due (no model, 100+ new targets, older than the
     tier's maximum age, or new training code); forecasts and the WTI are rebuilt.
     """
+    from bambam_assets.cli.preflight import check_raw_source, reads_raw
     from bambam_assets.cli.progress import ProgressBars
     from bambam_assets.instance import local_instance
     from bambam_assets.lib.core import settings
     from bambam_assets.runner import run_pipeline
     from bambam_assets.summary import print_summary
 
+    settings.as_of()  # a bad BAMBAM_AS_OF is answered here, before any run starts
+    if reads_raw(list(select)):
+        check_raw_source(settings.raw_uri())
     instance = local_instance()
     with ProgressBars(settings.home()):
         try:

@@ -27,6 +27,8 @@ EXEMPTIONS: dict[tuple[str, str], str] = {
         "hands the environment on to the `dagster dev` child process (env=os.environ.copy())",
     ("bench/bambam_side.py", "copy"):
         "the benchmark's child `bambam run` gets a copy of the environment pointing at its home",
+    ("bench/faults/runner.py", "copy"):
+        "the fault suite's child `bambam run` gets a copy of the environment pointing at its home",
     ("bench/live_bench.py", "copy"):
         "the benchmark's API server child gets a copy of the environment ({**os.environ, ...})",
     ("bench/responsiveness_bench.py", "copy"):
