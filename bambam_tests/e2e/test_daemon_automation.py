@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -34,44 +33,20 @@ from bambam_tests.builders import write
 ROOT = Path(__file__).resolve().parents[2]
 LAST_DAY, NEW_DAY, AS_OF = date(2024, 5, 29), date(2024, 5, 30), date(2024, 5, 31)
 ENTITIES = ("DL1", "DL2", "DL3")
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-
-
-def _pg_supported() -> bool:
-    """Whether the instance module sets up PostgreSQL storage from BAMBAM_DAGSTER_PG_URL."""
-    sources = [ROOT / "bambam_assets" / "instance.py",
-               ROOT / "bambam_assets" / "lib" / "core" / "settings.py"]
-    return any("BAMBAM_DAGSTER_PG_URL" in p.read_text() for p in sources)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def storage(request: pytest.FixtureRequest, bambam_home: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The Dagster instance's storage: SQLite under the home, or a fresh PostgreSQL database."""
+    """The Dagster instance's storage: SQLite under the home, or a fresh PostgreSQL database
+    (bambam_tests/pg_server.py: the machine's server, else a throwaway one)."""
     if request.param == "sqlite":
         yield "sqlite"
         return
-    if not _pg_supported():
-        pytest.skip("bambam_assets/instance.py has no BAMBAM_DAGSTER_PG_URL support yet "
-                    "(PostgreSQL run storage: issue 15, engineer h15c)")
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"bambam_daemon_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(f"{PG_SERVER}/postgres", connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL server at {PG_SERVER}: {exc}")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    monkeypatch.setenv("BAMBAM_DAGSTER_PG_URL", f"{PG_SERVER}/{name}")
-    try:
-        yield "postgres"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    monkeypatch.setenv("BAMBAM_DAGSTER_PG_URL", request.getfixturevalue("pg_database"))
+    yield "postgres"
 
 
 def _new_day(n: int) -> str:

@@ -46,11 +46,8 @@ def test_kill_during_wti_write_leaves_the_old_wti_then_the_same(ctx: sc.Context)
     _assert_held(outcome)
 
 
-def test_s3_connection_resets_are_retried(ctx: sc.Context) -> None:
-    outcome = sc.s3_connection_reset(ctx)
-    assert "reset" in outcome.injected, outcome.injected
-    assert outcome.fault_run.startswith("exit 0"), outcome.fault_run
-    _assert_held(outcome)
+# The S3 faults (a whole pipeline over a proxied moto server each, ~2 min) stay in the bench
+# table only (`python -m bench.fault_table`): the suite must stay under 20 minutes.
 
 
 def test_live_api_and_dashboard_answer_while_a_training_run_writes(ctx: sc.Context,

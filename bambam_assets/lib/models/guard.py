@@ -14,7 +14,8 @@ targets are sparse) the comparison would be noise, and the rule decides instead 
 - a full retrain is promoted when the training code or parameters changed, when the model kind
   changes (an hourly fallback growing into an XGBoost model), or when the incumbent's last full
   retrain is at least `FORCE_AGE` old (the weekly full retrain always lands); otherwise the
-  incumbent stays.
+  two stored holdout MAEs decide, as before the guard (an operator's retrain of a recent model).
+An incumbent that cannot be scored (a damaged file) never blocks its replacement.
 The decision and its reason are recorded in the version's meta (`metrics.guard`, `decision`).
 """
 
@@ -95,8 +96,14 @@ def same_rows(test_rows: pd.DataFrame, challenger_pred: np.ndarray, incumbent: I
         return out
     rows = test_rows[mask]
     y = rows["y"].to_numpy(dtype=float)
-    inc = (predict(incumbent, rows) if predict is not None
-           else training.predict(incumbent, rows, with_posted=False))
+    try:
+        inc = (predict(incumbent, rows) if predict is not None
+               else training.predict(incumbent, rows, with_posted=False))
+    except Exception as exc:  # noqa: BLE001 - a damaged incumbent must not block its successor
+        out["promote"] = True
+        out["decision"] = (f"promoted: the incumbent v{incumbent.version:04d} cannot be scored "
+                           f"({type(exc).__name__}: {str(exc)[:120]})")
+        return out
     out["challenger_mae"] = float(np.abs(np.asarray(challenger_pred)[mask] - y).mean())
     out["incumbent_mae"] = float(np.abs(inc - y).mean())
     return out
@@ -109,16 +116,26 @@ def evidence(test_rows: pd.DataFrame, challenger_pred: np.ndarray, incumbent: In
     """What `registry.save_version(guard=...)` decides on: `same_rows`, plus the rule's
     ("promote", "decision") when those rows are too few."""
     out = same_rows(test_rows, challenger_pred, incumbent, predict)
+    if "promote" in out:
+        return out
+    if out["rows"] >= GUARD_MIN_ROWS:
+        out["basis"] = "same_rows"
+        return out
     forced = too_few_rows(out, incumbent, challenger_kind=challenger_kind, mode=mode, now=now,
                           code_version=code_version, params_hash=params_hash)
     if forced is not None:
         out["promote"], out["decision"] = forced
+    else:
+        out["basis"] = "stored"
+        out["note"] = (f"too few rows after the incumbent's data end to compare ({out['rows']} < "
+                       f"{GUARD_MIN_ROWS}): the stored holdout MAEs decide")
     return out
 
 
 def too_few_rows(evidence: dict, incumbent: Incumbent, *, challenger_kind: str, mode: str,
                  now: datetime, code_version: str, params_hash: str) -> tuple[bool, str] | None:
-    """(promote?, why) when the same-rows evidence is too thin to decide; None when it is not."""
+    """(promote?, why) when the same-rows evidence is too thin and a rule forces the answer;
+    None when the rows suffice or no rule applies (the stored holdout MAEs decide then)."""
     n = evidence["rows"]
     if n >= GUARD_MIN_ROWS:
         return None
@@ -138,5 +155,4 @@ def too_few_rows(evidence: dict, incumbent: Incumbent, *, challenger_kind: str, 
     if age >= FORCE_AGE:
         return True, (f"promoted: {few}; the incumbent's last full retrain is {days:.1f} days "
                       f"old, its age forces a retrain (>= {FORCE_AGE.days} days)")
-    return False, (f"rejected: {few}; the incumbent stays (last full retrain {days:.1f} days "
-                   f"ago, < {FORCE_AGE.days} days)")
+    return None

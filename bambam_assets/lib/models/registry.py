@@ -213,8 +213,9 @@ def save_version(
         incumbent_mae: the current model's MAE on the challenger's held-out days, when the caller
             computed it; otherwise the current version's stored holdout_mae is used.
         guard: lib/models/guard.py's evidence against the version that is still current: both
-            MAEs on the same rows after the incumbent's data end, or the rule's decision
-            ("promote", "decision") when those rows were too few. Ignored when the current
+            MAEs on the same rows after the incumbent's data end, the rule's decision
+            ("promote", "decision") when those rows were too few, or basis "stored" (then the
+            stored holdout MAEs decide, as without a guard). Ignored when the current
             version changed since (another run promoted one): the stored MAE decides then.
         keep: versions kept (the newest `keep`, plus the current one whatever its age).
     """
@@ -234,6 +235,11 @@ def save_version(
                 guard.get("incumbent_version") == previous:
             if "promote" in guard:
                 promoted, decision = bool(guard["promote"]), str(guard["decision"])
+            elif guard.get("basis") == "stored":
+                promoted, decision = promotion_decision(
+                    challenger, _finite(read_meta(models_root, entity, previous)
+                                        .get("holdout_mae")), True, tolerance)
+                decision += f" ({guard['note']})"
             else:
                 promoted, decision = promotion_decision(
                     _finite(guard.get("challenger_mae")), _finite(guard.get("incumbent_mae")),

@@ -67,7 +67,7 @@ def test_a_worse_full_retrain_is_rejected_on_the_same_rows(base_version, tmp_pat
     assert outcome.promoted == (guard["challenger_mae"] <= limit), outcome.decision
 
 
-def test_too_few_rows_after_the_incumbent_keep_it_unless_its_age_forces_a_retrain(
+def test_too_few_rows_after_the_incumbent_leave_it_to_the_stored_maes_unless_age_forces(
         base_version, tmp_path: Path) -> None:
     root, frame = base_version  # frame: days 0..79; v1 saw days 0..69
     work = tmp_path / "m"
@@ -76,10 +76,29 @@ def test_too_few_rows_after_the_incumbent_keep_it_unless_its_age_forces_a_retrai
     few = frame[frame["observed_at"] <= v1_end + pd.Timedelta(hours=3)]  # a handful of rows
     recent = train_batch.train_batch(few, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
                                      mode="full", now=NOW + timedelta(days=1))
-    kept = recent.outcomes[0]
-    assert not kept.promoted and "too few" in kept.decision
-    assert registry.current_version(work, "MK1") == 1
+    recent_outcome = recent.outcomes[0]
+    assert "too few rows" in recent_outcome.decision
+    assert "stored holdout MAEs decide" in recent_outcome.decision
+    v1_mae = registry.read_meta(work, "MK1", 1)["holdout_mae"]
+    v2_mae = registry.read_meta(work, "MK1", recent_outcome.version)["holdout_mae"]
+    assert recent_outcome.promoted == (v2_mae <= v1_mae * 1.05)
+    if recent_outcome.promoted:  # the age test below needs v1 current again
+        registry.rollback(work, "MK1", 1)
     # a week after v1's full retrain its age forces the retrain through
     aged = train_batch.train_batch(few, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
                                    mode="full", now=NOW + timedelta(days=8))
     assert aged.outcomes[0].promoted and "age" in aged.outcomes[0].decision
+
+
+def test_a_damaged_incumbent_never_blocks_its_replacement(base_version, tmp_path: Path) -> None:
+    root, _ = base_version
+    work = tmp_path / "m"
+    shutil.copytree(root, work)
+    model = registry.version_dir(work, "MK1", 1) / f"without_posted{registry.MODEL_SUFFIX}"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])  # truncated on disk
+    frame = synthetic_frame(140, shift_from=70, shift=12.0)
+    result = train_batch.train_batch(frame, ["MK1"], {"MK1": "STANDBY"}, work, workers=1,
+                                     mode="full", now=NOW + timedelta(days=1))
+    assert not result.failures
+    outcome = result.outcomes[0]
+    assert outcome.promoted and "cannot be scored" in outcome.decision
