@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from filelock import FileLock
 
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.paths import HomePaths
@@ -79,8 +80,16 @@ def ensure_dagster_home(home: Path | None = None) -> Path:
 
 
 def local_instance(home: Path | None = None) -> dg.DagsterInstance:
-    ensure_dagster_home(home)
-    return dg.DagsterInstance.get()
+    dagster_home = ensure_dagster_home(home)
+    # Two processes opening a new SQLite instance at once both create and stamp its schema:
+    # measured, two concurrent `bambam run`s on a fresh home failed with "UNIQUE constraint
+    # failed: alembic_version". One process at a time opens (and so migrates) the storages.
+    with FileLock(str(dagster_home / ".instance.lock"), timeout=120):
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)
+        instance.event_log_storage.get_maximum_record_id()
+        instance.schedule_storage  # noqa: B018 - built (and migrated) under the lock
+    return instance
 
 
 def instance_at(home: Path) -> dg.DagsterInstance:

@@ -138,6 +138,10 @@ def test_daemon_alone_forecasts_and_follows_a_new_day(bambam_home: Path, storage
         assert all("dagster/sensor_name" in r.tags for r in runs), [dict(r.tags) for r in runs]
         n_runs_first = len(runs)
         cursor = instance.event_log_storage.get_maximum_record_id()
+        if storage == "sqlite":
+            # the new-day half runs once, on the production storage (PostgreSQL): both halves
+            # on both storages cost ~10 of the suite's 20 minutes
+            return
 
         # 2. one more day lands for DL1 (150 targets: due) and DL2 (40: not due); DL3 nothing
         write(raw, "public_new_day/DL1.csv", _new_day(150))
