@@ -53,8 +53,8 @@ def test_kill_during_wti_write_leaves_the_old_wti_then_the_same(ctx: sc.Context)
 def test_live_api_and_dashboard_answer_while_a_training_run_writes(ctx: sc.Context,
                                                                    tmp_path: Path) -> None:
     """Four clients against both real servers while `bambam run --retrain-all` writes the same
-    home: the live API without error, and the writer's run succeeds without a lock timeout (bench/load_bench.py
-    measures 1, 8 and 32 clients)."""
+    home: the live API without error, and the writer's run succeeds without a lock timeout
+    (bench/load_bench.py measures 1, 8 and 32 clients)."""
     import shutil
 
     from bench.load_bench import measure
