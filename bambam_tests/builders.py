@@ -436,7 +436,8 @@ FORECAST_API_DAYS = "60"  # a short horizon keeps the run fast; the layout does 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# points plotted per graph (-1: not drawn yet), as test_dashboard_browser counts them
+# points plotted per graph (-1: not drawn yet); _fullData holds the decoded arrays (the figure's
+# own `data` keeps numpy arrays as base64 specs)
 GRAPH_POINTS_JS = """ids => ids.map(id => {
     const el = document.querySelector('#' + id + ' .js-plotly-plot');
     if (!el || !el._fullData) return -1;

@@ -24,9 +24,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from bambam_tests.builders import CHROMIUM, CHROMIUM_ARGS, GRAPH_POINTS_JS
+
 AS_OF = "2024-04-30"
 DAY_BEFORE = "2024-04-29"
 USER, PASSWORD = "fred", "yabba-dabba-doo"
@@ -198,16 +197,6 @@ def page(server: str):
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-# points plotted per graph (-1: not drawn yet); _fullData holds the decoded arrays (the figure's
-# own `data` keeps numpy arrays as base64 specs)
-GRAPH_POINTS_JS = """ids => ids.map(id => {
-    const el = document.querySelector('#' + id + ' .js-plotly-plot');
-    if (!el || !el._fullData) return -1;
-    return el._fullData.reduce(
-        (n, t) => n + Math.max((t.x || []).length || 0, (t.y || []).length || 0), 0);
-})"""
-
 
 def _load(page, url: str, graphs: list[str]) -> tuple[float, list[int]]:
     """Open `url`; seconds until every graph in `graphs` has its points, and the point counts."""

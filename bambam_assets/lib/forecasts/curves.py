@@ -76,14 +76,21 @@ def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema,
     if metadata:
         schema = schema.with_metadata(metadata)
     table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
+    write_table_atomic(table, path)
+    return table.num_rows
+
+
+def write_table_atomic(table: pa.Table, path: Path, **write_options) -> None:
+    """Write `table` as Parquet (zstd) to a hidden temp name beside `path`, then `os.replace` it
+    into place: a reader sees the old file or the new one, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", **write_options)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return table.num_rows
 
 
 def read_footer(path: Path) -> tuple[dict[bytes, bytes], int] | None:

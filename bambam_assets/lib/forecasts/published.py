@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from bambam_assets.lib.core import warehouse
 from bambam_assets.lib.core.paths import FORECASTS_DIR, HomePaths
 from bambam_assets.lib.forecasts import crowd, wti
+from bambam_assets.lib.forecasts.curves import write_table_atomic
 
 CURVES_DIR, WTI_DIR = "curves", "wti"
 DAYS_FILE, SCALE_FILE, ENTITIES_FILE = "days.parquet", "crowd_scale.json", "entities.parquet"
@@ -87,16 +88,6 @@ def entities_file(home: Path) -> Path:
 def _tmp(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-
-
-def write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = _tmp(path)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _write_by_day(table: pa.Table, path: Path) -> None:
@@ -229,7 +220,7 @@ def publish(home: Path, current: pd.DataFrame | None = None) -> PublishResult:
             entities = conn.execute(
                 "SELECT entity_code, entity_name, park_code, queue_type FROM dim_entity "
                 "ORDER BY entity_code").df()
-            write_atomic(pa.Table.from_pandas(entities, preserve_index=False),
+            write_table_atomic(pa.Table.from_pandas(entities, preserve_index=False),
                          entities_file(home))
     parks = sorted(set(daily["park_code"]) | set(forecasts))
     todo: dict[str, tuple[list[str], pd.DataFrame | None, pd.DataFrame]] = {}
@@ -282,13 +273,13 @@ def publish(home: Path, current: pd.DataFrame | None = None) -> PublishResult:
                 if part is None or not len(part):
                     path.unlink(missing_ok=True)
                     continue
-                write_atomic(pa.Table.from_pandas(part, preserve_index=False), path)
+                write_table_atomic(pa.Table.from_pandas(part, preserve_index=False), path)
             mine = daily[daily["park_code"] == park]
             before = pd.to_datetime(mine["park_date"]).dt.date < (first or date.max)
             history = mine.loc[before, ["park_date", "wti"]]  # backfilled days only
             scale = crowd.frozen_scale(park, history, scale_file(home, park))
             days = _days_frame(park, daily, current, stored, scale, first, last, now)
-            write_atomic(pa.Table.from_pandas(days, preserve_index=False),
+            write_table_atomic(pa.Table.from_pandas(days, preserve_index=False),
                          days_file(home, park))
     finally:
         mem.close()
