@@ -386,3 +386,23 @@ def test_quality_filters_by_park_and_tier(home: Path) -> None:
     assert quality._filtered(df, ["MK"], None)["entity_code"].tolist() == ["MK1", "MK3"]
     assert quality._filtered(df, None, ["high"]).empty
     assert len(quality._filtered(df, [], [])) == 2
+
+
+def test_status_page_renders_before_a_run_starts(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run `bambam run` (or the daemon) created but has not started has no start time: the status
+    page showed HTTP 500 for it (`NaTType does not support strftime`, found by
+    bench/load_bench.py while `bambam run` was launching runs)."""
+    import dagster as dg
+
+    from bambam_assets.instance import local_instance
+
+    monkeypatch.delenv("BAMBAM_DAGSTER_PG_URL", raising=False)
+    instance = local_instance(tmp_path)
+    created = instance.add_run(dg.DagsterRun(job_name="__ASSET_JOB", run_id="created-run-0001",
+                                             status=dg.DagsterRunStatus.NOT_STARTED))
+    ctx = make_context(tmp_path, stale_days=2, as_of=AS_OF)
+    frame = ctx.recent_runs()
+    assert frame["run_id"].tolist() == [created.run_id] and pd.isna(frame["started_at"].iloc[0])
+    text = str(status.layout(ctx, {}))
+    assert "NOT_STARTED" in text and "created-" in text
