@@ -64,7 +64,12 @@ def recent_runs(instance, limit: int = 200, now: datetime | None = None) -> pd.D
             "trigger": run.tags.get("bambam/trigger") or run.tags.get("dagster/sensor_name")
             or run.tags.get("dagster/schedule_name") or "",
         })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    # a run created or queued but not started has no start time: NaT, never a bare None, so
+    # the columns stay datetimes whatever the mix (the status page's .dt and strftime)
+    for col in ("started_at", "ended_at"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
 
 
 def current_run(runs: pd.DataFrame) -> pd.Series | None:

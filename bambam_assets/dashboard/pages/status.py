@@ -39,7 +39,7 @@ def _current_card(ctx: Context, all_runs: pd.DataFrame, now: datetime) -> html.D
         eta = runs.eta_from_history(history, run["duration_s"] or 0) if running else None
         kpis += [_kpi("run", run["run_id"][:8]), _kpi("status", run["status"], "run-status"),
                  _kpi("started", run["started_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
-                      if run["started_at"] is not None else "—"),
+                      if pd.notna(run["started_at"]) else "not started"),
                  _kpi("elapsed" if running else "took", runs.fmt_duration(run["duration_s"])),
                  _kpi("ETA (past runs)", runs.fmt_duration(eta) if running else "—")]
     children = [html.Div(kpis)]
