@@ -131,7 +131,9 @@ def measure(home: Path, park: str, levels: list[int], seconds: float,
     live_cmd = [sys.executable, "-c", LIVE_SERVER, str(live_port), at, "0.5"]
     dash_cmd = [sys.executable, "-m", "bambam_assets.cli.dashboard", "--port", str(dash_port)]
     out: dict = {"levels": {}, "writer_runs": []}
-    with running(live_cmd, env, f"{live_url}/health"), running(dash_cmd, env, f"{dash_url}/"):
+    logs = {"live": home / "load_bench_live.log", "dashboard": home / "load_bench_dashboard.log"}
+    with running(live_cmd, env, f"{live_url}/health", log_path=logs["live"]), \
+            running(dash_cmd, env, f"{dash_url}/", log_path=logs["dashboard"]):
         with httpx.Client(timeout=120, trust_env=False) as http:  # warm both before timing
             http.get(f"{live_url}/live/{park}").raise_for_status()
             for page in PAGES:
@@ -160,7 +162,27 @@ def measure(home: Path, park: str, levels: list[int], seconds: float,
                 out["levels"][n] = level
                 log(f"{n} clients: {json.dumps(level)}")
         out["writer_runs"] = writer.runs
+    # what a 500 was: the servers' tracebacks (the HTTP answer only says "Internal Server Error")
+    out["server_errors"] = {name: server_errors(path.read_text()) for name, path in logs.items()}
     return out
+
+
+def server_errors(log: str, limit: int = 5) -> list[str]:
+    """The distinct last lines of the tracebacks in a server's log (the exception raised),
+    at most `limit` of them."""
+    found: list[str] = []
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Traceback"):
+            continue
+        j = i + 1
+        while j < len(lines) and (lines[j].startswith(" ") or lines[j].startswith("During")
+                                  or not lines[j].strip() or lines[j].startswith("Traceback")):
+            j += 1
+        last = lines[j] if j < len(lines) else lines[-1]
+        if last not in found:
+            found.append(last)
+    return found[:limit]
 
 
 def report(result: dict, seconds: float) -> str:
@@ -177,6 +199,8 @@ def report(result: dict, seconds: float) -> str:
     lines.append(f"Writer: {len(runs)} `bambam run --retrain-all` runs overlapped the clients "
                  f"({seconds:.0f} s per level); {len(failed)} failed; lock timeouts: {timeouts}; "
                  f"run times {', '.join(str(r['seconds']) for r in runs)} s.")
+    for name, errors in result.get("server_errors", {}).items():
+        lines.extend(f"{name} server raised: {e}" for e in errors)
     return "\n".join(lines)
 
 

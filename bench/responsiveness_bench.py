@@ -34,6 +34,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -186,11 +187,20 @@ def server_env(home: Path, as_of: date) -> dict:
 
 
 @contextmanager
-def running(cmd: list[str], env: dict, ready_url: str, timeout_s: float = 120):
-    """A server process, yielded with its start time once `ready_url` answers 200."""
+def running(cmd: list[str], env: dict, ready_url: str, timeout_s: float = 120,
+            log_path: Path | None = None):
+    """A server process, yielded with its start time once `ready_url` answers 200. Its stderr
+    goes to `log_path` (default: a temp file, removed after): a pipe nobody reads would block
+    the server once the request log fills it, and a 500's traceback is only there."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    own_log = log_path is None
+    if log_path is None:
+        fd, name = tempfile.mkstemp(prefix="bambam-server-", suffix=".log")
+        os.close(fd)
+        log_path = Path(name)
+    with open(log_path, "w") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                text=True)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -200,7 +210,7 @@ def running(cmd: list[str], env: dict, ready_url: str, timeout_s: float = 120):
             except httpx.TransportError:
                 pass
             if proc.poll() is not None:
-                sys.exit(f"server exited: {' '.join(cmd)}\n{proc.stderr.read()[-2000:]}")
+                sys.exit(f"server exited: {' '.join(cmd)}\n{log_path.read_text()[-2000:]}")
             if time.monotonic() > deadline:
                 sys.exit(f"server did not answer {ready_url} within {timeout_s} s")
             time.sleep(0.1)
@@ -212,6 +222,8 @@ def running(cmd: list[str], env: dict, ready_url: str, timeout_s: float = 120):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+        if own_log:
+            log_path.unlink(missing_ok=True)
 
 
 def dashboard(home: Path, facts: dict, env: dict):
