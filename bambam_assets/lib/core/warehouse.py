@@ -102,10 +102,22 @@ def connect(path: Path | str, read_only: bool = False, home: Path | None = None,
     return duckdb.connect(str(path), read_only=read_only, config=lim.config())
 
 
-def memory_connection(home: Path | None = None, small: bool = False
-                      ) -> duckdb.DuckDBPyConnection:
-    """A configured in-memory DuckDB (spills under `home`); `small`: a reader's memory limit."""
-    return connect(":memory:", read_only=small, home=home)
+def memory_connection(home: Path | None = None, small: bool = False, threads: int | None = None,
+                      share: int = 1) -> duckdb.DuckDBPyConnection:
+    """A configured in-memory DuckDB (spills under `home`); `small`: a reader's memory limit.
+    `threads` and `share` are for connections used side by side in one step: `share` of them
+    split the memory limit, so together they stay within one connection's bound."""
+    conn = connect(":memory:", read_only=small, home=home)
+    if threads is not None:
+        conn.execute(f"SET threads = {max(1, int(threads))}")
+    if share > 1:
+        conn.execute(f"SET memory_limit = '{limits(home, small).memory_bytes // share}B'")
+    return conn
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (what DuckDB's threads and the pools are sized by)."""
+    return _cpus()
 
 
 class WarehouseLimitError(RuntimeError):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -245,42 +246,61 @@ def publish(home: Path, current: pd.DataFrame | None = None) -> PublishResult:
                     "SELECT park_date, slot, slot_start, wti, n_entities, min_actual, max_actual "
                     "FROM park_wti WHERE park_code = ? AND strftime(park_date, '%Y-%m') IN "
                     "(SELECT unnest(?::VARCHAR[])) ORDER BY slot_start", [park, months]).df()
-    mem = warehouse.memory_connection(home)
-    try:
-        for park, (months, stored, _cur) in todo.items():
-            result.parks.append(park)
-            files = forecasts.get(park, [])
-            spans = [s for s in (wti.forecast_span(Path(f)) for f in files) if s is not None]
-            first = min(s[0] for s in spans) if spans else None
-            last = max(s[1] for s in spans) if spans else None
-            in_window = [m for m in months if first is not None
-                         and month_of(first) <= m <= month_of(last)]
-            if in_window:
-                result.curve_rows += _write_curve_months(mem, home, park, files, in_window)
-                result.months_written += len(in_window)
-            for m in sorted(set(months) - set(in_window)):  # left the window (or no forecast)
-                path = curves_file(home, park, m)
-                if path.exists():
-                    path.unlink()
-                    result.months_removed += 1
-            frame = wti_months.get(park)
-            by_month = {} if frame is None else dict(tuple(frame.groupby(
-                pd.to_datetime(frame["park_date"]).to_numpy().astype("datetime64[M]")
-                .astype(str), sort=False)))  # one pass, not one scan per month
-            for m in months:
-                part = by_month.get(m)
-                path = wti_file(home, park, m)
-                if part is None or not len(part):
-                    path.unlink(missing_ok=True)
-                    continue
-                write_table_atomic(pa.Table.from_pandas(part, preserve_index=False), path)
-            mine = daily[daily["park_code"] == park]
-            before = pd.to_datetime(mine["park_date"]).dt.date < (first or date.max)
-            history = mine.loc[before, ["park_date", "wti"]]  # backfilled days only
-            scale = crowd.frozen_scale(park, history, scale_file(home, park))
-            days = _days_frame(park, daily, current, stored, scale, first, last, now)
-            write_table_atomic(pa.Table.from_pandas(days, preserve_index=False),
-                         days_file(home, park))
-    finally:
-        mem.close()
+    # One thread per CPU, one park each (its own in-memory DuckDB): the park's DuckDB read and
+    # its zstd Parquet writes release the GIL, and one park at a time left a core idle for the
+    # whole publication (72 of 116 s of the WTI step at 1,694 entities).
+    def one(park: str) -> PublishResult:
+        months, stored, _cur = todo[park]
+        return _publish_park(home, park, months, stored, forecasts.get(park, []),
+                             wti_months.get(park), daily, current, now, workers)
+
+    workers = max(1, min(len(todo), warehouse.cpu_count()))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for part in pool.map(one, list(todo)):
+            result.parks += part.parks
+            result.curve_rows += part.curve_rows
+            result.months_written += part.months_written
+            result.months_removed += part.months_removed
+    return result
+
+
+def _publish_park(home: Path, park: str, months: list[str], stored: pd.DataFrame | None,
+                  files: list[str], frame: pd.DataFrame | None, daily: pd.DataFrame,
+                  current: pd.DataFrame, now: str, side_by_side: int = 1) -> PublishResult:
+    """Rewrite one park's changed months (curves and WTI), its crowd scale and days file
+    (`side_by_side`: parks published at once, which share DuckDB's memory limit)."""
+    result = PublishResult(parks=[park])
+    spans = [s for s in (wti.forecast_span(Path(f)) for f in files) if s is not None]
+    first = min(s[0] for s in spans) if spans else None
+    last = max(s[1] for s in spans) if spans else None
+    in_window = [m for m in months if first is not None
+                 and month_of(first) <= m <= month_of(last)]
+    if in_window:
+        mem = warehouse.memory_connection(home, threads=1, share=side_by_side)
+        try:
+            result.curve_rows += _write_curve_months(mem, home, park, files, in_window)
+        finally:
+            mem.close()
+        result.months_written += len(in_window)
+    for m in sorted(set(months) - set(in_window)):  # left the window (or no forecast)
+        path = curves_file(home, park, m)
+        if path.exists():
+            path.unlink()
+            result.months_removed += 1
+    by_month = {} if frame is None else dict(tuple(frame.groupby(
+        pd.to_datetime(frame["park_date"]).to_numpy().astype("datetime64[M]")
+        .astype(str), sort=False)))  # one pass, not one scan per month
+    for m in months:
+        part = by_month.get(m)
+        path = wti_file(home, park, m)
+        if part is None or not len(part):
+            path.unlink(missing_ok=True)
+            continue
+        write_table_atomic(pa.Table.from_pandas(part, preserve_index=False), path)
+    mine = daily[daily["park_code"] == park]
+    before = pd.to_datetime(mine["park_date"]).dt.date < (first or date.max)
+    history = mine.loc[before, ["park_date", "wti"]]  # backfilled days only
+    scale = crowd.frozen_scale(park, history, scale_file(home, park))
+    days = _days_frame(park, daily, current, stored, scale, first, last, now)
+    write_table_atomic(pa.Table.from_pandas(days, preserve_index=False), days_file(home, park))
     return result
