@@ -204,20 +204,26 @@ def posted_values(conn: duckdb.DuckDBPyConnection, park_code: str, entities: Seq
 
 def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarray | None,
                    nthread: int | None = None,
-                   cold: cold_start.ColdStart | None = None) -> pd.DataFrame:
+                   cold: cold_start.ColdStart | None = None,
+                   numeric: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """One entity's forecast. Grain: one row per slot where actual or posted is known;
-    columns curve_files.FORECAST_COLUMNS."""
+    columns curve_files.FORECAST_COLUMNS. `numeric`: training.encode_numeric(sf.distinct),
+    shared by the entities of a chunk (only the categories depend on the version)."""
     n = len(sf.frame)
     actual = p10 = p90 = np.full(n, np.nan)
+    # the distinct rows encoded once for both of the version's models
+    enc = (training.encode(sf.distinct, model.encodings, numeric)
+           if model is not None and n and model.kind != training.FALLBACK_KIND else None)
     by_model = None if model is None or not n else training.predict_posted(
-        model, sf.distinct, nthread=nthread)
+        model, sf.distinct, nthread=nthread, encoded=enc)
     if by_model is not None:  # else the aggregates' values, already rounded
         posted = None
         posted_slots = np.round(by_model[sf.inverse] / ROUND_TO) * ROUND_TO
     else:
         posted_slots = posted[sf.key_inverse] if posted is not None else np.nan
     if model is not None and n:
-        pred = training.predict(model, sf.distinct, with_posted=False, nthread=nthread)
+        pred = training.predict(model, sf.distinct, with_posted=False, nthread=nthread,
+                                encoded=enc)
         if cold is not None:  # a young entity borrows from the global model (cold_start.py)
             pred = cold.blend(entity, sf.distinct, pred, nthread)
         actual = np.round(pred.astype(np.float64)[sf.inverse], 1)
@@ -361,10 +367,12 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
     entity never stops the others (FAILED, error in `notes`)."""
     home = Path(task.home)
     out = []
+    numeric = training.encode_numeric(task.sf.distinct)  # once per chunk, not per model
     for code, fp in task.entities:
         try:
             out.append(_one(code, task.sf, _load(HomePaths(home).models, code), task.train,
-                            task.posted.get(code), home, task.nthread, fp, task.cold))
+                            task.posted.get(code), home, task.nthread, fp, task.cold,
+                            numeric))
         except Exception as exc:  # noqa: BLE001 - reported per entity
             out.append(EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"]))
     return out
@@ -372,7 +380,8 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
 
 def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
          posted: np.ndarray | None, home: Path, nthread: int | None,
-         fp: str, cold: cold_start.ColdStart | None = None) -> EntityResult:
+         fp: str, cold: cold_start.ColdStart | None = None,
+         numeric: dict[str, np.ndarray] | None = None) -> EntityResult:
     started = time.perf_counter()
     res = EntityResult(code, MODEL if model is not None else POSTED_ONLY, slots=len(sf.frame),
                        fingerprint=fp)
@@ -386,7 +395,7 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
             res.notes.append("no training rows: no p10/p90 band")
     else:
         res.notes.append("no current model: POSTED-only forecast, actual columns null")
-    frame = forecast_frame(code, sf, model, band, posted, nthread, cold)
+    frame = forecast_frame(code, sf, model, band, posted, nthread, cold, numeric)
     if model is not None and cold is not None and code in cold.weights:
         res.notes.append(f"cold start: own model weight {cold.weights[code]:.2f}, "
                          f"global model v{cold.version}")

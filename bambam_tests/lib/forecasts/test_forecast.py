@@ -76,9 +76,9 @@ def test_each_distinct_feature_row_is_predicted_once(home: Path, monkeypatch) ->
     calls: list[int] = []
     real = training.predict
 
-    def counting(model, frame, with_posted, nthread=None):
+    def counting(model, frame, with_posted, nthread=None, encoded=None):
         calls.append(len(frame))
-        return real(model, frame, with_posted, nthread)
+        return real(model, frame, with_posted, nthread, encoded)
 
     monkeypatch.setattr(training, "predict", counting)
     first, last = forecast.forecast_window(FORECAST_AS_OF, FORECAST_HORIZON)
