@@ -5,13 +5,15 @@ its own errors are the honest spread, and no second set of models has to be trai
 step with the registry.
 
 How: the current without-POSTED model predicts the entity's newest training rows (the newest 30%
-of rows, at least 200), residual = observed - predicted; the 10% and 90% residual quantiles are
-taken per local hour (hours with fewer than 20 residuals use the quantiles of all rows). The
-shipped model was refit on those rows, so in-sample residuals are too narrow; the quantiles are
-therefore scaled by the version's conformal width scale (`band_scale`, fitted at training on
-out-of-sample residuals to cover 82 %: lib.models.band_calibration), or, for versions trained
-before it existed and fallback models, by max(1, holdout_mae / in-sample MAE), where holdout_mae
-is the model's MAE on its held-out newest days (stored in the registry).
+of rows, at least 200), residual = observed - predicted (done at training on the rows the
+version was trained on and stored with it: stored_band; fit_band does it for older versions);
+the 10% and 90% residual quantiles are taken per local hour (hours with fewer than 20 residuals
+use the quantiles of all rows). The shipped model was refit on those rows, so in-sample
+residuals are too narrow; the quantiles are therefore scaled by the version's conformal width
+scale (`band_scale`, fitted at training on out-of-sample residuals to cover 82 %:
+lib.models.band_calibration), or, for versions trained before it existed and fallback models, by
+max(1, holdout_mae / in-sample MAE), where holdout_mae is the model's MAE on its held-out newest
+days (stored in the registry).
 p10 = max(0, pred + low), p90 = pred + high,
 with low <= 0 <= high so that p10 <= actual_predicted <= p90 always holds.
 """
@@ -66,6 +68,35 @@ def fit_band(model: Any, rows: pd.DataFrame) -> ResidualBand | None:
         holdout = _holdout_mae(model)
         scale = max(1.0, holdout / insample) if holdout and insample > 0 else 1.0
     return ResidualBand(low * scale, high * scale, scale, len(recent))
+
+
+def stored_band(model: Any) -> ResidualBand | None:
+    """The band stored with the version at training (training._insample_band: the same fit on
+    the rows the version was trained on), scaled as fit_band scales it; None for versions
+    without one (fallback models, versions trained before it was stored)."""
+    metrics = model.meta.get("metrics") if hasattr(model, "meta") else getattr(model, "metrics",
+                                                                                None)
+    return band_from_metrics(((metrics or {}).get(training.WITHOUT_POSTED) or {}),
+                             _holdout_mae(model))
+
+
+def band_from_metrics(m: dict, holdout_mae: float | None) -> ResidualBand | None:
+    """A ResidualBand from a version's without-POSTED metrics (see stored_band)."""
+    if m.get("band_low") is None or m.get("band_high") is None:
+        return None
+    low, high = np.asarray(m["band_low"], dtype=float), np.asarray(m["band_high"], dtype=float)
+    scale = m.get("band_scale")
+    if scale is None or not np.isfinite(float(scale)):
+        insample = float(m.get("band_insample_mae") or 0.0)
+        scale = max(1.0, holdout_mae / insample) if holdout_mae and insample > 0 else 1.0
+    return ResidualBand(low * float(scale), high * float(scale), float(scale),
+                        int(m.get("band_insample_rows") or 0))
+
+
+def has_stored_band(meta: dict) -> bool:
+    """Whether a version's meta.json carries its band (then the forecast reads no rows)."""
+    m = ((meta.get("metrics") or {}).get(training.WITHOUT_POSTED) or {})
+    return m.get("band_low") is not None
 
 
 def apply_band(band: ResidualBand | None, pred: np.ndarray,

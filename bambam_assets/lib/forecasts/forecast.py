@@ -3,8 +3,10 @@
 The window is anchored on the week (lib.core.forecast_week): from the Monday of the as-of date's
 week (so today's remaining slots are always in the file) to horizon + 6 days later (so the file
 covers as_of .. as_of + horizon all week), and the inputs that are not the model (POSTED
-statistics, the band's training rows, the dimensions' horizon) are taken as of the day before
-that Monday. So within a week an
+statistics, the dimensions' horizon) are taken as of the day before that Monday. The p10-p90
+band is stored with each version at training (lib.forecasts.band.stored_band); only a version
+trained before that has its band fitted here, on its training rows as of that day. So within a
+week an
 entity's forecast changes only when its model, its POSTED statistics, its park's hours or the
 calendar change: each file records the fingerprint of those inputs, and an entity whose
 fingerprint is unchanged is not recomputed (mode UNCHANGED).
@@ -50,7 +52,7 @@ from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import cold_start
 from bambam_assets.lib.forecasts import curves as curve_files
-from bambam_assets.lib.forecasts.band import apply_band, fit_band
+from bambam_assets.lib.forecasts.band import apply_band, fit_band, has_stored_band, stored_band
 from bambam_assets.lib.forecasts.posted_aggregates import ROUND_TO, lookup_cte_sql
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
 from bambam_assets.lib.models import registry, training, worker_pool
@@ -66,8 +68,9 @@ ENTITY_CHUNK = 25  # entities whose inputs are read in one go (bounds the parent
 MODEL, POSTED_ONLY, NO_DATA, FAILED = "model", "posted_only", "no_data", "failed"
 UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # Bumped when the forecast's computation changes, so every file is recomputed once
-# ("4": slots include EMH and party hours, and posted_predicted comes from the POSTED model).
-FORECAST_CODE_VERSION = "4"
+# ("4": slots include EMH and party hours, and posted_predicted comes from the POSTED model;
+# "5": the band stored with the version at training, fitted on the rows it was trained on).
+FORECAST_CODE_VERSION = "5"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
 
 
@@ -268,6 +271,13 @@ def _entity_info(conn: duckdb.DuckDBPyConnection, entities: Sequence[str],
     """, {"as_of": as_of, "codes": list(entities)}).df()
 
 
+def _has_stored_band(models_root: Path, code: str, version: int) -> bool:
+    try:
+        return has_stored_band(registry.read_meta(models_root, code, version))
+    except (registry.RegistryError, ValueError, OSError):
+        return False  # the worker's load reports the damage
+
+
 def _load(models_root: Path, code: str):
     try:
         return registry.load_model(models_root, code)
@@ -305,6 +315,7 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
         done(EntityResult(code, NO_DATA, notes=[f"no facts up to {as_of}"]))
     models_root = HomePaths(home).models
     todo: dict[str, dict[str, tuple[str, int | None]]] = {}  # park -> entity -> (fp, version)
+    needs_rows: set[str] = set()  # modeled entities whose version has no stored band
     for park, group in info.groupby("park_code", sort=True):
         for code in group["entity_code"]:
             version = registry.current_version(models_root, code)
@@ -317,6 +328,8 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                                   path=str(path), fingerprint=fp))
             else:
                 todo.setdefault(str(park), {})[code] = (fp, version)
+                if version is not None and not _has_stored_band(models_root, code, version):
+                    needs_rows.add(code)
     workers, per_worker = worker_pool.plan_curve_workers(sum(map(len, todo.values())))
     task_threads = nthread if per_worker is None else per_worker
 
@@ -328,7 +341,7 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
             sf = None
             for i in range(0, len(codes), ENTITY_CHUNK):
                 chunk = codes[i:i + ENTITY_CHUNK]
-                modeled = [c for c in chunk if plan[c][1] is not None]
+                modeled = [c for c in chunk if c in needs_rows]  # the band's rows
                 with reader() as conn:  # short: the writer cannot open the file meanwhile
                     if sf is None:
                         sf = slot_features(conn, park, start, end)
@@ -357,7 +370,7 @@ class ForecastTask:
     sf: SlotFeatures
     entities: list[tuple[str, str]]  # (entity_code, inputs fingerprint)
     posted: dict[str, np.ndarray]
-    train: pd.DataFrame | None  # the band's training rows of the chunk's modeled entities
+    train: pd.DataFrame | None  # the band's training rows of the entities without a stored band
     nthread: int | None
     cold: cold_start.ColdStart | None = None  # the young entities' blend with the global model
 
@@ -388,7 +401,9 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
     band = None
     if model is not None:
         res.model_version, res.model_kind = model.version, model.kind
-        band = fit_band(model, train[train["entity_code"] == code]) if train is not None else None
+        band = stored_band(model)
+        if band is None and train is not None:  # versions trained before the band was stored
+            band = fit_band(model, train[train["entity_code"] == code])
         res.band_scale = None if band is None else round(band.scale, 3)
         res.distinct_rows = len(sf.distinct)
         if band is None:

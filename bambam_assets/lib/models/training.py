@@ -196,6 +196,26 @@ def _band_scale(booster: xgb.Booster, best: int, x: pd.DataFrame, frame: pd.Data
     return {} if scale is None else {"band_scale": round(scale, 4), "band_rows": len(outside)}
 
 
+def _insample_band(raw: bytes, encodings: dict, frame: pd.DataFrame, nthread: int) -> dict:
+    """The forecast band's hourly offsets (unscaled) of the shipped booster, fitted as
+    lib.forecasts.band.fit_band fits them (the newest 30 % of the rows, at least 200, in-sample)
+    on the rows it was trained on: stored with the version, so the forecast does not read the
+    entity's training rows again (that read grew with history). Frame in time order."""
+    n = min(len(frame), max(BAND_MIN_NEWEST_ROWS, int(np.ceil(len(frame) * BAND_NEWEST_FRACTION))))
+    if n == 0:
+        return {}
+    recent = frame.iloc[len(frame) - n:]
+    pred = _booster_predict(raw, {"encodings": encodings}, recent, FEATURES_WITHOUT_POSTED,
+                            nthread)
+    resid = recent["y"].to_numpy(dtype=float) - pred
+    hours = pd.to_numeric(recent["local_hour"], errors="coerce").to_numpy(dtype=float)
+    low, high = hourly_offsets(resid, hours)
+    return {"band_low": [round(float(v), 4) for v in low],
+            "band_high": [round(float(v), 4) for v in high],
+            "band_insample_rows": int(n),
+            "band_insample_mae": round(float(np.abs(resid).mean()), 4)}
+
+
 def _hour_means(frame: pd.DataFrame) -> dict:
     overall = float(frame["y"].mean()) if len(frame) else 0.0
     means = frame["y"].groupby(frame["local_hour"].astype(int)).mean()
@@ -297,6 +317,8 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
         models[WITHOUT_POSTED], metrics[WITHOUT_POSTED], test_pred = _train_xgb(
             frame, split, FEATURES_WITHOUT_POSTED, encodings, nthread, calibrate=True)
         features[WITHOUT_POSTED] = list(FEATURES_WITHOUT_POSTED)
+        metrics[WITHOUT_POSTED].update(_insample_band(
+            models[WITHOUT_POSTED], encodings, frame, nthread))
         if queue_type != "PRIORITY":
             has_posted = frame["posted_matched"].notna().to_numpy()
             sub_split = split[has_posted]

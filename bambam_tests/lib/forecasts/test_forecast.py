@@ -4,6 +4,7 @@ of bambam_tests.builders)."""
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -72,7 +73,8 @@ def test_forecast_columns_rows_band_and_modes(home: Path) -> None:
     assert mk3.groupby(mk3["slot"].str[:2])["actual_predicted"].nunique().max() == 1
 
 
-def test_each_distinct_feature_row_is_predicted_once(home: Path, monkeypatch) -> None:
+def test_each_distinct_feature_row_is_predicted_once(home: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:
     calls: list[int] = []
     real = training.predict
 
@@ -93,8 +95,22 @@ def test_each_distinct_feature_row_is_predicted_once(home: Path, monkeypatch) ->
     distinct_days = len({(d.weekday(), d.month) for d in days})
     assert len(sf.frame) == len(days) * FORECAST_SLOTS_PER_DAY and distinct_days < len(days)
     assert len(sf.distinct) == distinct_days * FORECAST_SLOTS_PER_DAY == res.distinct_rows
-    # one call for the band (the newest 30% of MK1's training rows up to the day before the
-    # window), one for the forecast
+    # one call, for the forecast: the band is stored with the version (no training rows read)
+    assert calls == [distinct_days * FORECAST_SLOTS_PER_DAY]
+    # a version trained before the band was stored: one more call, the band's fit on the
+    # newest 30% of MK1's training rows up to the day before the window (on a copy of the home)
+    sub = tmp_path / "home"
+    shutil.copytree(home, sub)
+    models_root = sub / "models"
+    version = registry.current_version(models_root, "MK1")
+    meta_path = registry.version_dir(models_root, "MK1", version) / registry.META_FILE
+    meta = json.loads(meta_path.read_text())
+    for key in ("band_low", "band_high"):
+        meta["metrics"][training.WITHOUT_POSTED].pop(key)
+    meta_path.write_text(json.dumps(meta))
+    calls.clear()
+    forecast.run_forecast(lambda: wh.reader(sub), sub, ["MK1"], FORECAST_AS_OF,
+                          FORECAST_HORIZON, recompute_all=True)
     assert calls == [len(band.newest_rows(train)), distinct_days * FORECAST_SLOTS_PER_DAY]
 
 

@@ -80,6 +80,13 @@ def test_training_stores_the_scale_and_the_band_uses_it() -> None:
     assert 0.5 < scale <= MAX_SCALE  # fitted: a finite width factor
     fitted = band.fit_band(trained, frame)
     assert fitted.scale == scale
+    # the band stored at training is fit_band on the rows the version was trained on (the
+    # forecast then reads no training rows): same offsets to the stored rounding
+    stored = band.stored_band(trained)
+    assert stored is not None and stored.scale == scale and stored.rows == fitted.rows
+    np.testing.assert_allclose(stored.low, fitted.low, atol=1e-3 * scale)
+    np.testing.assert_allclose(stored.high, fitted.high, atol=1e-3 * scale)
+    assert band.has_stored_band({"metrics": trained.metrics})
     # an old version without the stored scale keeps the old rule (never narrower than in-sample)
     trained.metrics[training.WITHOUT_POSTED].pop("band_scale")
     assert band.fit_band(trained, frame).scale >= 1.0
