@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.faults import bad_input  # noqa: E402
 from bench.faults import scenarios as sc  # noqa: E402
+
+# Every scenario: the faults, then the bad input files (bench/faults/bad_input.py).
+SCENARIOS = {**sc.SCENARIOS, **bad_input.SCENARIOS}
 
 
 def make_raw(folder: Path, entities: int = 3) -> Path:
@@ -54,16 +58,20 @@ def row(fault: str, outcomes: list[sc.Outcome]) -> str:
     diffs = sorted({d for o in outcomes for d in o.differences})
     bad = sorted({b for o in outcomes for b in o.served_bad})
     last = outcomes[-1]
-    notes = sorted({x for o in outcomes for x in o.notes})
-    cell = lambda xs: "; ".join(xs).replace("|", "/") or "none"  # noqa: E731
-    return (f"| {fault} | {n} | {last.injected} | {last.fault_run.replace('|', '/')} | {lost} | "
-            f"{extra} | {cell(diffs)} | {cell(bad)} | "
+    notes = sorted({f"check failed: {x}" for o in outcomes for x in o.failed_checks})
+    notes += sorted({x for o in outcomes for x in o.notes})
+    accounted = sorted({o.accounted for o in outcomes})
+    cell = lambda xs: "; ".join(xs).replace("|", "/").replace("\n", " ") or "none"  # noqa: E731
+    return (f"| {fault} | {n} | {cell([last.injected])} | {cell([last.fault_run])} | {lost} | "
+            f"{extra} | {cell(accounted)} | {cell(diffs)} | {cell(bad)} | "
             f"{sum(o.rerun_ok for o in outcomes)} of {n} | {passed} of {n} | {cell(notes)} |")
 
 
 HEADER = ("| fault | times | injected | the faulted run | fact rows lost | duplicates | "
+          "bad input rejected or held back as expected | "
           "tables or files differing from the clean run | half-written or unloadable files "
-          "served | rerun succeeded | passed | notes |\n|---|---|---|---|---|---|---|---|---|---|---|")
+          "served | rerun succeeded | passed | notes |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the table here")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp)")
     args = ap.parse_args(argv)
-    names = [n for n in args.only.split(",") if n] or list(sc.SCENARIOS)
-    unknown = [n for n in names if n not in sc.SCENARIOS]
+    names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        ap.error(f"unknown scenarios {unknown}; known: {', '.join(sc.SCENARIOS)}")
+        ap.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
     work = args.work or Path(tempfile.mkdtemp(prefix="bambam-faults-"))
     started = time.perf_counter()
     ctx = context(work, s3=any(n in sc.S3_SCENARIOS for n in names))
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = []
         for i in range(args.repeat):
             t0 = time.perf_counter()
-            o = sc.SCENARIOS[name](ctx)
+            o = SCENARIOS[name](ctx)
             outcomes.append(o)
             print(f"{name} #{i + 1}: {'pass' if o.ok else 'FAIL'} ({time.perf_counter() - t0:.0f} s)"
                   f" {o.fault_run[:100]}", file=sys.stderr, flush=True)

@@ -64,6 +64,10 @@ class Outcome:
     extra: int               # fact rows beyond the clean run's (duplicates)
     differences: list[str]   # tables and files whose count or content hash differ
     notes: list[str] = field(default_factory=list)
+    # Bad input only (bench/faults/bad_input.py): what the damaged lines or files cost, as
+    # expected, and the expectations that did not hold (a quarantine that did not happen, ...).
+    accounted: str = "n/a"
+    failed_checks: list[str] = field(default_factory=list)
 
     @property
     def hit(self) -> bool:
@@ -73,7 +77,7 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return (self.hit and not self.served_bad and self.rerun_ok and self.lost == 0 and self.extra == 0
-                and not self.differences)
+                and not self.differences and not self.failed_checks)
 
 
 def build_clean(ctx: Context) -> None:
