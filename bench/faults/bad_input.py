@@ -48,7 +48,7 @@ STANDBY_MAY = "export/wait_times/wdw/wdw_wait_times_2024_05.csv"
 FASTPASS_LAST = "export/fastpass_times/wdw/wdw_fastpass_times_2024_06.csv"
 SNAPSHOT = "queue_times/MK/2024-06-30/MK_20240630T150000Z.json"
 MAX_ATTEMPTS = 3
-HOUR = 3600.0
+HOUR = 3600 * 10**9  # mtimes in ns: a float mtime can move the manifest's microsecond
 
 FactKey = tuple  # (entity_code, observed_at epoch µs, wait_time_type, minutes or None)
 RejKey = tuple   # (source_file, line, reason)
@@ -154,10 +154,10 @@ def _clean_line(ctx: Context, key: str, lines: list[bytes], start: int) -> int:
     raise RuntimeError(f"no clean line in {key} from line {start + 1}")
 
 
-def _put(home: Path, key: str, data: bytes, mtime: float) -> None:
+def _put(home: Path, key: str, data: bytes, mtime_ns: int) -> None:
     path = home / "raw" / key
     path.write_bytes(data)
-    os.utime(path, (mtime, mtime))
+    os.utime(path, ns=(mtime_ns, mtime_ns))
 
 
 def _manifest(home: Path, key: str) -> tuple:
@@ -277,7 +277,7 @@ def _line_fault(ctx: Context, name: str, fault: str, key: str, start: int,
                 where: Callable[[int], str | None] | None = None) -> Outcome:
     """One line of `key` damaged by `damage`; then the source re-exports the file intact."""
     original = (ctx.raw / key).read_bytes()
-    mtime = (ctx.raw / key).stat().st_mtime
+    mtime = (ctx.raw / key).stat().st_mtime_ns
     lines = original.split(b"\n")
     i = _clean_line(ctx, key, lines, start)
     offset = sum(len(ln) + 1 for ln in lines[:i])
@@ -331,7 +331,7 @@ def _truncated(ctx: Context, name: str, fault: str, key: str, cut: Callable[[byt
     """The file cut inside its last line (a partial upload: no final line break); then the
     whole file arrives."""
     original = (ctx.raw / key).read_bytes()
-    mtime = (ctx.raw / key).stat().st_mtime
+    mtime = (ctx.raw / key).stat().st_mtime_ns
     lines = original.rstrip(b"\n").split(b"\n")
     last = lines[-1]
     if len(lines) != _clean_line(ctx, key, lines, len(lines) - 1) + 1:
@@ -368,7 +368,7 @@ def truncated_fastpass_last_field(ctx: Context) -> Outcome:
 
 # --- changed files -----------------------------------------------------------------------------
 
-def _corrected(ctx: Context) -> tuple[bytes, float, list[int]]:
+def _corrected(ctx: Context) -> tuple[bytes, int, list[int]]:
     """The corrected re-export of STANDBY_MAY: 5 lines' minutes changed by +5."""
     original = (ctx.raw / STANDBY_MAY).read_bytes()
     lines = original.split(b"\n")
@@ -385,7 +385,7 @@ def _corrected(ctx: Context) -> tuple[bytes, float, list[int]]:
         lines[i] = b",".join(f)
         changed.append(i)
         start = i + 600
-    return b"\n".join(lines), (ctx.raw / STANDBY_MAY).stat().st_mtime + 24 * HOUR, changed
+    return b"\n".join(lines), (ctx.raw / STANDBY_MAY).stat().st_mtime_ns + 24 * HOUR, changed
 
 
 _CORRECTED_REF: dict[Path, tuple[Path, dict]] = {}
@@ -464,7 +464,7 @@ def grown_file(ctx: Context) -> Outcome:
     appending): exactly the appended rows land, with their rejected rows' whole-file lines."""
     key = STANDBY_LAST
     original = (ctx.raw / key).read_bytes()
-    mtime = (ctx.raw / key).stat().st_mtime
+    mtime = (ctx.raw / key).stat().st_mtime_ns
     lines = original.rstrip(b"\n").split(b"\n")
     rejected = _clean_rejected(ctx, key)
     last_rejected = max(ln for ln, _ in rejected)  # physical line, 1-based
@@ -501,7 +501,7 @@ def _unreadable(ctx: Context, name: str, fault: str, key: str, bad: bytes, what:
     the third quarantines it, a fourth skips it; `bambam ingest quarantine` lists it; then the
     good file is put back and released (`bambam ingest release KEY`) and a full run lands it."""
     original = (ctx.raw / key).read_bytes()
-    mtime = (ctx.raw / key).stat().st_mtime
+    mtime = (ctx.raw / key).stat().st_mtime_ns
     home = ctx.home(name)
     _put(home, key, bad, mtime - HOUR)
     env = {"BAMBAM_INGEST_MAX_ATTEMPTS": str(MAX_ATTEMPTS)}
