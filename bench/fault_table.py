@@ -9,7 +9,10 @@ run over them is the reference; each fault runs on a fresh home from the same fi
 is run again without the fault and compared with the reference (fact rows lost and duplicated,
 and every table's and curve file's row count and content hash). The S3 faults use a real moto
 server behind a fault-injecting proxy. A fault passes when nothing was lost, duplicated or
-changed, no half-written file was servable, and the rerun succeeded.
+changed, no half-written file was servable, and the rerun succeeded. The bad input scenarios
+(bench/faults/bad_input.py) also account for what the damage should cost: the damaged lines
+rejected with their line numbers, their facts (and only theirs) absent, before the good file
+arrives and the home must equal the reference.
 """
 
 from __future__ import annotations
