@@ -532,7 +532,7 @@ def _unreadable(ctx: Context, name: str, fault: str, key: str, bad: bytes, what:
             checks.append(f"`bambam ingest quarantine` does not list it: {q.output.strip()!r}")
         _put(home, key, original, mtime)
         r = _cli(home, "ingest", "release", key, env=env)
-        listed.append(f"release: exit {r.rc} {r.output.strip()[:120]!r}")
+        listed.append(f"`bambam ingest release {key}`: exit {r.rc}, {r.output.strip()[:120]!r}")
         if r.rc != 0:
             checks.append(f"`bambam ingest release {key}`: exit {r.rc}")
         return checks
@@ -544,7 +544,7 @@ def _unreadable(ctx: Context, name: str, fault: str, key: str, bad: bytes, what:
     out.notes += [f"manifest after each ingest run: {'; '.join(seen)}",
                   f"error: {seen_error[0] if seen_error else '?'}",
                   f"`bambam ingest quarantine`: {listed[0] if listed else '?'}",
-                  *(f"`bambam ingest {x}" for x in listed[1:])]
+                  *listed[1:]]
     return out
 
 
