@@ -286,10 +286,16 @@ def _materializations_after(instance, cursor: int) -> list[tuple[str, str | None
 
     events = []
     for key in instance.get_asset_keys():  # a loop over assets (tens)
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=100_000).records
-        events += [(key.to_user_string(), r.event_log_entry.asset_materialization.partition)
-                   for r in records]
+        page = None
+        while True:  # pages of at most 10,000 records (Dagster's limit)
+            result = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor), limit=10_000,
+                cursor=page, ascending=True)
+            events += [(key.to_user_string(), r.event_log_entry.asset_materialization.partition)
+                       for r in result.records]
+            if not result.has_more:
+                break
+            page = result.cursor
     return events
 
 
@@ -356,17 +362,17 @@ def run_phase(code: Code, phase: str, home: Path, raw: Path, as_of: date, max_ph
                 break
             runs = _runs_since(instance, t0 - 1)
             done, last = settled(runs, _backfill_in_progress(instance), t0, time.time())
-            if len(runs) != reported:
-                reported = len(runs)
-                r = runs[-1]
-                log(f"[{code.label} {phase}] {time.time() - t0:5.0f}s run {len(runs)}: {r.job} "
-                    f"{list(r.selection)[:4]} {r.trigger}")
+            for n, r in enumerate(runs[reported:], start=reported + 1):  # the new runs
+                log(f"[{code.label} {phase}] {r.created - t0:5.0f}s run {n}: {r.job} "
+                    f"{list(r.selection)[:6]} {r.trigger}")
+            reported = len(runs)
             if done:
                 break
         t_end = time.time()
     finally:
         stop_tree(proc, sampler, log=log)
     cpu = _children_cpu() - cpu0
+    log(f"[{code.label} {phase}] CPU {cpu:.1f} s (rusage), psutil {cpu_split(sampler.samples)}")
     runs = _runs_since(instance, t0 - 1)
     ends = [r.ended for r in runs if r.ended]
     result = {
