@@ -69,7 +69,10 @@ QUIET_S = 330.0
 POLL_S = 5.0
 BACKDATE_HOURS = 25.0  # as bench.daily_bench: a run exactly 24 h old is not yet due
 PR_SET_CHILD_SUBREAPER = 36
-RUN_WORKER_MARKERS = ("execute_run", "api execute_run")  # `dagster api execute_run ...`
+# A run worker: the daemon's run launcher asks the code server to start the run, which spawns
+# it with multiprocessing's "spawn" context (dagster/_grpc/server.py); the steps below it come
+# from a forkserver, so `spawn_main` marks only run workers.
+RUN_WORKER_MARKERS = ("spawn_main", "api execute_run")
 
 
 # ---- pure logic (no dagster): settle rule and summaries -----------------------------------------
@@ -151,8 +154,12 @@ def markdown_table(rows: list[dict]) -> str:
         failed = sum(g["runs"] for g in r["runs_by_group"] if g["status"] != "SUCCESS")
         runs = f"{r['runs']}" + (f" ({failed} not SUCCESS)" if failed else "")
         split = r["cpu_psutil"]
-        settled_s = (f"{r['wall_to_settled_s']:.0f}" if r["settled"]
-                     else f"not settled ({r['wall_s']:.0f})")
+        if r.get("fixed_s"):
+            settled_s = f"n/a (ran {r['wall_s']:.0f})"
+        elif r["settled"]:
+            settled_s = f"{r['wall_to_settled_s']:.0f}"
+        else:
+            settled_s = f"not settled (stopped at {r['wall_s']:.0f})"
         lines.append(f"| {r['phase']} | {r['code']} | {runs} | {r['cpu_s']:.0f} | "
                      f"{split['runs']:.0f} / {split['daemon']:.0f} | "
                      f"{r['wall_to_last_run_s']:.0f} | {settled_s} | {mats} |")
@@ -213,6 +220,15 @@ class TreeSampler:
                 continue
 
 
+def _alive(p) -> bool:
+    import psutil
+
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def stop_tree(proc: subprocess.Popen, sampler: TreeSampler, log=print) -> None:
     """SIGINT to the daemon (its own shutdown), then SIGTERM / SIGKILL to whatever is left below
     this process, and reap everything."""
@@ -229,9 +245,10 @@ def stop_tree(proc: subprocess.Popen, sampler: TreeSampler, log=print) -> None:
             proc.wait()
     for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
         left = psutil.Process().children(recursive=True)
-        if not left:
+        alive = [p for p in left if _alive(p)]
+        if not alive:
             break
-        log(f"{len(left)} processes left after the daemon: {sig.name}")
+        log(f"{len(alive)} processes left after the daemon: {sig.name}")
         for p in left:  # a loop over leftover processes
             try:
                 p.send_signal(sig)
@@ -335,8 +352,9 @@ def prepare_instance(code: Code, env: dict) -> None:
 
 
 def run_phase(code: Code, phase: str, home: Path, raw: Path, as_of: date, max_phase_s: float,
-              log=print) -> dict:
-    """Start the daemon, wait until settled (or max_phase_s), stop it; the phase's figures."""
+              log=print, fixed_s: float | None = None) -> dict:
+    """Start the daemon, wait until settled (or max_phase_s), stop it; the phase's figures.
+    `fixed_s`: run the daemon exactly that long instead (the idle phase)."""
     env = _code_env(code, home, raw, as_of)
     prepare_instance(code, env)
     instance = _instance(home / "dagster")
@@ -354,7 +372,7 @@ def run_phase(code: Code, phase: str, home: Path, raw: Path, as_of: date, max_ph
     log(f"[{code.label} {phase}] daemon {proc.pid} started, as of {as_of}")
     done, last, runs, reported = False, t0, [], 0
     try:
-        while time.time() - t0 < max_phase_s:
+        while time.time() - t0 < (fixed_s or max_phase_s):
             time.sleep(POLL_S)
             sampler.sample()
             if proc.poll() is not None:
@@ -366,7 +384,7 @@ def run_phase(code: Code, phase: str, home: Path, raw: Path, as_of: date, max_ph
                 log(f"[{code.label} {phase}] {r.created - t0:5.0f}s run {n}: {r.job} "
                     f"{list(r.selection)[:6]} {r.trigger}")
             reported = len(runs)
-            if done:
+            if done and fixed_s is None:
                 break
         t_end = time.time()
     finally:
@@ -383,7 +401,8 @@ def run_phase(code: Code, phase: str, home: Path, raw: Path, as_of: date, max_ph
         "processes_seen": len(sampler.samples),
         "wall_s": round(t_end - t0, 1),
         "wall_to_last_run_s": round((max(ends) if ends else t0) - t0, 1),
-        "wall_to_settled_s": round(last - t0 + QUIET_S, 1) if done else None,
+        "wall_to_settled_s": round(last - t0 + QUIET_S, 1) if done and not fixed_s else None,
+        "fixed_s": fixed_s,
         "materializations": materialization_counts(_materializations_after(instance, cursor)),
         "daemon_log": str(log_path),
     }
@@ -409,7 +428,7 @@ def prepare_raw(work: Path, log=print) -> tuple[Path, list[str], dict]:
 
 
 def bench_code(code: Code, work: Path, full: Path, changed: list[str], max_phase_s: float,
-               log=print) -> list[dict]:
+               idle_s: float = 0.0, log=print) -> list[dict]:
     """Bootstrap and one new day for one code tree, on its own home and raw copy."""
     from bench import new_day
     from bench.daily_bench import backdate_models
@@ -423,7 +442,14 @@ def bench_code(code: Code, work: Path, full: Path, changed: list[str], max_phase
     new_day.land(full, raw, changed)
     day = run_phase(code, "one new day", home, raw, DAY, max_phase_s, log)
     day["model_versions_backdated"] = moved
-    return [boot, day]
+    return [boot, day] + ([idle_phase(code, home, raw, idle_s, log)] if idle_s else [])
+
+
+def idle_phase(code: Code, home: Path, raw: Path, idle_s: float, log=print) -> dict:
+    """The daemon on a settled home with nothing new, for exactly `idle_s`: its cost per hour of
+    doing nothing (sensor ticks, and the code server Dagster's daemon restarts every 60 s to
+    reload the workspace)."""
+    return run_phase(code, "idle", home, raw, DAY, idle_s, log, fixed_s=idle_s)
 
 
 def _commit(root: Path) -> str:
@@ -443,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default /tmp/...)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
     ap.add_argument("--max-phase-s", type=float, default=2400.0)
+    ap.add_argument("--idle-s", type=float, default=600.0,
+                    help="then run the daemon this long on the settled home (0: skip)")
+    ap.add_argument("--idle-home", type=Path, default=None,
+                    help="only the idle phase, on this kept home (raw: its sibling raw_LABEL)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--table", nargs="+", type=Path, default=None, metavar="JSON",
                     help="only print the table of earlier reports (e.g. a before and an after)")
@@ -455,6 +485,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(labels) != len(roots):
         ap.error("one --label per --code-root")
     _become_subreaper()
+    if args.idle_home:
+        home = args.idle_home.resolve()
+        code = Code(labels[0], roots[0], _commit(roots[0]))
+        phase = idle_phase(code, home, home.parent / f"raw_{labels[0]}", args.idle_s)
+        out = args.out or OUT_DIR / f"automation_cost_idle_{labels[0]}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"phases": [phase], "load_after": os.getloadavg()}, indent=1,
+                                  default=str))
+        print(markdown_table([phase]))
+        return 0
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     work = args.work or Path(f"/tmp/bambam_automation_cost_{stamp}")
     work.mkdir(parents=True, exist_ok=False)
@@ -468,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         report["workload"] |= {"generated": summary, "changed_files": changed}
         for root, label in zip(roots, labels):  # a loop over code trees (1-2)
             code = Code(label, root, _commit(root))
-            report["phases"] += bench_code(code, work, full, changed, args.max_phase_s)
+            report["phases"] += bench_code(code, work, full, changed, args.max_phase_s,
+                                           args.idle_s)
             report["load_after_" + label] = os.getloadavg()
     finally:
         if not args.keep:
