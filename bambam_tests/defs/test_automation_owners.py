@@ -142,3 +142,31 @@ def test_model_forecast_sensor_requests_one_range_run_of_the_promoted_entities()
             "entity_model", partition="DL3", metadata={"promoted": False}))
         rejected = tick(data.cursor)
         assert rejected.run_requests == [] and "none promoted" in rejected.skip_message
+
+
+def test_entities_added_after_their_facts_get_their_first_backfill() -> None:
+    """A fresh home under the daemon's production intervals (bench/automation_cost.py found it):
+    the ingest's facts and the dimensions land before the raw-files sensor's next tick adds the
+    entity partitions, so the facts' data version changed while there was no partition to
+    request. The new partitions, missing, are requested once, by the first tick after their
+    inputs (their first model, from the retrain run) are no longer missing."""
+    with dg.instance_for_test() as instance:
+        for key in ("fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
+                    "posted_aggregates"):
+            _materialize(instance, key, "v1")
+        before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert _requested(before, "entity_backfill") == set()  # no entity partition yet
+        instance.add_dynamic_partitions("entity", ENTITIES)
+        blocked = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                    cursor=before.cursor)
+        assert _requested(blocked, "entity_backfill") == set()  # no model yet
+        for code in ENTITIES:  # the retrain run (its forecasts come with it)
+            _materialize(instance, "entity_model", "v0001", code)
+            _materialize(instance, "entity_forecast", "f1", code)
+        added = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=blocked.cursor)
+        assert _requested(added, "entity_backfill") == set(ENTITIES)
+        # requested once: an entity whose backfill wrote nothing (no facts) is not asked again
+        again = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=added.cursor)
+        assert _requested(again, "entity_backfill") == set()
