@@ -160,7 +160,8 @@ def entity_forecast(
     # each file recomputes only its park days whose facts or hours changed (lib/forecasts/
     # backfill.py) and an entity with none is not materialized. A new model does not rewrite
     # history, so entity_model's changes are not followed.
-    automation_condition=per_entity_on_changed_inputs(ignore=("entity_model",)),
+    automation_condition=per_entity_on_changed_inputs(ignore=("entity_model",),
+                                                      first_when_added=True),
     description="Per entity: 5-minute ACTUAL curves of past park days (observed, else imputed "
     "from POSTED with the with-POSTED model; closed slots null) in "
     "BAMBAM_HOME/backfill/entity_code={CODE}/backfill.parquet.",
