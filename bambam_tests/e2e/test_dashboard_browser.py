@@ -24,7 +24,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from bambam_tests.builders import CHROMIUM, CHROMIUM_ARGS, GRAPH_POINTS_JS
+from bambam_tests.builders import CHROMIUM, CHROMIUM_ARGS, GRAPH_POINTS_JS, stop_server
 
 AS_OF = "2024-04-30"
 DAY_BEFORE = "2024-04-29"
@@ -164,20 +164,23 @@ def server(demo_home: Path) -> Iterator[str]:
     env = {**os.environ, "BAMBAM_HOME": str(demo_home), "BAMBAM_AS_OF": AS_OF,
            "DAGSTER_HOME": str(demo_home / "dagster"), "BAMBAM_DASH_USER": USER,
            "BAMBAM_DASH_PASSWORD": PASSWORD, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "bambam_assets.cli.dashboard", "--port",
-                             str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # its output to a file: a pipe nobody reads fills up, and a thread blocked writing a log
+    # line holds logging's lock, so the process hung at exit after SIGTERM (seen in CI)
+    log_path = demo_home.parent / "dashboard.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bambam_assets.cli.dashboard", "--port",
+                                 str(port)], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90  # the warm-up takes 15 s at a load average of 10
         while _get(url + "/", (USER, PASSWORD)) != 200:
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "dashboard did not start"
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc, log_path)
 
 
 @pytest.fixture(scope="module")

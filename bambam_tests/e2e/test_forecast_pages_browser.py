@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bambam_assets.lib.forecasts.api_reads import Reader
-from bambam_tests.builders import CHROMIUM, CHROMIUM_ARGS, GRAPH_POINTS_JS
+from bambam_tests.builders import CHROMIUM, CHROMIUM_ARGS, GRAPH_POINTS_JS, stop_server
 from bambam_tests.builders import FORECAST_API_AS_OF as FORECAST_AS_OF
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,20 +59,23 @@ def server(forecast_home: Path) -> Iterator[str]:
     env = {**os.environ, "BAMBAM_HOME": str(forecast_home), "BAMBAM_AS_OF": FORECAST_AS_OF,
            "DAGSTER_HOME": str(forecast_home / "dagster"), "BAMBAM_DASH_USER": USER,
            "BAMBAM_DASH_PASSWORD": PASSWORD, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([sys.executable, "-m", "bambam_assets.cli.dashboard", "--port",
-                             str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # its output to a file: a pipe nobody reads fills up, and a thread blocked writing a log
+    # line holds logging's lock, so the process hung at exit after SIGTERM (seen in CI)
+    log_path = forecast_home.parent / "dashboard.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bambam_assets.cli.dashboard", "--port",
+                                 str(port)], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while _status(url + "/calendar") != 200:
-            assert proc.poll() is None, proc.stdout.read()
+            assert proc.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "dashboard did not start"
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_server(proc, log_path)
 
 
 @pytest.fixture(scope="module")
