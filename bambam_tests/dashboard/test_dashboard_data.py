@@ -406,3 +406,47 @@ def test_status_page_renders_before_a_run_starts(tmp_path: Path,
     assert frame["run_id"].tolist() == [created.run_id] and pd.isna(frame["started_at"].iloc[0])
     text = str(status.layout(ctx, {}))
     assert "NOT_STARTED" in text and "created-" in text
+
+
+def test_the_dashboard_stops_on_sigterm_even_when_its_parent_ignored_it(tmp_path: Path) -> None:
+    """An ignored SIGTERM survives exec (a background job of a CI shell): the dashboard served,
+    then outlived terminate() (its SigIgn mask had SIGTERM). `bambam dashboard` now stops."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "BAMBAM_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster"),
+           "PYTHONWARNINGS": "ignore"}
+    for var in ("BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"):
+        env.pop(var, None)
+    log = tmp_path / "dashboard.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bambam_assets.cli.dashboard", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "dashboard did not start"
+            time.sleep(0.2)
+        proc.terminate()
+        assert proc.wait(timeout=15) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
