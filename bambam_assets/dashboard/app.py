@@ -7,6 +7,7 @@ and `start_in_thread` beside other work (what `bambam ui` uses next to `dagster 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -109,8 +110,20 @@ def _warm_then_serve(app: dash.Dash, server: BaseWSGIServer) -> None:
     server.serve_forever()
 
 
+def _stop_on_sigterm() -> None:
+    # A server must stop on SIGTERM even when its parent left SIGTERM ignored (an ignored
+    # disposition survives exec: a test's dashboard under a background CI job outlived
+    # terminate() with SIGTERM in its SigIgn mask). Like Ctrl-C, it ends serve_forever.
+    def _interrupt(_signo, _frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def serve(home: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the dashboard until interrupted (blocking), every page built once first."""
+    """Serve the dashboard until interrupted or terminated (blocking), every page built once
+    first."""
+    _stop_on_sigterm()
     _warm_then_serve(*_server(home, host, port))
 
 
