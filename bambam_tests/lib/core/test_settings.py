@@ -31,6 +31,9 @@ EXEMPTIONS: dict[tuple[str, str], str] = {
         "the fault suite's child `bambam run` gets a copy of the environment pointing at its home",
     ("bench/live_bench.py", "copy"):
         "the benchmark's API server child gets a copy of the environment ({**os.environ, ...})",
+    ("bench/automation_cost.py", "copy"):
+        "the benchmark's `dagster-daemon` child gets a copy of the environment pointing at its "
+        "home and code tree",
     ("bench/responsiveness_bench.py", "copy"):
         "the benchmark's dashboard and API server children get a copy of the environment "
         "pointing at the measured home",
