@@ -119,8 +119,8 @@ def test_calendar_month_shows_each_days_level_and_range(page, server: str,
     assert points == [31]
     # April: history days (observed) and forecast days (from the Monday of the as-of week)
     page.click("#cal-prev")
-    page.wait_for_function("() => document.querySelector('#page h3').textContent"
-                           ".includes('April 2024')")
+    page.wait_for_function("() => document.querySelector('#page h3')?.textContent"
+                           "?.includes('April 2024')")
     assert page.locator("#cal-2024-04-15 .cal-range").inner_text() == "observed"
     assert page.locator("#cal-2024-04-29").get_attribute("class") == "cal-forecast"
     assert "deciles of" in page.inner_text("#cal-scale")
@@ -159,8 +159,10 @@ def test_best_times_page_lists_each_entitys_windows(page, server: str,
     assert best == [e["best_period"].replace("_", " ") for e in expected]
     assert page.evaluate(GRAPH_POINTS_JS, ["best-periods"]) == [6]  # 3 periods x 2 entities
     page.click("#best-next")
-    page.wait_for_function("() => document.querySelector('#page h3').textContent"
-                           ".includes('07 May 2024')")
+    page.wait_for_function("() => document.querySelector('#page h3')?.textContent"
+                           "?.includes('07 May 2024')")
     page.goto(server + "/best-times?park=DL&date=2030-01-01")  # outside the horizon: said so
-    page.wait_for_function("() => document.querySelector('#page').innerText"
-                           ".includes('outside the forecast horizon')")  # rendered after load
+    # rendered after load; null-safe: right after goto the page has no #page yet (a TypeError
+    # there ends wait_for_function instead of retrying: seen in CI)
+    page.wait_for_function("() => document.querySelector('#page')?.innerText"
+                           "?.includes('outside the forecast horizon')")
