@@ -246,11 +246,21 @@ def _execute(instance: dg.DagsterInstance, keys: list[dg.AssetKey], tags: dict,
     # brings the stream back.
     config = {**target.run_config(run_config),
               "loggers": {"console": {"config": {"log_level": settings.log_level()}}}}
-    result = _asset_job().execute_in_process(
-        instance=instance, asset_selection=keys, raise_on_error=False, run_config=config,
-        tags={**tags, **target.knobs.tags(_train_mode_of(run_config)),
-              retrain.TRIGGER_TAG: CLI_TRIGGER, RUNNER_TAG: _this_process()},
-    )
+    # One planned event per asset of a range run, not one per entity partition: at 1,694
+    # entities those were 5,082 event-log writes per `bambam run` (42 of a daily run's 575 s
+    # on SQLite, bench/full_bench.py profiled). What it costs: Dagster derives in-progress and
+    # failed partitions from per-partition planned events, so the UI shows a CLI range run's
+    # partitions neither as in progress nor, when the run fails, as failed (per partition they
+    # would all be failed, the unchanged ones too: the steps materialize only the entities whose
+    # files changed; failures are the per-entity "error" observations and the failed run's
+    # alert). Only this process's runs: the daemon's keep per-partition events, which its
+    # conditions' ~in_progress() reads.
+    with settings.planned_events_as_subsets():
+        result = _asset_job().execute_in_process(
+            instance=instance, asset_selection=keys, raise_on_error=False, run_config=config,
+            tags={**tags, **target.knobs.tags(_train_mode_of(run_config)),
+                  retrain.TRIGGER_TAG: CLI_TRIGGER, RUNNER_TAG: _this_process()},
+        )
     _collect(result, summary)
     if not result.success:
         log("the run failed: later layers not attempted (see the errors above)")

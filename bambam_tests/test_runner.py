@@ -7,6 +7,7 @@ import os
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from bambam_assets.defs.resources import (
@@ -39,6 +40,11 @@ def test_every_run_carries_the_knobs_and_uses_the_given_home(bambam_home: Path,
         assert {"entity_model", "entity_forecast", "entity_backfill",
                 "park_wti"} <= set(summary.materialized)
         runs = [instance.get_run_by_id(run_id) for run_id in summary.run_ids]
+        # a range run plans each asset once, with the range as a subset: not one event-log
+        # write per entity partition (5,082 of them per run at 1,694 entities)
+        planned = {run.run_id: instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+            for run in runs if run.tags.get("dagster/asset_partition_range_start")}
     finally:
         instance.dispose()
     assert len(runs) == 5  # upstream layers, entity_model, forecast, backfill, WTI
@@ -52,6 +58,12 @@ def test_every_run_carries_the_knobs_and_uses_the_given_home(bambam_home: Path,
         assert resources["raw_source"]["config"]["uri"] == str(raw)
         assert resources["run_settings"]["config"] == {
             "as_of": "2024-05-31", "forecast_days": 3, "backfill_days": 5}
+    assert len(planned) == 3  # entity_model, entity_forecast, entity_backfill
+    for records in planned.values():
+        (event,) = records
+        data = event.event_log_entry.dagster_event.event_specific_data
+        assert data.partition is None and set(data.partitions_subset.get_partition_keys()) == {
+            "MK1", "MK2"}
     (model_run,) = [r for r in runs if "entity_model" in r.run_config.get("ops", {})]
     assert model_run.run_config["ops"]["entity_model"]["config"]["mode"] == "full"
     # the given home holds everything; the environment's home and the environment are untouched

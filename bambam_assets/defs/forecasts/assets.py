@@ -17,7 +17,7 @@ from bambam_assets.defs.groups import group_of
 from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import settings
-from bambam_assets.lib.core.progress import StepProgress
+from bambam_assets.lib.core.progress import StepProgress, is_milestone
 from bambam_assets.lib.dimensions import inputs
 from bambam_assets.lib.forecasts import backfill, forecast, published, wti
 from bambam_assets.lib.forecasts import posted_aggregates as pa
@@ -115,8 +115,12 @@ def entity_forecast(
 
     def on_done(res: forecast.EntityResult) -> None:
         progress.advance(res.entity_code, failed=res.mode == forecast.FAILED)
-        context.log.info(f"forecast {progress.done} of {len(keys)}: {res.entity_code} {res.mode} "
-                         f"{res.rows:,} rows in {res.seconds:.2f}s")
+        if res.mode == forecast.FAILED:
+            context.log.error(f"forecast {progress.done} of {len(keys)}: {res.entity_code} "
+                              f"failed: {'; '.join(res.notes)}")
+        elif is_milestone(progress.done, len(keys)):  # every entity is in progress.json
+            context.log.info(f"forecast {progress.done} of {len(keys)}: {res.entity_code} "
+                             f"{res.mode} {res.rows:,} rows in {res.seconds:.2f}s")
 
     t0 = time.perf_counter()
     results = forecast.run_forecast(warehouse.reader, home, keys, as_of, horizon, on_done,

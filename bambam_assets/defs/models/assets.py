@@ -12,7 +12,7 @@ from bambam_assets.defs.models.partitions import entity_partitions
 from bambam_assets.defs.resources import RunSettingsResource, WarehouseResource
 from bambam_assets.lib.core import settings
 from bambam_assets.lib.core.paths import HomePaths
-from bambam_assets.lib.core.progress import StepProgress
+from bambam_assets.lib.core.progress import StepProgress, is_milestone
 from bambam_assets.lib.models import batch as tb
 from bambam_assets.lib.models import (
     incremental,
@@ -27,9 +27,10 @@ from bambam_assets.lib.models.features import build_posted_frame, build_training
 
 # The asset-level freshness alarm (1.13 FreshnessPolicy). It judges entity_model by its latest
 # materialization of ANY partition (measured on Dagster 1.13), so it cannot hold the per-entity,
-# per-tier ages (lib/models/staleness.py); it raises the alarm when the whole layer falls behind: the daily run
+DUE_SHOWN = 20  # due entities named in the step's log line (every one: retrain_evaluations)
 # and the critical tier's 1-day age keep entity_model materialized at least daily, so 24 h without
 # any model materialization warns and 26 h fails.
+DUE_SHOWN = 20  # due entities named in the step's log line (all: table retrain_evaluations)
 MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
 
@@ -132,11 +133,15 @@ def _train(context: dg.AssetExecutionContext, config: TrainConfig, warehouse: Wa
         progress.advance(code, failed=bool(error), total=n)
         if error:
             context.log.error(f"entity {k} of {n}: {code} failed: {error}")
-        else:
+        elif is_milestone(k, n):  # every entity is in progress.json
             context.log.info(f"entity {k} of {n}: {code} trained")
 
-    for code, reason in config.reasons.items():
-        context.log.info(f"due: {code}: {reason}")
+    # every entity's reason is in retrain_evaluations too (written below)
+    if config.reasons:
+        context.log.info(f"due: {len(config.reasons)} entities: " + "; ".join(
+            f"{code}: {reason}" for code, reason in list(config.reasons.items())[:DUE_SHOWN])
+            + (f"; and {len(config.reasons) - DUE_SHOWN} more"
+               if len(config.reasons) > DUE_SHOWN else ""))
     result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
                          workers=config.workers or None, mode=config.mode,
                          target_counts=counts, tail_entities=tails, plan=planned,

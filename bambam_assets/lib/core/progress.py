@@ -123,3 +123,13 @@ class StepProgress:
                        total=self.total, entity=entity, started_at=self.started_at,
                        failed=self.failed,
                        state="running" if self.done < self.total else "done")
+
+
+def is_milestone(done: int, total: int, parts: int = 10) -> bool:
+    """Whether item `done` of `total` is worth a log line: the first, each tenth of the way and
+    the last. In a Dagster step every log line is an event-log write (~8 ms on SQLite): one per
+    entity was 2,665 of them in a daily run at 1,694 entities; progress.json has every item."""
+    if done <= 1 or done >= total:
+        return True
+    step = max(1, total // parts)
+    return done % step == 0

@@ -14,7 +14,8 @@ BAMBAM_* name read here). Pure: no Dagster import.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -383,3 +384,24 @@ def alert_webhook(env: Mapping[str, str] | None = None) -> str | None:
     if value and not value.startswith(("http://", "https://")):
         raise _bad(ALERT_WEBHOOK, value, "an http:// or https:// URL")
     return value or None
+
+
+# Dagster's own switch, read by its event log storage each time a run is created: a range run
+# records one ASSET_MATERIALIZATION_PLANNED event per asset (the partition range as a subset)
+# instead of one per partition.
+DAGSTER_PLANNED_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+@contextmanager
+def planned_events_as_subsets() -> Iterator[None]:
+    """Within the block, runs created in this process record their planned partitions as one
+    event per asset (DAGSTER_PLANNED_SUBSET set to "true"); the variable is restored after."""
+    before = os.environ.get(DAGSTER_PLANNED_SUBSET)
+    os.environ[DAGSTER_PLANNED_SUBSET] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DAGSTER_PLANNED_SUBSET, None)
+        else:
+            os.environ[DAGSTER_PLANNED_SUBSET] = before

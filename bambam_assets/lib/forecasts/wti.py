@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -42,7 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bambam_assets.lib.core.warehouse import memory_connection, staged, step
+from bambam_assets.lib.core.warehouse import cpu_count, memory_connection, staged, step
 from bambam_assets.lib.forecasts import backfill, forecast
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.backfill import CLOSED_SOURCE
@@ -87,16 +88,24 @@ def values_sql(has_forecast: bool, has_backfill: bool) -> str:
     WHERE entity_code NOT IN (SELECT unnest($excluded::VARCHAR[]))"""
 
 
+# One pass over the values: grouping sets share one scan of the curve files (two queries read
+# every forecast and backfill file of the park twice). Set g = 0: one row per (park, slot);
+# g = 1: one row per (park, park day, entity), whose count says whether the entity had a value.
+PASS_SQL = """
+    SELECT park_code, slot_start, park_date, entity_code, any_value(park_date) AS slot_date,
+           any_value(slot) AS slot, avg(value) AS wti, count(value) AS n_entities,
+           min(value) AS min_actual, max(value) AS max_actual, grouping(slot_start) AS g
+    FROM wti_values
+    GROUP BY GROUPING SETS ((park_code, slot_start), (park_code, park_date, entity_code))
+"""
 SLOT_SQL = """
-    SELECT park_code, any_value(park_date) AS park_date, any_value(slot) AS slot, slot_start,
-           avg(value) AS wti, count(value) AS n_entities,
-           min(value) AS min_actual, max(value) AS max_actual
-    FROM wti_values GROUP BY park_code, slot_start ORDER BY park_code, slot_start
+    SELECT park_code, slot_date AS park_date, slot, slot_start, wti, n_entities,
+           min_actual, max_actual
+    FROM wti_pass WHERE g = 0 ORDER BY park_code, slot_start
 """
 DAY_ENTITIES_SQL = """
-    SELECT park_code, park_date,
-           count(DISTINCT entity_code) FILTER (WHERE value IS NOT NULL) AS n_entities
-    FROM wti_values GROUP BY park_code, park_date
+    SELECT park_code, park_date, count(*) FILTER (WHERE n_entities > 0) AS n_entities
+    FROM wti_pass WHERE g = 1 GROUP BY park_code, park_date
 """
 DAILY_SQL = """
     SELECT s.park_code, s.park_date, avg(s.wti) AS wti,
@@ -127,11 +136,14 @@ def _official_only(values: str) -> str:
 
 def _tables(conn: duckdb.DuckDBPyConnection, values: str, params: dict
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    # two passes over the values (never held in pandas: hundreds of millions of rows at scale)
+    # one pass over the values (never held in pandas: hundreds of millions of rows at scale);
+    # its result is small (a row per slot and per entity-day)
     with step(conn, "park_wti"):
-        slots = conn.execute(f"WITH wti_values AS ({values}) {SLOT_SQL}", params).df()
-        day_entities = conn.execute(f"WITH wti_values AS ({values}) {DAY_ENTITIES_SQL}",
-                                    params).df()
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE wti_pass AS "
+                     f"WITH wti_values AS ({values}) {PASS_SQL}", params)
+        slots = conn.execute(SLOT_SQL).df()
+        day_entities = conn.execute(DAY_ENTITIES_SQL).df()
+        conn.execute("DROP TABLE wti_pass")
     conn.register("wti_slots", slots)
     conn.register("wti_day_entities", day_entities)
     with step(conn, "park_wti_daily"):
@@ -180,11 +192,11 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
     files). With `hours` (official_hours), only the slots within the official hours count (the
     pipeline's rule); without, every slot of the curves does.
 
-    One park at a time: a park's WTI reads only its entities' files, so DuckDB's memory and
-    spill grow with the largest park, not with the estate (one query over every park's
-    backfill and forecast rows exceeded a 5.8 GiB memory and 4 GiB temp limit at 1,694
-    entities x 3 years). Runs in an in-memory DuckDB, so the warehouse is not held while the
-    curves are read.
+    Park by park, one park per CPU at a time: a park's WTI reads only its entities' files, so
+    DuckDB's memory and spill grow with the largest parks, not with the estate (one query over
+    every park's backfill and forecast rows exceeded a 5.8 GiB memory and 4 GiB temp limit at
+    1,694 entities x 3 years). Runs in in-memory DuckDBs, so the warehouse is not held while
+    the curves are read.
     """
     excluded = set(excluded_entities)
     parks = None if days is None else set(days["park_code"])
@@ -195,20 +207,32 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
             if parks is None or park in parks:
                 files.setdefault(park, {curve_files.FORECASTS_DIR: [],
                                         curve_files.BACKFILL_DIR: []})[kind].append(str(path))
-    conn = memory_connection(home)
-    try:
-        if days is not None:
-            conn.register("_wti_days", days.loc[:, ["park_code", "park_date"]])
-        if hours is not None:
-            conn.register("_wti_hours", hours.loc[:, ["park_code", "park_date", "opening_time",
-                                                      "closing_time"]])
-        parts = [_park_tables(conn, files[park], excluded, days is not None, hours is not None)
-                 for park in sorted(files)]
-        if not parts:  # no curve file at all: the empty tables, with their columns
-            parts = [_park_tables(conn, {curve_files.FORECASTS_DIR: [],
-                                         curve_files.BACKFILL_DIR: []}, excluded, False, False)]
-    finally:
-        conn.close()
+    names = sorted(files) or [None]  # no curve file at all: the empty tables, with columns
+    workers = max(1, min(len(names), cpu_count()))
+
+    # One thread per CPU, one park each, each with its own in-memory DuckDB (one thread, its
+    # share of the memory limit): DuckDB releases the GIL, and one park at a time left a core
+    # idle while a park's files were decoded.
+    def one(park: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        conn = memory_connection(home, threads=1, share=workers)
+        try:
+            if park is None:
+                return _park_tables(conn, {curve_files.FORECASTS_DIR: [],
+                                           curve_files.BACKFILL_DIR: []}, excluded, False, False)
+            if days is not None:
+                conn.register("_wti_days", days.loc[days["park_code"] == park,
+                                                    ["park_code", "park_date"]])
+            if hours is not None:
+                conn.register("_wti_hours", hours.loc[hours["park_code"] == park,
+                                                      ["park_code", "park_date", "opening_time",
+                                                       "closing_time"]])
+            return _park_tables(conn, files[park], excluded, days is not None,
+                                hours is not None)
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(one, names))
     slots = pd.concat([sl for sl, _ in parts], ignore_index=True)
     daily = pd.concat([d for _, d in parts], ignore_index=True)
     return slots, daily

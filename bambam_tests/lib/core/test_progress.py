@@ -10,7 +10,12 @@ import time
 from pathlib import Path
 
 from bambam_assets.lib.core import progress as progress_module
-from bambam_assets.lib.core.progress import StepProgress, read_progress, write_progress
+from bambam_assets.lib.core.progress import (
+    StepProgress,
+    is_milestone,
+    read_progress,
+    write_progress,
+)
 
 
 class _SlowJson:
@@ -68,3 +73,10 @@ def test_a_step_whose_writer_was_killed_reads_interrupted(tmp_path: Path) -> Non
     # this process's own running step stays running
     StepProgress(tmp_path, "run-2", "backfill", total=3)
     assert read_progress(tmp_path)["steps"]["backfill"]["state"] == "running"
+
+
+def test_milestones_are_the_first_each_tenth_and_the_last() -> None:
+    marks = [k for k in range(1, 1695) if is_milestone(k, 1694)]
+    assert marks[0] == 1 and marks[-1] == 1694
+    assert len(marks) == 12  # 1, 169, 338, ..., 1690, 1694
+    assert all(is_milestone(k, 3) for k in (1, 2, 3))  # a few items: every one

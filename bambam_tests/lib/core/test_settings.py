@@ -7,7 +7,7 @@ import ast
 import re
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -175,7 +175,11 @@ def test_defaults_and_values(tmp_path: Path) -> None:
     assert settings.raw_uri({settings.HOME: str(tmp_path)}) == str(tmp_path.resolve() / "raw")
     assert settings.raw_uri({settings.RAW: "s3://b/p"}) == "s3://b/p"
     assert settings.dagster_home({settings.HOME: str(tmp_path)}) == tmp_path.resolve() / "dagster"
-    assert settings.as_of(none) == date.today()
+    # unset: the park date furthest behind (6 AM rule), not the machine's date: at 03:50 UTC
+    # the US parks are still on the previous day (this line failed then when it said today)
+    assert settings.as_of(none, now=datetime(2026, 12, 3, 3, 50, tzinfo=UTC)) == date(2026, 12, 2)
+    assert settings.as_of(none, now=datetime(2026, 12, 3, 15, 0, tzinfo=UTC)) == date(2026, 12, 3)
+    assert settings.as_of(none) in (date.today() - timedelta(days=1), date.today())
     assert settings.as_of({settings.AS_OF: " 2024-03-31 "}) == date(2024, 3, 31)
     assert settings.forecast_days(none) is None and settings.backfill_days(none) is None
     assert settings.forecast_days({settings.FORECAST_DAYS: "30"}) == 30
