@@ -27,12 +27,14 @@ from bambam_assets.lib.models.features import build_posted_frame, build_training
 
 # The asset-level freshness alarm (1.13 FreshnessPolicy). It judges entity_model by its latest
 # materialization of ANY partition (measured on Dagster 1.13), so it cannot hold the per-entity,
-DUE_SHOWN = 20  # due entities named in the step's log line (every one: retrain_evaluations)
-# and the critical tier's 1-day age keep entity_model materialized at least daily, so 24 h without
-# any model materialization warns and 26 h fails.
-DUE_SHOWN = 20  # due entities named in the step's log line (all: table retrain_evaluations)
+# per-tier ages (lib/models/staleness.py); it raises the alarm when the whole layer falls
+# behind: the daily run and the critical tier's 1-day age keep entity_model materialized at
+# least daily, so 24 h without any model materialization warns and 26 h fails.
 MODEL_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=24))
+
+
+DUE_SHOWN = 20  # due entities named in the step's log line (all: table retrain_evaluations)
 
 
 class TrainConfig(dg.Config):
