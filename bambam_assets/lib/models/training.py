@@ -196,7 +196,7 @@ def _band_scale(booster: xgb.Booster, best: int, x: pd.DataFrame, frame: pd.Data
     return {} if scale is None else {"band_scale": round(scale, 4), "band_rows": len(outside)}
 
 
-def _insample_band(raw: bytes, encodings: dict, frame: pd.DataFrame, nthread: int) -> dict:
+def insample_band(raw: bytes, encodings: dict, frame: pd.DataFrame, nthread: int) -> dict:
     """The forecast band's hourly offsets (unscaled) of the shipped booster, fitted as
     lib.forecasts.band.fit_band fits them (the newest 30 % of the rows, at least 200, in-sample)
     on the rows it was trained on: stored with the version, so the forecast does not read the
@@ -317,7 +317,7 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
         models[WITHOUT_POSTED], metrics[WITHOUT_POSTED], test_pred = _train_xgb(
             frame, split, FEATURES_WITHOUT_POSTED, encodings, nthread, calibrate=True)
         features[WITHOUT_POSTED] = list(FEATURES_WITHOUT_POSTED)
-        metrics[WITHOUT_POSTED].update(_insample_band(
+        metrics[WITHOUT_POSTED].update(insample_band(
             models[WITHOUT_POSTED], encodings, frame, nthread))
         if queue_type != "PRIORITY":
             has_posted = frame["posted_matched"].notna().to_numpy()

@@ -6,9 +6,11 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from bambam_assets.lib.forecasts import band
 from bambam_assets.lib.models import batch as train_batch
 from bambam_assets.lib.models import incremental, registry, training
 from bambam_tests.builders import INCR_NOW as NOW
@@ -31,6 +33,13 @@ def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
     rounds_before = loaded.boosters["without_posted"].num_boosted_rounds()
     assert upd.metrics["without_posted"]["rounds"] == rounds_before + 30
     assert set(upd.models) == {"without_posted", "with_posted"}
+    # the update stores its band as a full retrain does (the forecast reads no training rows
+    # for it): fit_band's offsets on the rows it read, to the stored rounding
+    stored, fitted = band.stored_band(upd), band.fit_band(upd, frame)
+    assert band.has_stored_band({"metrics": upd.metrics}) and stored.rows == fitted.rows
+    np.testing.assert_allclose(stored.low, fitted.low, atol=1e-3 * fitted.scale)
+    np.testing.assert_allclose(stored.high, fitted.high, atol=1e-3 * fitted.scale)
+    assert abs(stored.scale - fitted.scale) < 1e-3
     # through the registry guard, judged against the incumbent's MAE on the same days
     work = tmp_path / "m"
     shutil.copytree(root, work)
