@@ -73,14 +73,22 @@ class ColdStart:
         return 0 if w is None else hash((self.version, round(w, 4))) & 0x7FFFFFFF
 
     def blend(self, entity: str, distinct: pd.DataFrame, own: np.ndarray,
-              nthread: int | None = None) -> np.ndarray:
-        """`own` (one prediction per row of `distinct`) blended toward the global model."""
+              nthread: int | None = None,
+              prepared: global_model.GlobalRows | None = None) -> np.ndarray:
+        """`own` (one prediction per row of `distinct`) blended toward the global model.
+        `prepared`: `self.prepare(distinct)`, shared by the entities of a chunk."""
         w = self.weights.get(entity)
         if w is None or len(distinct) == 0:
             return own
-        rows = distinct.assign(**self.attributes[entity])
-        glob = global_model.predict_global(self, rows, nthread)
+        if prepared is None:
+            prepared = self.prepare(distinct, nthread)
+        glob = prepared.predict(self.attributes[entity])
         return w * np.asarray(own, dtype=np.float64) + (1.0 - w) * glob
+
+    def prepare(self, distinct: pd.DataFrame, nthread: int | None = None
+                ) -> global_model.GlobalRows:
+        """The global model parsed and `distinct` encoded once, for every entity of a chunk."""
+        return global_model.GlobalRows(self, distinct, nthread)
 
 
 def plan(conn: duckdb.DuckDBPyConnection, home: Path, entities: Sequence[str],

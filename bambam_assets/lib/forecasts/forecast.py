@@ -55,7 +55,7 @@ from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.forecasts.band import apply_band, fit_band, has_stored_band, stored_band
 from bambam_assets.lib.forecasts.posted_aggregates import ROUND_TO, lookup_cte_sql
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
-from bambam_assets.lib.models import registry, training, worker_pool
+from bambam_assets.lib.models import global_model, registry, training, worker_pool
 from bambam_assets.lib.models.features import (
     CATEGORICAL_FEATURES,
     FEATURES_WITHOUT_POSTED,
@@ -208,10 +208,12 @@ def posted_values(conn: duckdb.DuckDBPyConnection, park_code: str, entities: Seq
 def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarray | None,
                    nthread: int | None = None,
                    cold: cold_start.ColdStart | None = None,
-                   numeric: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                   numeric: dict[str, np.ndarray] | None = None,
+                   prepared: global_model.GlobalRows | None = None) -> pd.DataFrame:
     """One entity's forecast. Grain: one row per slot where actual or posted is known;
-    columns curve_files.FORECAST_COLUMNS. `numeric`: training.encode_numeric(sf.distinct),
-    shared by the entities of a chunk (only the categories depend on the version)."""
+    columns curve_files.FORECAST_COLUMNS. `numeric`: training.encode_numeric(sf.distinct), and
+    `prepared`: cold.prepare(sf.distinct), shared by the entities of a chunk (only the
+    categories depend on the version, only the attributes on the entity)."""
     n = len(sf.frame)
     actual = p10 = p90 = np.full(n, np.nan)
     # the distinct rows encoded once for both of the version's models
@@ -228,7 +230,7 @@ def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarra
         pred = training.predict(model, sf.distinct, with_posted=False, nthread=nthread,
                                 encoded=enc)
         if cold is not None:  # a young entity borrows from the global model (cold_start.py)
-            pred = cold.blend(entity, sf.distinct, pred, nthread)
+            pred = cold.blend(entity, sf.distinct, pred, nthread, prepared)
         actual = np.round(pred.astype(np.float64)[sf.inverse], 1)
         p10, p90 = apply_band(band, actual, sf.frame["local_hour"].to_numpy(float))
         p10, p90 = np.round(p10, 1), np.round(p90, 1)
@@ -381,11 +383,14 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
     home = Path(task.home)
     out = []
     numeric = training.encode_numeric(task.sf.distinct)  # once per chunk, not per model
+    prepared = None  # the global model for the chunk's young entities, prepared once
+    if task.cold is not None and any(c in task.cold.weights for c, _ in task.entities):
+        prepared = task.cold.prepare(task.sf.distinct, task.nthread)
     for code, fp in task.entities:
         try:
             out.append(_one(code, task.sf, _load(HomePaths(home).models, code), task.train,
                             task.posted.get(code), home, task.nthread, fp, task.cold,
-                            numeric))
+                            numeric, prepared))
         except Exception as exc:  # noqa: BLE001 - reported per entity
             out.append(EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"]))
     return out
@@ -394,7 +399,8 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
 def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
          posted: np.ndarray | None, home: Path, nthread: int | None,
          fp: str, cold: cold_start.ColdStart | None = None,
-         numeric: dict[str, np.ndarray] | None = None) -> EntityResult:
+         numeric: dict[str, np.ndarray] | None = None,
+         prepared: global_model.GlobalRows | None = None) -> EntityResult:
     started = time.perf_counter()
     res = EntityResult(code, MODEL if model is not None else POSTED_ONLY, slots=len(sf.frame),
                        fingerprint=fp)
@@ -410,7 +416,7 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
             res.notes.append("no training rows: no p10/p90 band")
     else:
         res.notes.append("no current model: POSTED-only forecast, actual columns null")
-    frame = forecast_frame(code, sf, model, band, posted, nthread, cold, numeric)
+    frame = forecast_frame(code, sf, model, band, posted, nthread, cold, numeric, prepared)
     if model is not None and cold is not None and code in cold.weights:
         res.notes.append(f"cold start: own model weight {cold.weights[code]:.2f}, "
                          f"global model v{cold.version}")

@@ -286,6 +286,51 @@ def predict_global(model: Any, frame: pd.DataFrame, nthread: int | None = None) 
     return (ratio * pd.to_numeric(frame["posted_level"], errors="coerce").to_numpy(float)).clip(0)
 
 
+class GlobalRows:
+    """The global model ready to predict one set of rows for many entities (a forecast chunk:
+    one park's distinct feature rows, 25 entities): the booster parsed once and the rows'
+    features encoded once; per entity only its attribute columns change. The same values as
+    `predict_global` on `frame.assign(**attributes)` (XGBoost reads float32 either way).
+    Parsing the booster and encoding the rows again for every young entity was 79 of the 300
+    CPU seconds of a daily forecast at 1,694 entities (bench/full_bench.py, profiled)."""
+
+    def __init__(self, model: Any, frame: pd.DataFrame, nthread: int | None = None) -> None:
+        self._booster = xgb.Booster()
+        self._booster.load_model(bytearray(model.models["without_posted"]))
+        if nthread is not None:
+            self._booster.set_param({"nthread": nthread})
+        self._encodings = model.encodings
+        names = list(self._booster.feature_names or GLOBAL_FEATURES)
+        self._col = {name: j for j, name in enumerate(names)}
+        base = encode(frame, model.encodings).reindex(columns=FEATURES_WITHOUT_POSTED)
+        self._x = np.full((len(frame), len(names)), np.nan, dtype=np.float32)
+        for col in FEATURES_WITHOUT_POSTED:
+            self._x[:, self._col[col]] = base[col].to_numpy(dtype=np.float32)
+
+    def _code(self, col: str, value: Any) -> float:
+        # as encode_global: null stays NaN, a value the encodings never saw is UNKNOWN's code
+        if value is None or pd.isna(value):
+            return np.nan
+        mapping = self._encodings.get(col, {})
+        unknown = float(mapping.get(UNKNOWN, len([k for k in mapping if k != UNKNOWN])))
+        code = mapping.get(str(value)) if str(value) != UNKNOWN else None
+        return unknown if code is None else float(code)
+
+    def predict(self, attributes: dict) -> np.ndarray:
+        """Predicted minutes (>= 0) per row for one entity's attribute values."""
+        if len(self._x) == 0:
+            return np.zeros(0)
+        for col in ATTRIBUTE_NUMERIC:
+            self._x[:, self._col[col]] = pd.to_numeric(pd.Series([attributes.get(col)]),
+                                                       errors="coerce").astype("float64")[0]
+        for col in ATTRIBUTE_CATEGORICAL:
+            self._x[:, self._col[col]] = self._code(col, attributes.get(col))
+        ratio = np.asarray(self._booster.inplace_predict(self._x, missing=np.nan))
+        level = pd.to_numeric(pd.Series([attributes.get("posted_level")]),
+                              errors="coerce").astype("float64")[0]
+        return (ratio * level).clip(0)
+
+
 def holdout_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame's chronological test split (the challenger's held-out days)."""
     frame = frame.sort_values(["park_date", "observed_at"], kind="stable").reset_index(drop=True)

@@ -143,3 +143,20 @@ def test_global_model_asset_materializes_a_version(tmp_path: Path) -> None:
     assert mat.metadata["trained"].value is True and mat.metadata["version"].value == 1
     root = global_model.global_root(home)
     assert registry.current_version(root, global_model.GLOBAL_KEY) == 1
+
+
+def test_prepared_global_rows_predict_what_predict_global_does(home: Path) -> None:
+    # the forecast chunk's shortcut (booster parsed and rows encoded once, attributes per
+    # entity) gives predict_global's values, bit for bit, for a known and an unseen park
+    if registry.current_version(global_model.global_root(home), global_model.GLOBAL_KEY) is None:
+        _global(home)
+    loaded = registry.load_model(global_model.global_root(home), global_model.GLOBAL_KEY)
+    with wh.reader(home) as conn:
+        sf = forecast.slot_features(conn, "MK", FORECAST_AS_OF,
+                                    FORECAST_AS_OF + timedelta(days=20))
+    prepared = global_model.GlobalRows(loaded, sf.distinct, nthread=1)
+    base = {c: 1.0 for c in global_model.ATTRIBUTE_NUMERIC} | {"posted_level": 37.5,
+                                                                "queue_type": "STANDBY"}
+    for attrs in (base | {"park_code": "MK"}, base | {"park_code": "ZZ", "duration": None}):
+        expected = global_model.predict_global(loaded, sf.distinct.assign(**attrs), nthread=1)
+        np.testing.assert_array_equal(prepared.predict(attrs), expected)
