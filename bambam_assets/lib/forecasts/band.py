@@ -73,7 +73,7 @@ def fit_band(model: Any, rows: pd.DataFrame) -> ResidualBand | None:
 def stored_band(model: Any) -> ResidualBand | None:
     """The band stored with the version at training (training.insample_band: the same fit on
     the rows the version was trained on), scaled as fit_band scales it; None for versions
-    without one (fallback models, versions trained before it was stored)."""
+    without one (versions trained before it was stored)."""
     metrics = model.meta.get("metrics") if hasattr(model, "meta") else getattr(model, "metrics",
                                                                                 None)
     return band_from_metrics(((metrics or {}).get(training.WITHOUT_POSTED) or {}),

@@ -90,3 +90,32 @@ def test_training_stores_the_scale_and_the_band_uses_it() -> None:
     # an old version without the stored scale keeps the old rule (never narrower than in-sample)
     trained.metrics[training.WITHOUT_POSTED].pop("band_scale")
     assert band.fit_band(trained, frame).scale >= 1.0
+
+
+def test_a_fallback_version_stores_its_band_too() -> None:
+    # an entity under MIN_TARGETS_FOR_XGB (hourly means) stores fit_band's offsets as well, so
+    # its forecast reads no training rows either
+    rng = np.random.default_rng(2)
+    n = 300
+    days = pd.date_range("2024-01-01", periods=30, freq="D")
+    park_date = days[rng.integers(0, 30, size=n)].sort_values()
+    mins = rng.integers(180, 900, size=n).astype(float)
+    frame = pd.DataFrame({
+        "entity_code": "MK8", "park_code": "MK", "park_date": park_date,
+        "observed_at": park_date.tz_localize("UTC") + pd.to_timedelta(mins + 600, unit="min"),
+        "queue_type": "STANDBY", "y": (25 + rng.normal(0, 6, n)).round(),
+        "mins_since_6am": mins, "local_hour": 6 + mins // 60,
+        "day_of_week": park_date.dayofweek.to_numpy() + 1.0,
+        "month": park_date.month.to_numpy().astype(float), "date_group_id": "ANY",
+        "season": "WINTER", "season_year": "WINTER_2024", "weight": 1.0,
+    }).sort_values("observed_at", ignore_index=True)
+    for col in training.FEATURES_WITH_POSTED:
+        if col not in frame:
+            frame[col] = np.nan
+    trained = training.train_entity(frame, "STANDBY", nthread=1)
+    assert trained.kind == training.FALLBACK_KIND
+    stored, fitted = band.stored_band(trained), band.fit_band(trained, frame)
+    assert band.has_stored_band({"metrics": trained.metrics}) and stored.rows == fitted.rows
+    np.testing.assert_allclose(stored.low, fitted.low, atol=1e-3 * fitted.scale)
+    np.testing.assert_allclose(stored.high, fitted.high, atol=1e-3 * fitted.scale)
+    assert abs(stored.scale - fitted.scale) < 1e-3
