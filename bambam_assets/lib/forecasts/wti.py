@@ -62,17 +62,26 @@ _EMPTY_BACKFILL = """(SELECT NULL::VARCHAR AS entity_code, NULL::DATE AS park_da
     NULL::VARCHAR AS source WHERE false)"""
 
 
-def values_sql(has_forecast: bool, has_backfill: bool) -> str:
+def values_sql(has_forecast: bool, has_backfill: bool, one_park: bool = False,
+               only_days: bool = False) -> str:
     """SELECT of the entity-slot values from the Parquet files (bind $forecast_glob,
     $backfill_glob, $closed, $excluded). One row per (entity_code, slot_start) with a file row:
-    entity_code, park_code, park_date, slot, slot_start, value (NULL: closed or unknown)."""
+    entity_code, park_code, park_date, slot, slot_start, value (NULL: closed or unknown).
+
+    `one_park`: the files are one park's (bind $park, its code: no per-row regexp finds it).
+    `only_days`: only the park days of a registered `_wti_days` (one park's) are read, each side
+    filtered before the join, so a daily run joins the new days' rows, not every backfilled day
+    of the park's history (a filter above a FULL OUTER JOIN is not pushed below it)."""
     f = ("read_parquet($forecast_glob, hive_partitioning = true)" if has_forecast
          else _EMPTY_FORECAST)
     b = ("read_parquet($backfill_glob, hive_partitioning = true)" if has_backfill
          else _EMPTY_BACKFILL)
+    # the same slot_start is the same park day on both sides, so filtering each side by day
+    # before the join keeps exactly the joined rows of those days
+    where = " WHERE park_date IN (SELECT park_date FROM _wti_days)" if only_days else ""
+    park = "$park" if one_park else "regexp_extract(entity_code, '^([A-Z]+)', 1)"
     return f"""
-    SELECT entity_code, regexp_extract(entity_code, '^([A-Z]+)', 1) AS park_code,
-           park_date, slot, slot_start, value
+    SELECT entity_code, {park} AS park_code, park_date, slot, slot_start, value
     FROM (
         SELECT coalesce(b.entity_code, f.entity_code) AS entity_code,
                coalesce(b.park_date, f.park_date) AS park_date,
@@ -80,9 +89,9 @@ def values_sql(has_forecast: bool, has_backfill: bool) -> str:
                coalesce(b.slot_start, f.slot_start) AS slot_start,
                CASE WHEN b.source = $closed THEN NULL
                     ELSE coalesce(b.actual, f.actual_predicted) END AS value
-        FROM (SELECT entity_code, park_date, slot, slot_start, actual, source FROM {b}) b
+        FROM (SELECT entity_code, park_date, slot, slot_start, actual, source FROM {b}{where}) b
         FULL OUTER JOIN (SELECT entity_code, park_date, slot, slot_start, actual_predicted
-                         FROM {f}) f
+                         FROM {f}{where}) f
             ON b.entity_code = f.entity_code AND b.slot_start = f.slot_start
     )
     WHERE entity_code NOT IN (SELECT unnest($excluded::VARCHAR[]))"""
@@ -227,7 +236,7 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
                                                       ["park_code", "park_date", "opening_time",
                                                        "closing_time"]])
             return _park_tables(conn, files[park], excluded, days is not None,
-                                hours is not None)
+                                hours is not None, park)
         finally:
             conn.close()
 
@@ -239,10 +248,11 @@ def compute_wti(home: Path, excluded_entities: Sequence[str] = (),
 
 
 def _park_tables(conn: duckdb.DuckDBPyConnection, files: dict[str, list[str]],
-                 excluded: set[str], only_days: bool, only_official: bool
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(park_wti, park_wti_daily) rows of one park's files (`_wti_days` registered when
-    `only_days`, `_wti_hours` when `only_official`)."""
+                 excluded: set[str], only_days: bool, only_official: bool,
+                 park: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(park_wti, park_wti_daily) rows of one park's files, `park` (None: no file);
+    `_wti_days` (that park's days) registered when `only_days`, `_wti_hours` when
+    `only_official`."""
     forecasts = sorted(files[curve_files.FORECASTS_DIR])
     backfills = sorted(files[curve_files.BACKFILL_DIR])
     params: dict = {"closed": CLOSED_SOURCE, "excluded": sorted(excluded)}
@@ -250,10 +260,10 @@ def _park_tables(conn: duckdb.DuckDBPyConnection, files: dict[str, list[str]],
         params["forecast_glob"] = forecasts
     if backfills:
         params["backfill_glob"] = backfills
-    values = values_sql(bool(forecasts), bool(backfills))
-    if only_days:
-        values = (f"SELECT v.* FROM ({values}) v "
-                  "SEMI JOIN _wti_days d USING (park_code, park_date)")
+    if park is not None:
+        params["park"] = park
+    values = values_sql(bool(forecasts), bool(backfills), one_park=park is not None,
+                        only_days=only_days)
     if only_official:
         values = _official_only(values)
     try:
