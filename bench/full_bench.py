@@ -33,6 +33,15 @@ targets), each timed on N entities and extrapolated (bench.legacy_full), on the 
 tables written from the home's warehouse (bench.legacy_base, not timed); the ratios legacy /
 Bambam against the `daily` and `full` phases go to report["legacy"] and the table.
 
+`--save-first DIR` copies the home and the raw history after the first phase into DIR;
+`--from-first DIR` runs the later phases from that state instead of a first run of their own,
+each phase from a fresh copy of it (so `daily` and `full` both start from the first run's home,
+and two code trees can be compared on one first run: the same command with each tree on
+PYTHONPATH):
+
+    python -m bench.full_bench --years 1 --phases first --save-first W/first
+    python -m bench.full_bench --years 1 --phases daily,full --from-first W/first
+
 Results go to bench/out/full_{size}_{stamp}.json and a table on stdout. The workload is
 generated once per size under --work and reused.
 """
@@ -225,6 +234,23 @@ def run_legacy_side(report: dict, size: Size, work: Path, home: Path, day: date,
     report["legacy"]["seconds"] = round(time.perf_counter() - t0, 1)
 
 
+def save_first(folder: Path, home: Path, raw: Path) -> None:
+    """Copy the home and the raw history (mtimes kept: the ingest sees no change) to `folder`."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copytree(home, folder / "home", symlinks=True)
+    shutil.copytree(raw, folder / "raw", symlinks=True)
+
+
+def restore_first(folder: Path, home: Path, raw: Path) -> None:
+    """Replace the home and raw history with the copies `save_first` made."""
+    for src, dst in ((folder / "home", home), (folder / "raw", raw)):
+        if not src.is_dir():
+            raise SystemExit(f"{folder} holds no {src.name}/: make it with --save-first")
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst, symlinks=True)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--years", type=int, default=1)
@@ -239,6 +265,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--legacy-slots", type=int, default=None,
                     help="slots run per entity by the legacy forecast (default: "
                     "bench.legacy_forecast.MAX_SLOTS)")
+    ap.add_argument("--save-first", type=Path, default=None,
+                    help="after the first phase, copy the home and raw history into this folder")
+    ap.add_argument("--from-first", type=Path, default=None,
+                    help="run the later phases each from a copy of a --save-first folder")
     ap.add_argument("--bambam-report", type=Path, default=None,
                     help="with --legacy-sample: run no phase, take Bambam's figures from this "
                     "earlier report and the legacy's observations from the kept home in --work")
@@ -253,8 +283,14 @@ def main(argv: list[str] | None = None) -> dict:
         if args.legacy_sample <= 0:
             ap.error("--bambam-report needs --legacy-sample N")
         return legacy_only(args, size, home)
+    if args.from_first is not None and "first" in phases:
+        ap.error("--from-first replaces the first phase: leave it out of --phases")
     args.work.mkdir(parents=True, exist_ok=True)
-    full, raw, day = prepare(size, args.work)
+    if args.from_first is not None:
+        full = args.work / f"raw_full_{size.name}"
+        raw, day = args.work / f"raw_history_{size.name}", size.end
+    else:
+        full, raw, day = prepare(size, args.work)
     shutil.rmtree(home, ignore_errors=True)
     report: dict = {"size": size.name, "entities": len(ALL_PARKS) * size.entities_per_park,
                     "start": size.start.isoformat(), "day": day.isoformat(),
@@ -263,6 +299,9 @@ def main(argv: list[str] | None = None) -> dict:
     for phase in PHASES:
         if phase not in phases:
             continue
+        if args.from_first is not None:  # each phase from the first run's state
+            restore_first(args.from_first, home, raw)
+            fresh = False
         if phase == "daily":
             backdate_models(home, 25.0)  # yesterday's models: the critical tier is due by age
             land(full, raw, json.loads((args.work / f"changed_{size.name}.json").read_text()))
@@ -270,6 +309,8 @@ def main(argv: list[str] | None = None) -> dict:
         selection = "retrain-all" if phase == "full" else "all"
         report["phases"].append(run_phase(phase, raw, home, as_of, fresh, selection=selection))
         fresh = False
+        if phase == "first" and args.save_first is not None:
+            save_first(args.save_first, home, raw)
     if args.legacy_sample > 0:
         run_legacy_side(report, size, args.work, home, day, args.legacy_sample,
                         args.legacy_slots)
