@@ -37,9 +37,10 @@ IN_PROGRESS = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
-# PostgreSQL, the production storage, only: SQLite's daemon path is test_daemon_headless.py's,
-# and a second storage here cost ~5 of the suite's 20 minutes (measured in CI).
-@pytest.fixture(params=["postgres"])
+# Both storages; the SQLite variant is marked `storage_sqlite` and left out of the default run
+# (pyproject's addopts): a second storage cost ~5 of the suite's 20 minutes (measured in CI).
+# Run it with `pytest -m storage_sqlite bambam_tests/e2e/test_daemon_automation.py`.
+@pytest.fixture(params=["postgres", pytest.param("sqlite", marks=pytest.mark.storage_sqlite)])
 def storage(request: pytest.FixtureRequest, bambam_home: Path,
             monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The Dagster instance's storage: SQLite under the home, or a fresh PostgreSQL database
@@ -140,11 +141,6 @@ def test_daemon_alone_forecasts_and_follows_a_new_day(bambam_home: Path, storage
         assert all("dagster/sensor_name" in r.tags for r in runs), [dict(r.tags) for r in runs]
         n_runs_first = len(runs)
         cursor = instance.event_log_storage.get_maximum_record_id()
-        if storage == "sqlite":
-            # the new-day half runs once, on the production storage (PostgreSQL): both halves
-            # on both storages cost ~10 of the suite's 20 minutes
-            return
-
         # 2. one more day lands for DL1 (150 targets: due) and DL2 (40: not due); DL3 nothing
         write(raw, "public_new_day/DL1.csv", _new_day(150))
         write(raw, "public_new_day/DL2.csv", _new_day(40))
