@@ -307,28 +307,17 @@ class GlobalRows:
         for col in FEATURES_WITHOUT_POSTED:
             self._x[:, self._col[col]] = base[col].to_numpy(dtype=np.float32)
 
-    def _code(self, col: str, value: Any) -> float:
-        # as encode_global: null stays NaN, a value the encodings never saw is UNKNOWN's code
-        if value is None or pd.isna(value):
-            return np.nan
-        mapping = self._encodings.get(col, {})
-        unknown = float(mapping.get(UNKNOWN, len([k for k in mapping if k != UNKNOWN])))
-        code = mapping.get(str(value)) if str(value) != UNKNOWN else None
-        return unknown if code is None else float(code)
-
     def predict(self, attributes: dict) -> np.ndarray:
         """Predicted minutes (>= 0) per row for one entity's attribute values."""
         if len(self._x) == 0:
             return np.zeros(0)
-        for col in ATTRIBUTE_NUMERIC:
-            self._x[:, self._col[col]] = pd.to_numeric(pd.Series([attributes.get(col)]),
-                                                       errors="coerce").astype("float64")[0]
-        for col in ATTRIBUTE_CATEGORICAL:
-            self._x[:, self._col[col]] = self._code(col, attributes.get(col))
-        ratio = np.asarray(self._booster.inplace_predict(self._x, missing=np.nan))
-        level = pd.to_numeric(pd.Series([attributes.get("posted_level")]),
-                              errors="coerce").astype("float64")[0]
-        return (ratio * level).clip(0)
+        # the attributes coded by encode_global itself, on one row: one rule for both paths
+        codes = encode_global(pd.DataFrame([attributes]), self._encodings).iloc[0]
+        for col in ATTRIBUTE_NUMERIC + ATTRIBUTE_CATEGORICAL:
+            self._x[:, self._col[col]] = codes[col]
+        # float64 as predict_global's product (a float32 array times a Python float stays float32)
+        ratio = np.asarray(self._booster.inplace_predict(self._x, missing=np.nan), np.float64)
+        return (ratio * float(codes["posted_level"])).clip(0)
 
 
 def holdout_rows(frame: pd.DataFrame) -> pd.DataFrame:
