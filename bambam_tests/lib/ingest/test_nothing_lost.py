@@ -84,10 +84,32 @@ def test_nul_after_4kb_and_invalid_utf8(tmp_path: Path) -> None:
     assert again.files_read == 0 and len(rejected(conn)) == 2
 
 
-def test_binary_header_is_unknown_format(tmp_path: Path) -> None:
-    put(tmp_path / "raw", KEY, b"\x00\x01PK\x03\x04" + HEADER + row(0, 10))
-    report, conn = run(tmp_path)
-    assert report.files_unknown == 1 and report.rows_added == 0
+def test_unrecognised_file_under_a_wait_time_path_fails_and_is_quarantined(
+        tmp_path: Path) -> None:
+    """Where the legacy layout names a wait-time export (export/wait_times/{prop}/*.csv,
+    export/fastpass_times/{prop}/*.csv), content without a wait-time header is a failed read:
+    counted, quarantined after N, its reason shown. Elsewhere it stays "unknown format"."""
+    raw = tmp_path / "raw"
+    put(raw, KEY, b"\x00\x01PK\x03\x04" + HEADER + row(0, 10))  # binary: a zip, say
+    fast = "export/fastpass_times/wdw/wdw_fastpass_times_2024_06.csv"
+    put(raw, fast, b"<html><body>503 Service Unavailable</body></html>\n")
+    put(raw, "notes/readme.txt", b"\x00\x01 not ours")
+    for attempt in (1, 2, 3):
+        report, conn = run(tmp_path, max_attempts=3)
+        assert set(report.failed_files) == {KEY, fast} and report.files_unknown == 1
+        assert "wait-time export" in report.failed_files[KEY]
+        assert report.rows_added == 0
+        rows = conn.execute("SELECT source_key, status, attempts FROM ingest_manifest "
+                            "ORDER BY 1").fetchall()
+        status = "failed" if attempt < 3 else "quarantined"
+        assert rows == [(KEY, status, attempt), (fast, status, attempt),
+                        ("notes/readme.txt", "unknown_format", 1)]
+        conn.close()
+    # the real export replaces the garbage: read at once, whatever the quarantine
+    put(raw, KEY, HEADER + row(0, posted=10))
+    report, conn = run(tmp_path, max_attempts=3)
+    assert report.rows_added == 1 and KEY not in report.failed_files
+    assert quarantined_files(conn)["source_key"].tolist() == [fast]
 
 
 def test_corrected_reexport_replaces_superseded_fact(tmp_path: Path) -> None:
