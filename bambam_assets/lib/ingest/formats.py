@@ -4,7 +4,8 @@ CSV files are recognised by their header (case-insensitive, BOM, quotes and whit
 tolerated, extra columns allowed; NUL or invalid bytes after the header line do not matter
 here), JSON files by their shape. The path decides only where a
 format has no usable header: the old fastpass files. Anything not recognised is UNKNOWN; the
-caller records it and never guesses.
+caller records it and never guesses (under a wait-time export's path it is a failed read:
+is_wait_time_export_key).
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ def is_old_fastpass_key(key: str) -> bool:
     """True when the key names an old-format fastpass export (legacy path rule)."""
     low = key.lower()
     return "fastpass_times" in low and any(m in low for m in OLD_FASTPASS_MARKERS)
+
+
+# Where the legacy layout keeps its wait-time exports (spec §1: export/wait_times/{prop}/*.csv,
+# export/fastpass_times/{prop}/*.csv): a file there that is not one is a failed read, not an
+# unknown file to ignore.
+_WAIT_TIME_EXPORT_KEY = re.compile(r"(^|/)export/(wait_times|fastpass_times)/[^/]+/[^/]+\.csv$")
+
+
+def is_wait_time_export_key(key: str) -> bool:
+    """True when the key's path names a wait-time export of the legacy layout."""
+    return bool(_WAIT_TIME_EXPORT_KEY.search(key.lower()))
 
 
 def header_columns(line: str) -> list[str]:

@@ -38,7 +38,12 @@ from bambam_assets.lib.core import schema, settings
 from bambam_assets.lib.core.process_pool import run_pool, worker_count
 from bambam_assets.lib.core.warehouse import writer_memory_bytes
 from bambam_assets.lib.ingest.append import FileVersion, inspect_version, previous_versions
-from bambam_assets.lib.ingest.formats import WAIT_TIME_FORMATS, RawFormat, detect_format
+from bambam_assets.lib.ingest.formats import (
+    WAIT_TIME_FORMATS,
+    RawFormat,
+    detect_format,
+    is_wait_time_export_key,
+)
 from bambam_assets.lib.ingest.holders import record_holders, retract_replaced
 from bambam_assets.lib.ingest.parsing.wait_files import parse_wait_files, read_qt_mapping
 from bambam_assets.lib.ingest.raw_source import RawFile, RawSource
@@ -224,7 +229,13 @@ def _classify(source, todo, previous, cache_dir, scratch, report):
             manifest_rows.append(_manifest_row(f, None, "failed", f"{type(exc).__name__}: {exc}"))
             report.failed_files[f.key] = str(exc)
             continue
-        if fmt == RawFormat.UNKNOWN:
+        if fmt == RawFormat.UNKNOWN and is_wait_time_export_key(f.key):
+            # its path says wait-time export, its content does not (a zip, an error page, a
+            # partial write): a failed read, counted and quarantined after max_attempts
+            error = f"not a wait-time export: its first line is {_first_line(path)!r}"
+            manifest_rows.append(_manifest_row(f, fmt, "failed", error))
+            report.failed_files[f.key] = error
+        elif fmt == RawFormat.UNKNOWN:
             manifest_rows.append(_manifest_row(f, fmt, "unknown_format", "format not recognised"))
             report.files_unknown += 1
         elif version is not None:
@@ -232,6 +243,12 @@ def _classify(source, todo, previous, cache_dir, scratch, report):
         else:  # dimension exports and mapping files: catalogued here, read by their assets
             manifest_rows.append(_manifest_row(f, fmt, "processed", None))
     return classified, manifest_rows
+
+
+def _first_line(path: Path, limit: int = 60) -> bytes:
+    """The first `limit` bytes of the file's first line, to show in an error."""
+    with open(path, "rb") as fh:
+        return fh.read(limit).split(b"\n", 1)[0]
 
 
 def _read_wait_files(conn, source, listed, todo, cache_dir, classified, manifest_rows, report,
