@@ -113,6 +113,41 @@ def test_unrecognised_file_under_a_wait_time_path_fails_and_is_quarantined(
     assert quarantined_files(conn)["source_key"].tolist() == [fast]
 
 
+def test_a_last_line_without_a_line_break_is_held_back_until_the_file_grows_or_settles(
+        tmp_path: Path) -> None:
+    """A partial upload cut inside the last field of its last line (`...,13` cut to `...,1`)
+    parses as a wrong value: a last line without its line break is held back (neither landed
+    nor rejected) while the file may still be written; the grown file lands it whole, and a
+    file that stays as it is for `settle_s` lands it as it is."""
+    raw = tmp_path / "raw"
+    whole = HEADER + row(0, posted=10) + row(1, posted=13)
+    put(raw, KEY, whole[:-2])  # the upload cut inside "13\n": "...,1"
+    first, conn = run(tmp_path, settle_s=3600)
+    assert first.rows_added == 1 and first.lines_held_back == 1 and not first.failed_files
+    assert facts(conn) == [("14:00", "POSTED", 10, KEY)] and rejected(conn) == []
+    assert conn.execute("SELECT status FROM ingest_manifest").fetchone() == ("held",)
+    conn.close()
+    again, conn = run(tmp_path, settle_s=3600)  # unchanged and not settled: not read again
+    assert again.files_read == 0 and again.rows_added == 0
+    conn.close()
+    put(raw, KEY, whole)  # the rest of the upload
+    grown, conn = run(tmp_path, settle_s=3600)
+    assert grown.rows_added == 1 and grown.lines_held_back == 0
+    assert facts(conn) == [("14:00", "POSTED", 10, KEY), ("14:05", "POSTED", 13, KEY)]
+    assert conn.execute("SELECT status FROM ingest_manifest").fetchone() == ("processed",)
+    conn.close()
+    # an export that simply ends without a line break: landed once it has settled
+    other = "export/wait_times/wdw/wdw_wait_times_2024_04.csv"
+    put(raw, other, HEADER + row(2, posted=20).rstrip(b"\n"))
+    held, conn = run(tmp_path, settle_s=3600)
+    assert held.lines_held_back == 1 and held.rows_added == 0
+    conn.close()
+    settled, conn = run(tmp_path, settle_s=0)
+    assert settled.files_read == 1 and settled.rows_added == 1 and settled.lines_held_back == 0
+    assert conn.execute("SELECT status FROM ingest_manifest WHERE source_key = ?",
+                        [other]).fetchone() == ("processed",)
+
+
 def test_corrected_reexport_replaces_superseded_fact(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     other = "export/wait_times/wdw/zz_other.csv"  # read after KEY: KEY keeps the shared fact
