@@ -67,6 +67,12 @@ def _materializations(instance: dg.DagsterInstance, key: str, after: int) -> lis
     return [r.event_log_entry for r in records]
 
 
+def _written(events: list) -> list:
+    """The materializations that wrote a file (an asset backfill's run also reports the
+    partitions it left as they were, metadata `unchanged`: defs/forecasts/assets.py)."""
+    return [e for e in events if "unchanged" not in e.asset_materialization.metadata]
+
+
 def _partitions(instance: dg.DagsterInstance, key: str, after: int) -> set[str]:
     return {e.asset_materialization.partition for e in _materializations(instance, key, after)}
 
@@ -97,7 +103,13 @@ def _wait_quiet(instance: dg.DagsterInstance, proc: subprocess.Popen, log: Path,
             quiet_since = None
         time.sleep(2)
     runs = [(r.job_name, r.status.value, _selection(r)) for r in instance.get_runs(limit=20)]
-    raise AssertionError(f"{what}: not reached in {timeout_s:.0f} s; runs {runs}; daemon log "
+    backfills = [(b.backfill_id, b.status.value) for b in instance.get_backfills(limit=10)]
+    # the automation's requests, from the daemon's log (the whole log is too long to show)
+    requests = [line for line in log.read_text().splitlines()
+                if "evaluation result:" in line and "0 requested" not in line
+                or "Marking them as failed" in line]
+    raise AssertionError(f"{what}: not reached in {timeout_s:.0f} s; runs {runs}; asset "
+                         f"backfills {backfills}; requests {requests[-30:]}; daemon log "
                          f"{log.read_text()[-3000:]}")
 
 
@@ -146,8 +158,15 @@ def test_daemon_alone_forecasts_and_follows_a_new_day(bambam_home: Path, storage
         write(raw, "public_new_day/DL2.csv", _new_day(40))
 
         def second_done() -> bool:
-            return bool(_materializations(instance, "park_wti", cursor)
-                        and _materializations(instance, "entity_model", cursor))
+            # the backfill of the two entities with new facts, then a WTI after it: the end
+            # state, whatever order the sensors and conditions reach it in
+            backfills = _written(_materializations(instance, "entity_backfill", cursor))
+            wti = _materializations(instance, "park_wti", cursor)
+            return bool(_materializations(instance, "entity_model", cursor)
+                        and {e.asset_materialization.partition for e in backfills}
+                        == {"DL1", "DL2"}
+                        and wti and max(e.timestamp for e in wti)
+                        > max(e.timestamp for e in backfills))
 
         _wait_quiet(instance, proc, log, second_done, "ingest, retrain, forecasts and WTI "
                     "after the new day", timeout_s=900)
@@ -183,10 +202,14 @@ def test_daemon_alone_forecasts_and_follows_a_new_day(bambam_home: Path, storage
                                       before_storage_id=cursor + 1), limit=10_000,
                 ascending=True).records:
             mat = record.event_log_entry.asset_materialization
-            days_before[mat.partition] = (mat.metadata["days_computed"].value
-                                          + mat.metadata["days_kept"].value)
-        backfills = _materializations(instance, "entity_backfill", cursor)
+            if "unchanged" not in mat.metadata:
+                days_before[mat.partition] = (mat.metadata["days_computed"].value
+                                              + mat.metadata["days_kept"].value)
+        every = _materializations(instance, "entity_backfill", cursor)
+        backfills = _written(every)
         assert {e.asset_materialization.partition for e in backfills} == {"DL1", "DL2"}
+        # DL3, without new facts, kept its file; at most reported as such
+        assert {e.asset_materialization.partition for e in every} <= set(ENTITIES)
         for e in backfills:
             md, code = e.asset_materialization.metadata, e.asset_materialization.partition
             assert md["days_computed"].value == 1, (code, md)
@@ -197,6 +220,10 @@ def test_daemon_alone_forecasts_and_follows_a_new_day(bambam_home: Path, storage
         recomputed = sum(e.asset_materialization.metadata["park_days_recomputed"].value
                          for e in _materializations(instance, "park_wti", cursor))
         assert recomputed == 1 if not promoted else recomputed > 700, recomputed
+        # every asset backfill the automation made (a request of several partitions) ended
+        # as a success in the UI's Backfills tab, none "Failed" over a partition left as it was
+        statuses = [b.status for b in instance.get_backfills()]
+        assert statuses and set(statuses) == {BulkActionStatus.COMPLETED_SUCCESS}, statuses
         print(f"\nruns: {n_runs_first} to the first WTI, {len(new_runs)} for the new day "
               f"(promoted: {sorted(promoted)}): {[_selection(r) for r in new_runs]}")
     finally:
