@@ -161,10 +161,13 @@ def rejected_per_day(conn: duckdb.DuckDBPyConnection, days: int = 90) -> pd.Data
 
 def ingest_polls(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """What the raw-source polls found, per file format. Grain: one row per format: files,
-    failed (files not processed), last_ingested_at, newest_file_modified_at, rows_added,
+    failed (files neither processed nor held), held (a last line without a line break held
+    back: lib.ingest.ingest), last_ingested_at, newest_file_modified_at, rows_added,
     rows_rejected."""
     return conn.execute("""
-        SELECT format, count(*) AS files, count(*) FILTER (WHERE status <> 'processed') AS failed,
+        SELECT format, count(*) AS files,
+               count(*) FILTER (WHERE status NOT IN ('processed', 'held')) AS failed,
+               count(*) FILTER (WHERE status = 'held') AS held,
                max(ingested_at) AS last_ingested_at, max(modified_at) AS newest_file_modified_at,
                sum(rows_added) AS rows_added, sum(rows_rejected) AS rows_rejected
         FROM ingest_manifest GROUP BY format ORDER BY last_ingested_at DESC NULLS LAST, format

@@ -36,6 +36,7 @@ RETRAIN_MAX_AGE_HOURS = "BAMBAM_RETRAIN_MAX_AGE_HOURS"
 DASH_USER, DASH_PASSWORD = "BAMBAM_DASH_USER", "BAMBAM_DASH_PASSWORD"
 STALE_DAYS = "BAMBAM_STALE_DAYS"
 INGEST_MAX_ATTEMPTS = "BAMBAM_INGEST_MAX_ATTEMPTS"
+INGEST_SETTLE_S = "BAMBAM_INGEST_SETTLE_S"
 LOG_LEVEL = "BAMBAM_LOG_LEVEL"
 QUEUE_TIMES_URL = "BAMBAM_QUEUE_TIMES_URL"
 QUEUE_TIMES_PARKS = "BAMBAM_QUEUE_TIMES_PARKS"
@@ -50,6 +51,7 @@ TRAIN_MODES = ("full", "auto", "incremental")
 DEFAULT_TRAIN_MODE = "auto"
 DEFAULT_STALE_DAYS = 2
 DEFAULT_INGEST_MAX_ATTEMPTS = 3
+DEFAULT_INGEST_SETTLE_S = 3600
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_LOG_LEVEL = "WARNING"
 DEFAULT_QUEUE_TIMES_INTERVAL_S = 300
@@ -186,6 +188,14 @@ def ingest_max_attempts(env: Mapping[str, str] | None = None) -> int:
     quarantines it (skipped until it changes or `bambam ingest release`), default 3."""
     value = _get(INGEST_MAX_ATTEMPTS, env)
     return _int(INGEST_MAX_ATTEMPTS, value, 1) if value else DEFAULT_INGEST_MAX_ATTEMPTS
+
+
+def ingest_settle_seconds(env: Mapping[str, str] | None = None) -> int:
+    """BAMBAM_INGEST_SETTLE_S: how long a wait-time file whose last line has no line break
+    (possibly an upload still in progress) must stay as it is before that line is landed as
+    it is, default 3600; until then the line is held back (lib/ingest/ingest.py)."""
+    value = _get(INGEST_SETTLE_S, env)
+    return _int(INGEST_SETTLE_S, value, 0) if value else DEFAULT_INGEST_SETTLE_S
 
 
 # ---- servers, dashboard, logging ----------------------------------------------------------------

@@ -27,6 +27,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -54,6 +55,7 @@ class Previous:
     content_lines: int | None
     rows_read: int | None
     rows_rejected: int | None
+    ingested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def previous_versions(conn: duckdb.DuckDBPyConnection, keys: Sequence[str]) -> d
     rows = conn.execute(
         """
         SELECT source_key, size, format, status, content_sha256, content_lines,
-               rows_read, rows_rejected
+               rows_read, rows_rejected, ingested_at
         FROM ingest_manifest WHERE source_key IN (SELECT unnest(?))
         """,
         [list(keys)],

@@ -19,12 +19,15 @@ Nothing lost, nothing stale:
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -37,7 +40,13 @@ import pyarrow.compute as pc
 from bambam_assets.lib.core import schema, settings
 from bambam_assets.lib.core.process_pool import run_pool, worker_count
 from bambam_assets.lib.core.warehouse import writer_memory_bytes
-from bambam_assets.lib.ingest.append import FileVersion, inspect_version, previous_versions
+from bambam_assets.lib.ingest.append import (
+    APPENDABLE_FORMATS,
+    FileVersion,
+    Previous,
+    inspect_version,
+    previous_versions,
+)
 from bambam_assets.lib.ingest.formats import (
     WAIT_TIME_FORMATS,
     RawFormat,
@@ -74,6 +83,7 @@ class IngestReport:
     rows_already_present: int = 0
     rows_rejected: int = 0
     rows_retracted: int = 0
+    lines_held_back: int = 0  # last lines without a line break, left for a later run
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     rows_by_type: dict[str, int] = field(default_factory=dict)
     new_entities: list[str] = field(default_factory=list)
@@ -86,12 +96,15 @@ class IngestReport:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
 
-def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> list[RawFile]:
+def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile],
+                  settle_s: int | None = None) -> list[RawFile]:
     """Files not yet processed in this exact version (new, changed, or failed before); a
-    quarantined file only once it changed.
+    quarantined file only once it changed; a file whose last line was held back (status
+    'held') once it has been unchanged for `settle_s` (default settings.ingest_settle_seconds).
 
     Needs the ingest_manifest table (read-only connections are fine).
     """
+    settle_s = settings.ingest_settle_seconds() if settle_s is None else settle_s
     listed = pd.DataFrame(
         {
             "source_key": [f.key for f in files],
@@ -113,7 +126,8 @@ def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile]) -> 
                OR m.size IS DISTINCT FROM l.size
                OR coalesce(m.etag, '') <> l.etag
                OR m.modified_at IS DISTINCT FROM l.modified_at
-            """
+               OR (m.status = 'held' AND m.ingested_at <= now() - to_seconds($settle))
+            """, {"settle": settle_s},
         ).fetchall()
     finally:
         conn.unregister("listed_files")
@@ -146,9 +160,12 @@ class _WaitFile:
     fmt: RawFormat
     version: FileVersion
     reread: bool  # the manifest knew the file: a full read replaces its earlier facts
+    held_path: Path | None = None  # what to parse when the last line is held back
 
     @property
     def parse_path(self) -> Path:
+        if self.held_path is not None:
+            return self.held_path
         return self.version.append.parse_path if self.version.append else self.path
 
     @property
@@ -174,11 +191,18 @@ def ingest(
     cache_dir: Path,
     progress: Callable[[int, int], None] | None = None,
     max_attempts: int | None = None,
+    settle_s: int | None = None,
 ) -> IngestReport:
     """Read every new or changed raw file into the warehouse; return what happened.
 
     `max_attempts` (default: settings.ingest_max_attempts()) failed reads of one version
     quarantine a file.
+
+    A line-oriented wait-time file whose last line has no line break may be an upload still
+    being written (a cut inside the last field still parses, as a wrong value): that line is
+    held back, neither landed nor rejected, and the file recorded 'held'. The grown file lands
+    it whole; a file unchanged for `settle_s` (default settings.ingest_settle_seconds()) is
+    read again and lands it as it is.
 
     A wait-time file that only grew by whole lines since it was processed is read from its
     first new line (lib.ingest_append): its earlier rejected rows stay, its manifest counts
@@ -188,17 +212,19 @@ def ingest(
     """
     started = time.perf_counter()
     max_attempts = settings.ingest_max_attempts() if max_attempts is None else max_attempts
+    settle_s = settings.ingest_settle_seconds() if settle_s is None else settle_s
     report = IngestReport()
     schema.ensure_tables(conn)
     listed = source.list_files()
     report.files_listed = len(listed)
-    todo = pending_files(conn, listed)
+    todo = pending_files(conn, listed, settle_s)
     previous = previous_versions(conn, [f.key for f in todo])
     # Append slices live only for this run, in a hidden folder of the cache made on first use
     # (a run without appends on a local source never needs the cache).
     scratch = Path(cache_dir) / f".append-{uuid.uuid4().hex}"
     try:
-        classified, manifest_rows = _classify(source, todo, previous, cache_dir, scratch, report)
+        classified, manifest_rows = _classify(source, todo, previous, cache_dir, scratch, report,
+                                              settle_s)
         touched, known_before = _read_wait_files(conn, source, listed, todo, cache_dir,
                                                  classified, manifest_rows, report, progress)
     finally:
@@ -213,9 +239,9 @@ def ingest(
     return report
 
 
-def _classify(source, todo, previous, cache_dir, scratch, report):
-    """Fetch and recognise each pending file: wait-time files to parse (with their digest and
-    append slice), manifest rows for the others."""
+def _classify(source, todo, previous, cache_dir, scratch, report, settle_s):
+    """Fetch and recognise each pending file: wait-time files to parse (with their digest,
+    append slice, held-back last line), manifest rows for the others."""
     classified: list[_WaitFile] = []
     manifest_rows: list[dict] = []
     for f in todo:
@@ -239,10 +265,68 @@ def _classify(source, todo, previous, cache_dir, scratch, report):
             manifest_rows.append(_manifest_row(f, fmt, "unknown_format", "format not recognised"))
             report.files_unknown += 1
         elif version is not None:
-            classified.append(_WaitFile(f, path, fmt, version, f.key in previous))
+            wait = _WaitFile(f, path, fmt, version, f.key in previous)
+            if fmt in APPENDABLE_FORMATS and not _settled(previous.get(f.key), version,
+                                                          settle_s):
+                wait = _hold_unterminated_line(wait, scratch)
+            report.lines_held_back += wait.held_path is not None
+            classified.append(wait)
         else:  # dimension exports and mapping files: catalogued here, read by their assets
             manifest_rows.append(_manifest_row(f, fmt, "processed", None))
     return classified, manifest_rows
+
+
+def _settled(prev: Previous | None, version: FileVersion, settle_s: int) -> bool:
+    """Whether this version's held-back last line is to be landed as it is: the same version
+    was held back at least `settle_s` ago."""
+    return (prev is not None and prev.status == "held" and prev.ingested_at is not None
+            and prev.content_sha256 == version.content_sha256
+            and (datetime.now(UTC) - prev.ingested_at).total_seconds() >= settle_s)
+
+
+def _hold_unterminated_line(w: _WaitFile, scratch: Path) -> _WaitFile:
+    """`w` with its last line held back when the bytes to parse do not end on a line break:
+    a scratch copy up to the last line break (the header alone if that is all) is parsed."""
+    src = w.parse_path
+    size = src.stat().st_size
+    with open(src, "rb") as fh:
+        if size == 0 or (fh.seek(size - 1), fh.read(1))[1] == b"\n":
+            return w
+        keep = _last_line_break(fh, size)
+        if keep == 0:  # a single line without a break: the header itself may be cut
+            return w
+        scratch.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=scratch, suffix=".csv")
+        with os.fdopen(fd, "wb") as out:
+            fh.seek(0)
+            shutil.copyfileobj(_Limited(fh, keep), out)
+    return replace(w, held_path=Path(name))
+
+
+def _last_line_break(fh, size: int, block: int = 1 << 16) -> int:
+    """Offset just after the file's last line break (0: none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        fh.seek(start)
+        at = fh.read(end - start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        end = start
+    return 0
+
+
+class _Limited:
+    """A reader of the first `n` bytes of a binary file object."""
+
+    def __init__(self, fh, n: int) -> None:
+        self.fh, self.left = fh, n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.fh.read(size)
+        self.left -= len(data)
+        return data
 
 
 def _first_line(path: Path, limit: int = 60) -> bytes:
@@ -364,7 +448,9 @@ def _processed_row(w: _WaitFile, stats: pd.DataFrame) -> dict:
     if w.version.append:  # the old lines were counted when they were read
         rows_read += w.version.append.old_rows_read
         rows_rejected += w.version.append.old_rows_rejected
-    row = _manifest_row(w.f, w.fmt, "processed", None)
+    row = _manifest_row(w.f, w.fmt, "held" if w.held_path else "processed",
+                        "last line (no line break) held back until the file grows or settles"
+                        if w.held_path else None)
     row.update(rows_read=rows_read, rows_rejected=rows_rejected)
     # The next run hashes the first `size` bytes of the file against this digest, so it must
     # describe exactly the listed size: a local file rewritten between listing and reading
