@@ -92,7 +92,10 @@ def _disk_usage(root: Path) -> int:
 
 
 class Monitor:
-    """Samples the peak RSS of this process's descendants and the peak disk use of a folder."""
+    """Samples the peak RSS of this process's descendants and the peak disk use of a folder, the
+    CPU seconds of every descendant (its last sampled user + system time, so the pool workers,
+    which are the forkserver's children and never reach this process's getrusage, count too;
+    up to one sampling interval of each process's end is missed) and the machine's busy share."""
 
     def __init__(self, home: Path, rss_every: float = 0.25, disk_every: float = 1.0) -> None:
         self.home = home
@@ -100,17 +103,31 @@ class Monitor:
         self.peak_rss = 0
         self.peak_disk = 0
         self.peak_procs = 0
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) -> CPU s seen
+        self._busy: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    @property
+    def tree_cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
+
+    @property
+    def machine_busy_pct(self) -> float:
+        return sum(self._busy) / len(self._busy) if self._busy else float("nan")
 
     def _loop(self) -> None:
         me = psutil.Process()
         next_disk = 0.0
+        psutil.cpu_times_percent(None)
         while not self._stop.is_set():
             rss, n = 0, 0
             for child in me.children(recursive=True):
                 try:
-                    rss += child.memory_info().rss
+                    with child.oneshot():
+                        rss += child.memory_info().rss
+                        t = child.cpu_times()
+                        self._cpu[(child.pid, child.create_time())] = t.user + t.system
                     n += 1
                 except psutil.Error:
                     continue
@@ -119,6 +136,8 @@ class Monitor:
             now = time.monotonic()
             if now >= next_disk:
                 self.peak_disk = max(self.peak_disk, _disk_usage(self.home))
+                busy = psutil.cpu_times_percent(None)
+                self._busy.append(busy.user + busy.system)
                 next_disk = now + self.disk_every
             self._stop.wait(self.rss_every)
 
@@ -169,7 +188,9 @@ def run_phase(name: str, raw: Path, home: Path, as_of: date, fresh: bool, log=pr
     out = {
         "phase": name, "as_of": as_of.isoformat(), "wall": round(res.wall, 1),
         "wall_to_exit": round(res.wall_to_exit, 1),
-        "cpu_seconds": round(_cpu_children() - cpu0, 1),
+        "cpu_seconds": round(_cpu_children() - cpu0, 1),  # reaped children only: a lower bound
+        "tree_cpu_seconds": round(mon.tree_cpu_seconds, 1),  # every descendant, sampled
+        "machine_busy_pct": round(mon.machine_busy_pct, 1),
         "peak_rss_gb": round(mon.peak_rss / 2**30, 2),
         "peak_home_gb": round(mon.peak_disk / 2**30, 2),
         "peak_processes": mon.peak_procs,
@@ -180,7 +201,8 @@ def run_phase(name: str, raw: Path, home: Path, as_of: date, fresh: bool, log=pr
                          if e.get("action") not in (None, "skip")),
         "success": child.get("success"),
     }
-    log(f"{name}: {out['wall']:.1f}s wall, {out['cpu_seconds']:.0f} CPU s, peak RSS "
+    log(f"{name}: {out['wall']:.1f}s wall, {out['tree_cpu_seconds']:.0f} CPU s of the tree "
+        f"(machine {out['machine_busy_pct']:.0f} % busy), peak RSS "
         f"{out['peak_rss_gb']:.2f} GB, peak home {out['peak_home_gb']:.2f} GB")
     return out
 
@@ -347,10 +369,14 @@ def _write(report: dict, size: Size) -> None:
 def print_report(report: dict, echo=print) -> None:
     echo(f"\n{report['entities']} entities, {report['start']}..{report['day']} "
          f"(raw {report['raw_gb']} GB)")
-    echo(f"{'phase':8} {'wall s':>8} {'CPU s':>8} {'peak RSS GB':>12} {'peak home GB':>13}  steps")
+    echo(f"{'phase':8} {'wall s':>8} {'CPU s':>8} {'busy %':>7} {'peak RSS GB':>12} "
+         f"{'peak home GB':>13}  steps")
     for p in report["phases"]:
         steps = ", ".join(f"{k} {v:.0f}s" for k, v in p["steps"].items() if v >= 1)
-        echo(f"{p['phase']:8} {p['wall']:8.1f} {p['cpu_seconds']:8.0f} {p['peak_rss_gb']:12.2f} "
+        # reports written before the tree's CPU was sampled have only the lower bound
+        cpu = p.get("tree_cpu_seconds", p["cpu_seconds"])
+        busy = p.get("machine_busy_pct", float("nan"))
+        echo(f"{p['phase']:8} {p['wall']:8.1f} {cpu:8.0f} {busy:7.0f} {p['peak_rss_gb']:12.2f} "
              f"{p['peak_home_gb']:13.2f}  {steps}")
     if report.get("legacy"):
         from bench.legacy_full import print_legacy
