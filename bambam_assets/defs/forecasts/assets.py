@@ -69,7 +69,7 @@ def _report_unchanged(context: dg.AssetExecutionContext) -> bool:
 
 def _unchanged_materialization(context: dg.AssetExecutionContext, code: str, path: str | None,
                                rows: int, as_of) -> dg.AssetMaterialization:
-    """The file of `code`, confirmed current and left as it was (no new data version)."""
+    """The file of `code`, confirmed current and left as it was (metadata `unchanged`)."""
     return dg.AssetMaterialization(
         asset_key=context.asset_key, partition=code,
         metadata={"unchanged": True, "dagster/row_count": rows, "rows": rows,
