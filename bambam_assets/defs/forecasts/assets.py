@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 import dagster as dg
+from dagster._core.storage.tags import BACKFILL_ID_TAG  # not exported by dagster
 
 from bambam_assets.defs.conditions import (
     follow_curves,
@@ -49,10 +50,6 @@ class BackfillConfig(dg.Config):
 def _keys(context: dg.AssetExecutionContext, only: list[str]) -> list[str]:
     keys = list(context.partition_keys)
     return [k for k in keys if k in set(only)] if only else keys
-
-
-# Dagster's run tag of the runs an asset backfill launches (dagster._core.storage.tags).
-BACKFILL_ID_TAG = "dagster/backfill"
 
 
 def _report_unchanged(context: dg.AssetExecutionContext) -> bool:

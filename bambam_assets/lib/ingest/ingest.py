@@ -295,11 +295,11 @@ def _hold_unterminated_line(w: _WaitFile, scratch: Path) -> _WaitFile:
         keep = _last_line_break(fh, size)
         if keep == 0:  # a single line without a break: the header itself may be cut
             return w
-        scratch.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=scratch, suffix=".csv")
-        with os.fdopen(fd, "wb") as out:
-            fh.seek(0)
-            shutil.copyfileobj(_Limited(fh, keep), out)
+    scratch.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=scratch, suffix=".csv")
+    os.close(fd)
+    shutil.copyfile(src, name)
+    os.truncate(name, keep)  # the copy up to its last line break
     return replace(w, held_path=Path(name))
 
 
@@ -314,19 +314,6 @@ def _last_line_break(fh, size: int, block: int = 1 << 16) -> int:
             return start + at + 1
         end = start
     return 0
-
-
-class _Limited:
-    """A reader of the first `n` bytes of a binary file object."""
-
-    def __init__(self, fh, n: int) -> None:
-        self.fh, self.left = fh, n
-
-    def read(self, size: int = -1) -> bytes:
-        size = self.left if size < 0 else min(size, self.left)
-        data = self.fh.read(size)
-        self.left -= len(data)
-        return data
 
 
 def _first_line(path: Path, limit: int = 60) -> bytes:
