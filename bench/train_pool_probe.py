@@ -5,8 +5,8 @@ read once (as the entity_model step does), and sample the machine's CPU use whil
 
 HOME is a Bambam home with a warehouse (any `bambam run` left it); nothing in it is changed:
 the models go to a scratch folder. Prints, per run: wall time, workers x threads, and the
-machine's busy share over the pool's run (psutil.cpu_times_percent sampled every second: user +
-system, all cores). `--ahead` runs the pool with that many tasks queued beyond the workers
+machine's busy share over the pool's run (bench.full_bench.Monitor: user + system, all cores,
+sampled every second). `--ahead` runs the pool with that many tasks queued beyond the workers
 (lib.core.process_pool.run_pool's `ahead`; the step uses 0), alternating the order between
 repetitions.
 """
@@ -15,43 +15,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
-import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import psutil
 
 from bambam_assets.lib.core import process_pool
 from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.models import batch, incremental, worker_pool
 from bambam_assets.lib.models.features import build_posted_frame, build_training_frame
-
-
-class CpuSampler:
-    """The machine's busy share (user + system, all cores), sampled every `interval` s."""
-
-    def __init__(self, interval: float = 1.0) -> None:
-        self.interval, self.samples = interval, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        psutil.cpu_times_percent(None)
-        while not self._stop.wait(self.interval):
-            t = psutil.cpu_times_percent(None)
-            self.samples.append(t.user + t.system)
-
-    def __enter__(self) -> CpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+from bench.full_bench import Monitor
 
 
 def train_once(frames, models_root: Path, ahead: int) -> dict:
@@ -64,7 +39,7 @@ def train_once(frames, models_root: Path, ahead: int) -> dict:
     worker_pool.run_pool = run_pool
     shutil.rmtree(models_root, ignore_errors=True)
     try:
-        with CpuSampler() as cpu:
+        with Monitor(models_root.parent) as mon:
             started = time.perf_counter()
             result = batch.train_batch(frame, keys, queue_types, models_root,
                                        mode=incremental.FULL, posted_frame=posted,
@@ -73,7 +48,7 @@ def train_once(frames, models_root: Path, ahead: int) -> dict:
     finally:
         worker_pool.run_pool = original
     return {"ahead": ahead, "wall": wall, "workers": result.workers, "nthread": result.nthread,
-            "busy": statistics.fmean(cpu.samples) if cpu.samples else float("nan"),
+            "busy": mon.machine_busy_pct,
             "failures": len(result.failures)}
 
 
