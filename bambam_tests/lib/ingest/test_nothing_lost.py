@@ -12,7 +12,7 @@ from bambam_assets.cli.main import main
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core.warehouse import warehouse_path
 from bambam_assets.lib.ingest.formats import RawFormat, detect_format
-from bambam_assets.lib.ingest.ingest import ingest
+from bambam_assets.lib.ingest.ingest import ingest, pending_files
 from bambam_assets.lib.ingest.quarantine import quarantined_files, release
 from bambam_assets.lib.ingest.raw_source import LocalRawSource
 
@@ -141,6 +141,10 @@ def test_a_last_line_without_a_line_break_is_held_back_until_the_file_grows_or_s
     put(raw, other, HEADER + row(2, posted=20).rstrip(b"\n"))
     held, conn = run(tmp_path, settle_s=3600)
     assert held.lines_held_back == 1 and held.rows_added == 0
+    # what the raw-files sensor asks (pending_files): nothing before it settles, then the file
+    listed = LocalRawSource(raw).list_files()
+    assert pending_files(conn, listed, settle_s=3600) == []
+    assert [f.key for f in pending_files(conn, listed, settle_s=0)] == [other]
     conn.close()
     settled, conn = run(tmp_path, settle_s=0)
     assert settled.files_read == 1 and settled.rows_added == 1 and settled.lines_held_back == 0
