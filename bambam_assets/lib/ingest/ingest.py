@@ -248,7 +248,8 @@ def _classify(source, todo, previous, cache_dir, scratch, report, settle_s):
         try:
             path = source.fetch(f, cache_dir)
             with open(path, "rb") as fh:
-                fmt = detect_format(f.key, fh.read(4096))
+                head = fh.read(4096)
+            fmt = detect_format(f.key, head)
             version = (inspect_version(path, fmt, previous.get(f.key), scratch)
                        if fmt in WAIT_TIME_FORMATS else None)
         except Exception as exc:  # unreadable: record, retry next run
@@ -258,7 +259,8 @@ def _classify(source, todo, previous, cache_dir, scratch, report, settle_s):
         if fmt == RawFormat.UNKNOWN and is_wait_time_export_key(f.key):
             # its path says wait-time export, its content does not (a zip, an error page, a
             # partial write): a failed read, counted and quarantined after max_attempts
-            error = f"not a wait-time export: its first line is {_first_line(path)!r}"
+            first = head[:60].split(b"\n", 1)[0]  # the head detect_format read
+            error = f"not a wait-time export: its first line is {first!r}"
             manifest_rows.append(_manifest_row(f, fmt, "failed", error))
             report.failed_files[f.key] = error
         elif fmt == RawFormat.UNKNOWN:
@@ -314,12 +316,6 @@ def _last_line_break(fh, size: int, block: int = 1 << 16) -> int:
             return start + at + 1
         end = start
     return 0
-
-
-def _first_line(path: Path, limit: int = 60) -> bytes:
-    """The first `limit` bytes of the file's first line, to show in an error."""
-    with open(path, "rb") as fh:
-        return fh.read(limit).split(b"\n", 1)[0]
 
 
 def _read_wait_files(conn, source, listed, todo, cache_dir, classified, manifest_rows, report,
