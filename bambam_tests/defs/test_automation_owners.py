@@ -8,6 +8,8 @@ downstream; a changed one requests exactly the partitions it maps to.
 
 from __future__ import annotations
 
+import time
+
 import dagster as dg
 
 from bambam_assets.definitions import defs
@@ -170,3 +172,42 @@ def test_entities_added_after_their_facts_get_their_first_backfill() -> None:
         again = dg.evaluate_automation_conditions(defs=defs, instance=instance,
                                                   cursor=added.cursor)
         assert _requested(again, "entity_backfill") == set()
+
+
+def test_a_curve_file_written_while_the_wti_ran_requests_the_wti_again() -> None:
+    """Found by the daemon test on PostgreSQL: a WTI run started before the new day's backfill,
+    the backfill's files landed after the WTI had read the curves, and both materializations
+    reached the same automation tick. The WTI must follow that backfill; it must not be asked
+    again for curves that did not change after it was requested."""
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("entity", ENTITIES)
+        for key in ("fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
+                    "posted_aggregates", "dim_entity"):
+            _materialize(instance, key, "v1")
+        for code in ENTITIES:
+            _materialize(instance, "entity_model", "v0001", code)
+            _materialize(instance, "entity_forecast", "f1", code)
+            _materialize(instance, "entity_backfill", "b1", code)
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        _materialize(instance, "entity_forecast", "f2", "MK1")  # a new forecast file
+        start = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=first.cursor)
+        assert _requested(start, "park_wti") == {None}
+        # the requested WTI run: its materialization, then a backfill file written after it
+        # had read the curves, both before the next tick
+        _materialize(instance, "park_wti", "w1")
+        _materialize(instance, "park_wti_daily", "w1")
+        time.sleep(0.01)
+        _materialize(instance, "entity_backfill", "b2", "DL1")
+        raced = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=start.cursor)
+        assert _requested(raced, "park_wti") == {None}
+        # that run, once materialized, with no curve written since: nothing more
+        _materialize(instance, "park_wti", "w2")
+        _materialize(instance, "park_wti_daily", "w2")
+        done = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                 cursor=raced.cursor)
+        assert _requested(done, "park_wti") == set()
+        quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=done.cursor)
+        assert _requested(quiet, "park_wti") == set()
