@@ -99,7 +99,14 @@ def follow_curves(cron: str, cron_tz: str) -> dg.AutomationCondition:
     daily cron stays as a backstop (it also picks up a changed dim_entity)."""
     curves = AC.any_deps_match(AC.newly_updated()).ignore(
         dg.AssetSelection.assets("dim_entity")).with_label("a curve file changed")
-    # not blocked by missing upstreams: an entity without data never gets a forecast partition
-    follow = (curves.since_last_handled() & ~AC.any_deps_in_progress() & ~AC.in_progress()
-              & AC.all_deps_blocking_checks_passed())
+    # Latched from a curve write until the WTI is next REQUESTED, not until it next
+    # materializes (since_last_handled): a backfill that lands while a WTI run is going (it
+    # read the curves before) must still be followed. since_last_handled's reset is an OR, which
+    # carries no timestamps, so when the WTI's own materialization and that curve write reach
+    # the same tick the reset wins and the write is lost (the daemon test saw it on
+    # PostgreSQL). newly_requested alone carries its tick's time: a write after the request
+    # wins. The cost: after a CLI run that wrote curves and the WTI, the daemon runs the WTI
+    # once more, a no-op (it recomputes only park days whose inputs changed).
+    follow = (curves.since(AC.newly_requested()) & ~AC.any_deps_in_progress()
+              & ~AC.in_progress() & AC.all_deps_blocking_checks_passed())
     return (follow | AC.on_cron(cron, cron_tz)).with_label("follow_curves")
