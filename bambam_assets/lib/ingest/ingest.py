@@ -105,32 +105,31 @@ def pending_files(conn: duckdb.DuckDBPyConnection, files: Sequence[RawFile],
     Needs the ingest_manifest table (read-only connections are fine).
     """
     settle_s = settings.ingest_settle_seconds() if settle_s is None else settle_s
-    listed = pd.DataFrame(
-        {
-            "source_key": [f.key for f in files],
-            "size": [f.size for f in files],
-            "etag": [f.etag or "" for f in files],
-            "modified_at": [f.modified_at for f in files],
-        }
-    )
-    if listed.empty:
+    if not files:
         return []
-    conn.register("listed_files", listed)
-    try:
-        keys = conn.execute(
-            """
-            SELECT l.source_key FROM listed_files l
-            LEFT JOIN ingest_manifest m USING (source_key)
-            WHERE m.source_key IS NULL
-               OR m.status = 'failed'
-               OR m.size IS DISTINCT FROM l.size
-               OR coalesce(m.etag, '') <> l.etag
-               OR m.modified_at IS DISTINCT FROM l.modified_at
-               OR (m.status = 'held' AND m.ingested_at <= now() - to_seconds($settle))
-            """, {"settle": settle_s},
-        ).fetchall()
-    finally:
-        conn.unregister("listed_files")
+    # The listing goes in as bound lists, not a registered DataFrame: the raw-files sensor calls
+    # this in a thread of the code server, where DuckDB's pandas scan once failed with
+    # "Table Function with name pandas_scan does not exist" (a failed sensor tick, seen in the
+    # daemon test).
+    keys = conn.execute(
+        """
+        WITH listed_files AS (
+            SELECT unnest($keys::VARCHAR[]) AS source_key, unnest($sizes::BIGINT[]) AS size,
+                   unnest($etags::VARCHAR[]) AS etag,
+                   unnest($modified::TIMESTAMPTZ[]) AS modified_at
+        )
+        SELECT l.source_key FROM listed_files l
+        LEFT JOIN ingest_manifest m USING (source_key)
+        WHERE m.source_key IS NULL
+           OR m.status = 'failed'
+           OR m.size IS DISTINCT FROM l.size
+           OR coalesce(m.etag, '') <> l.etag
+           OR m.modified_at IS DISTINCT FROM l.modified_at
+           OR (m.status = 'held' AND m.ingested_at <= now() - to_seconds($settle))
+        """, {"keys": [f.key for f in files], "sizes": [f.size for f in files],
+              "etags": [f.etag or "" for f in files],
+              "modified": [f.modified_at for f in files], "settle": settle_s},
+    ).fetchall()
     wanted = {k for (k,) in keys}
     return [f for f in files if f.key in wanted]
 
