@@ -12,6 +12,7 @@ import pytest
 
 from bambam_assets.lib.core import schema
 from bambam_assets.lib.core import warehouse as wh
+from bambam_assets.lib.core.forecast_week import inputs_as_of
 from bambam_assets.lib.dimensions import entities
 from bambam_assets.lib.forecasts import cold_start, forecast
 from bambam_assets.lib.models import global_model, registry, training
@@ -160,3 +161,27 @@ def test_prepared_global_rows_predict_what_predict_global_does(home: Path) -> No
     for attrs in (base | {"park_code": "MK"}, base | {"park_code": "ZZ", "duration": None}):
         expected = global_model.predict_global(loaded, sf.distinct.assign(**attrs), nthread=1)
         np.testing.assert_array_equal(prepared.predict(attrs), expected)
+
+
+def test_a_young_entitys_forecast_moves_with_the_week_not_the_day(home: Path) -> None:
+    """The blend weight is taken at the forecast week's inputs day, like the POSTED statistics:
+    on the next day of the same week a young entity's file is left as it was (before, its
+    weight moved daily, and with it its two-year file, its park's WTI and published files);
+    the next week it moves."""
+    if registry.current_version(global_model.global_root(home), global_model.GLOBAL_KEY) is None:
+        _global(home)
+    tue, thu, next_mon = (FORECAST_AS_OF + timedelta(days=d) for d in (2, 4, 8))
+
+    def run(day) -> forecast.EntityResult:
+        [res] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK4"], day,
+                                      FORECAST_HORIZON)
+        return res
+
+    first = run(tue)
+    assert first.mode == forecast.MODEL and any("cold start" in n for n in first.notes)
+    assert run(thu).mode == forecast.UNCHANGED
+    assert run(next_mon).mode == forecast.MODEL
+    with wh.reader(home) as conn:
+        w = {d: cold_start.plan(conn, home, ["MK4"], d, inputs_as_of(d)).weights["MK4"]
+             for d in (tue, thu, next_mon)}
+    assert 0 < w[tue] == w[thu] < w[next_mon] < 1
