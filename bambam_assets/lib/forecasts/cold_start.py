@@ -8,8 +8,14 @@ lib/models/global_model.py, which sees the ride's park and attributes, not its i
                               w_rows = min(1, s(n, K_ROWS) / s(MATURE_ROWS, K_ROWS)),
     s(x, k) = x / (x + k)
 
-d = days from the entity's first target observation to as_of, n = its target rows up to as_of:
-the shrinkage weight n/(n+k), rescaled to reach exactly 1 at maturity. An entity with at least
+d = days from the entity's first target observation to the weights' day, n = its target rows up
+to that day: the shrinkage weight n/(n+k), rescaled to reach exactly 1 at maturity. The weights'
+day is the forecast week's inputs day (lib.core.forecast_week.inputs_as_of, the day the POSTED
+statistics are taken at), not the as-of date: a weight that moved every day made every young
+entity's forecast, and so its park's WTI and published files, change every day (148 entities of
+the daily run's 632 forecasts at full scale); now it moves once a week, or with the entity's
+model. A ride whose first target is after that day has w = 0 (the global model alone) until the
+next week. An entity with at least
 MATURE_DAYS of history and MATURE_ROWS target rows has w = 1: its forecast is its own model's,
 bit for bit (and its forecast fingerprint is unchanged). Constants chosen by the real-data
 backtest (bench/README.md, issue 14).
@@ -49,9 +55,10 @@ def blend_weight(days: float, rows: float) -> float:
 
 
 # Each entity's target rows (the training's own rule: features.TARGETS_SQL): count and first day.
+# Counted up to as_of (every entity with targets is in it) and up to the weights' day ($anchor).
 _HISTORY_SQL = f"""
 WITH {TARGETS_SQL}
-SELECT entity_code, count(*) AS n, min(park_date) AS first_day
+SELECT entity_code, count(*) FILTER (WHERE park_date <= $anchor) AS n, min(park_date) AS first_day
 FROM targets GROUP BY entity_code
 """
 
@@ -92,18 +99,20 @@ class ColdStart:
 
 
 def plan(conn: duckdb.DuckDBPyConnection, home: Path, entities: Sequence[str],
-         as_of: date) -> ColdStart | None:
-    """The blend plan of `entities` as of `as_of`; None without a current global model or
-    when no entity is young (then the forecast is exactly the per-entity one)."""
+         as_of: date, weights_day: date | None = None) -> ColdStart | None:
+    """The blend plan of `entities` as of `as_of`, their weights computed at `weights_day`
+    (default as_of; the forecast passes its week's inputs day); None without a current global
+    model or when no entity is young (then the forecast is exactly the per-entity one)."""
     root = global_model.global_root(home)
     if registry.current_version(root, global_model.GLOBAL_KEY) is None or not entities:
         return None
-    params = target_params(entities, as_of)
+    day = as_of if weights_day is None else min(weights_day, as_of)
+    params = target_params(entities, as_of) | {"anchor": day}
     del params["park_codes"], params["park_tzs"]  # the parks lookup is not in TARGETS_SQL
     hist = conn.execute(_HISTORY_SQL, params).df()
     weights = {}
     for code, n, first in zip(hist["entity_code"], hist["n"], hist["first_day"], strict=True):
-        w = blend_weight((as_of - pd.Timestamp(first).date()).days, float(n))
+        w = blend_weight((day - pd.Timestamp(first).date()).days, float(n))
         if w < 1.0:
             weights[str(code)] = w
     if not weights:

@@ -305,7 +305,8 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
     with reader() as conn:
         info = _entity_info(conn, entities, as_of)
         hashes = input_hashes(conn, info, start, end)
-        cold = cold_start.plan(conn, home, list(info["entity_code"]), as_of)
+        # the blend weights move with the week, like the POSTED statistics (cold_start.py)
+        cold = cold_start.plan(conn, home, list(info["entity_code"]), as_of, inputs_day)
     results: dict[str, EntityResult] = {}
 
     def done(res: EntityResult) -> None:
