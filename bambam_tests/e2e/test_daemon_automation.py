@@ -137,9 +137,9 @@ def _report(h: Home, what: str, timeout_s: float) -> str:
 
 
 def _wait_quiet(h: Home, done: Callable[[Home], bool], what: str, timeout_s: float,
-                quiet_s: float = 15.0) -> None:
+                quiet_s: float = 10.0) -> None:
     """Wait until `done(h)` holds and no run or backfill has been in progress for `quiet_s`
-    (three ticks of every sensor and of the backfill loop: nothing more is coming)."""
+    (two ticks of every sensor and of the backfill loop: nothing more is coming)."""
     deadline = time.monotonic() + timeout_s
     quiet_since = None
     while time.monotonic() < deadline:
