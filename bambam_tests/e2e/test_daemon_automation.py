@@ -4,9 +4,9 @@ the daemon runs ingest, the due retrain, the forecasts of exactly the entities w
 changed, a backfill of only the new park day and a new WTI.
 
 Runs on both instance storages: SQLite under the home, and PostgreSQL run/event/schedule storage
-on the local server (BAMBAM_DAGSTER_PG_URL, bambam_assets/instance.py). Both are in the default
-suite. (Run side by side, the two scenarios took as long as one after the other: each run's
-process start competes for the two cores.)
+on the local server (BAMBAM_DAGSTER_PG_URL, bambam_assets/instance.py); the SQLite one is
+marked `storage_sqlite` (see the fixture). (Run side by side, the two scenarios took as long as
+one after the other: each run's process start competes for the two cores.)
 
 Everything is read back from what the pipeline records: the instance's runs and
 materializations (partition, metadata) and the run configs.
