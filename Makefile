@@ -24,8 +24,15 @@ run: venv
 		$(RUN_ENV) $(BAMBAM) demo-data $(DEMO_ARGS); fi
 	$(RUN_ENV) $(BAMBAM) run
 
+# Two passes: every test but the timed ones on TEST_WORKERS processes (pytest-xdist; a module's
+# tests stay on one worker, so its fixtures are built once), then the tests that assert a
+# wall-clock budget (marker `timing`) alone. Both run; either failing fails `make test`.
+TEST_WORKERS ?= 2
 test: venv
-	$(PY) -m pytest -q
+	@status=0; \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not timing" || status=1; \
+	$(PY) -m pytest -q -m timing || status=1; \
+	exit $$status
 
 # Small PNGs of every dashboard page, from the home `make run` built (needs /usr/bin/chromium).
 screenshots: run

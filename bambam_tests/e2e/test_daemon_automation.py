@@ -4,9 +4,7 @@ the daemon runs ingest, the due retrain, the forecasts of exactly the entities w
 changed, a backfill of only the new park day and a new WTI.
 
 Runs on both instance storages: SQLite under the home, and PostgreSQL run/event/schedule storage
-on the local server (BAMBAM_DAGSTER_PG_URL, bambam_assets/instance.py); the SQLite one is
-marked `storage_sqlite` (see the fixture). (Run side by side, the two scenarios took as long as
-one after the other: each run's process start competes for the two cores.)
+on the local server (BAMBAM_DAGSTER_PG_URL, bambam_assets/instance.py).
 
 Everything is read back from what the pipeline records: the instance's runs and
 materializations (partition, metadata) and the run configs.
@@ -246,10 +244,7 @@ def _check_second(h: Home) -> str:
             f"day (promoted: {sorted(promoted)}): {[_selection(r) for r in new_runs]}")
 
 
-# The SQLite variant is marked `storage_sqlite` and left out of the default run (pyproject's
-# addopts): with it the suite measured 19 min 33 s on a slow machine, at the 20-minute budget.
-# Run it with `pytest -m storage_sqlite bambam_tests/e2e/test_daemon_automation.py`.
-@pytest.fixture(params=["postgres", pytest.param("sqlite", marks=pytest.mark.storage_sqlite)])
+@pytest.fixture(params=["postgres", "sqlite"])
 def storage(request: pytest.FixtureRequest) -> str:
     return request.param
 

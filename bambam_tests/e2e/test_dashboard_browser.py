@@ -34,6 +34,7 @@ PAGE_BUDGET_S = 2.0  # asserted (shared CI box); the measured times are printed 
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.timing,  # page-load budgets: run alone, not beside the parallel pass
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason=f"no system Chromium at {CHROMIUM} (apt install chromium)"),
 ]

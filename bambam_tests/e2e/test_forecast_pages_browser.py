@@ -48,6 +48,7 @@ USER, PASSWORD = "barney", "bamm-bamm"
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.timing,  # page-load budgets: run alone, not beside the parallel pass
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
                        reason=f"no system Chromium at {CHROMIUM} (apt install chromium)"),
 ]

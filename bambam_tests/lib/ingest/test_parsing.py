@@ -408,6 +408,7 @@ def test_unreadable_files_are_reported_and_others_parsed(tmp_path: Path) -> None
 
 # --------------------------------------------------------------------------- speed
 
+@pytest.mark.timing
 def test_parse_is_vectorized(tmp_path: Path) -> None:
     """200 k rows in a few seconds at most: a per-row Python loop would take far longer."""
     n = 200_000
