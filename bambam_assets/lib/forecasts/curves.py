@@ -65,7 +65,15 @@ def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema,
     """Write `frame` (columns of `schema`) to `path` atomically; returns the rows written.
     `metadata`: key-value pairs stored in the file's schema (e.g. what the file was built from),
     published with the rows in the same `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    table = entity_table(frame, schema)
+    if metadata:
+        table = table.replace_schema_metadata(metadata)
+    write_table_atomic(table, path)
+    return table.num_rows
+
+
+def entity_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """`frame`'s columns of `schema` as an Arrow table of exactly that schema."""
     out = frame.loc[:, schema.names].copy()
     dates = out["park_date"]
     if not pd.api.types.is_datetime64_dtype(dates):  # datetime.date objects, strings
@@ -73,11 +81,7 @@ def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema,
     # day precision converts to date32 without a Python object per row (measured: 40x faster
     # than .dt.date on a 125k-row forecast file)
     out["park_date"] = dates.to_numpy().astype("datetime64[D]")
-    if metadata:
-        schema = schema.with_metadata(metadata)
-    table = pa.Table.from_pandas(out, schema=schema, preserve_index=False)
-    write_table_atomic(table, path)
-    return table.num_rows
+    return pa.Table.from_pandas(out, schema=schema, preserve_index=False)
 
 
 def write_table_atomic(table: pa.Table, path: Path, **write_options) -> None:
