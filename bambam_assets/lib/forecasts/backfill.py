@@ -500,15 +500,19 @@ def _one(home: Path, code: str, slots: pd.DataFrame, compute: list[str], keep: l
     if keep:
         # The old file's kept days, then the recomputed ones, in slot order, joined as Arrow
         # tables: a daily run keeps a whole year and adds a day; the same through pandas
-        # (to_pandas, concat, sort, from_pandas of three string columns) took 108.8 ms against
-        # 22.2 ms, the same file bit for bit (one-year file of 24,820 rows, median of 31).
-        # sort_by is stable, like the pandas sort it replaces.
+        # (to_pandas, concat, sort, from_pandas of three string columns) cost about 5x as much
+        # on a one-year file of 24,820 rows, for the same rows and day states (README, issue
+        # 13). That concat even made slot_start an object column (kept days in us, new ones
+        # in ns). sort_by is stable, like the pandas sort it replaces.
         kept = pq.read_table(path, filters=[("park_date", "in",
                                               [date.fromisoformat(d) for d in keep])])
         parts = [kept.replace_schema_metadata(None)]
         if len(fresh):
-            parts.append(curve_files.entity_table(fresh, curve_files.BACKFILL_SCHEMA))
-        table = pa.concat_tables(parts).sort_by("slot_start").replace_schema_metadata(metadata)
+            parts.append(curve_files.entity_table(fresh, curve_files.BACKFILL_SCHEMA)
+                         .replace_schema_metadata(None))
+        # the file's pandas metadata (dtypes for to_pandas) as before, with the new day states
+        table = pa.concat_tables(parts).sort_by("slot_start").replace_schema_metadata(
+            {**(kept.schema.metadata or {}), **metadata})
         curve_files.write_table_atomic(table, path)
         rows = table.num_rows
     else:

@@ -66,8 +66,8 @@ def write_entity_file(frame: pd.DataFrame, path: Path, schema: pa.Schema,
     `metadata`: key-value pairs stored in the file's schema (e.g. what the file was built from),
     published with the rows in the same `os.replace`."""
     table = entity_table(frame, schema)
-    if metadata:
-        table = table.replace_schema_metadata(metadata)
+    if metadata:  # beside pandas' own (dtypes for to_pandas)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     write_table_atomic(table, path)
     return table.num_rows
 
