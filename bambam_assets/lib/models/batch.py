@@ -26,10 +26,13 @@ from bambam_assets.lib.models import guard, incremental, registry, training, wor
 
 # Bump when the training code changes in a way that should retrain every entity.
 TRAINING_CODE_VERSION = "2"  # 2: POSTED model and conformal band scale (issue 14)
-# Below this many target rows to retrain in full, a batch runs in-process: each worker costs
-# about a second to start (imports), more than small work gains from a second core. Measured on
-# the daily benchmark's 24 critical entities: 24 incremental updates took 1.7 s in-process vs
-# 2.5 s on two workers; 24 full retrains (≈ 60,000 target rows) 4.7 s in-process vs 3.1 s.
+# Below this many rows to fit, a batch runs in-process: each worker costs about a second to
+# start (imports), more than small work gains from a second core. Measured on the daily
+# benchmark's 24 critical entities: 24 incremental updates took 1.7 s in-process vs 2.5 s on
+# two workers; 24 full retrains (≈ 60,000 target rows) 4.7 s in-process vs 3.1 s. The rows
+# counted are every fit's (pool_rows): a full retrain's POSTED sample is 2,000 rows or more even
+# for an hourly-fallback entity, and a full-scale daily run's hundreds of such retrains and
+# updates ran in-process on one core before (README, issue 13).
 POOL_MIN_FULL_ROWS = 20_000
 
 
@@ -165,7 +168,7 @@ def train_batch(
         else:
             result.skipped[code] = ("no target observations (ACTUAL or PRIORITY) up to the "
                                     "as-of date")
-    if workers is None and _full_xgboost_rows(result) < POOL_MIN_FULL_ROWS:
+    if workers is None and pool_rows(result, groups, posted_groups) < POOL_MIN_FULL_ROWS:
         planned_workers = 1  # small work: starting workers would cost more than they save
     result.workers = min(workers or planned_workers, max(1, len(ordered)))
     result.nthread = worker_pool.nthread_per_worker(psutil.cpu_count(logical=True) or 1,
@@ -237,11 +240,20 @@ def ratio_prior(models_root: Path, mature_frames: Sequence[pd.DataFrame]) -> flo
         return training.POSTED_RATIO_PRIOR
 
 
-def _full_xgboost_rows(result: BatchResult) -> int:
-    """Target rows of the entities planned for a full XGBoost retrain (the batch's heavy part)."""
-    return sum(n for code, n in result.target_counts.items()
-               if result.modes.get(code) == incremental.FULL
-               and n >= training.MIN_TARGETS_FOR_XGB)
+def pool_rows(result: BatchResult, groups: dict[str, pd.DataFrame],
+              posted_groups: dict[str, pd.DataFrame]) -> int:
+    """Rows the batch's XGBoost fits will see: the target rows of each full retrain of XGBoost
+    size and of each incremental update (its update window, as read), and the POSTED rows of
+    each full retrain (its POSTED model, fitted whatever the target count)."""
+    rows = 0
+    for code, mode in result.modes.items():
+        n = len(groups.get(code, ()))
+        if mode == incremental.INCREMENTAL:
+            rows += n
+        elif mode == incremental.FULL:
+            rows += (n if n >= training.MIN_TARGETS_FOR_XGB else 0)
+            rows += len(posted_groups.get(code, ()))
+    return rows
 
 
 def _choose(models_root: Path, code: str, target_count: int, mode: str, now: datetime,

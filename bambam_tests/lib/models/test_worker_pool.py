@@ -9,6 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 import pandas as pd
 import pytest
 
+from bambam_assets.lib.models import batch, incremental, training
 from bambam_assets.lib.models import worker_pool as wp
 
 GB = 1024**3
@@ -159,3 +160,23 @@ def test_run_pool_keeps_at_most_workers_items_in_flight() -> None:
     # submitted in order: item i+2 can only start once item i or i+1 has finished
     for i in range(6):
         assert spans[i + 2][0] >= min(spans[i][1], spans[i + 1][1]) - 1e-3
+
+
+def test_pool_rows_count_every_fit_of_the_batch() -> None:
+    """Whether a training batch gets worker processes depends on the rows its fits will see:
+    a full retrain of an hourly-fallback entity still fits its POSTED model (thousands of
+    rows), and an update fits its window."""
+    def rows(n: int) -> pd.DataFrame:
+        return pd.DataFrame({"y": range(n)})
+
+    small = training.MIN_TARGETS_FOR_XGB - 1
+    result = batch.BatchResult(modes={"FB": incremental.FULL, "XG": incremental.FULL,
+                                      "UP": incremental.INCREMENTAL})
+    groups = {"FB": rows(small), "XG": rows(600), "UP": rows(250)}
+    posted = {"FB": rows(3_000), "XG": rows(2_000), "UP": rows(9_999)}  # UP: not refitted
+    assert batch.pool_rows(result, groups, posted) == 3_000 + 600 + 2_000 + 250
+    assert batch.pool_rows(result, groups, {}) == 600 + 250
+    # a daily run's 300 fallback-size full retrains no longer count as nothing
+    many = batch.BatchResult(modes={f"E{i}": incremental.FULL for i in range(300)})
+    assert batch.pool_rows(many, {f"E{i}": rows(small) for i in range(300)},
+                           {f"E{i}": rows(2_000) for i in range(300)}) >= batch.POOL_MIN_FULL_ROWS
