@@ -18,8 +18,8 @@ party nights included (slots.py), gets, in this order:
 Slots outside park hours do not exist (no row): closed for every consumer. Everything up to the
 prediction's inputs are read per entity chunk in the parent process (the slot features once
 per park day, the facts as sorted series); the matching (binary searches), the prediction and
-the file writes run on a worker pool (lib.models.worker_pool: one worker per core), a chunk per
-task, while the parent reads the next chunk.
+the file writes run on a worker pool (lib.models.worker_pool: one worker per core), up to
+TASK_ENTITIES entities of a chunk per task, while the parent reads the next chunk.
 
 Incremental: each entity's file records, per park day, a fingerprint of what that day's curve was
 built from (the day's facts of the entity and the park's hours that day) and whether a model
@@ -68,6 +68,11 @@ ACTUAL_MATCH_SECS, POSTED_AFTER_SECS, POSTED_BEFORE_SECS = 5 * 60, 10 * 60, 15 *
 # frames exist only in the workers, one entity at a time), every entity's new day in one read
 # on a daily run.
 CHUNK_DAYS = 15 * 366
+# Entities of one worker task at most: a read chunk with more (a daily run reads every
+# entity's new day at once) is split into tasks of this size, so both workers share it; as one
+# task, the 1,694 entities of a full-scale daily run were matched, imputed and written by one
+# worker, one core (README, issue 13).
+TASK_ENTITIES = 128
 
 # The slots of the chunk's (park, park_date) pairs with their non-POSTED features: they depend
 # on the park and the slot only, so they are built once per park day, not once per entity.
@@ -200,6 +205,14 @@ class ChunkInputs:
     features: pd.DataFrame  # one row per (park_code, slot_start): slot, slot_us, features
     days: pd.DataFrame  # one row per (entity_code, park_date) to compute, with park_code
     series: pd.DataFrame  # entity_code, kind (target|posted|closed), us, v; sorted by us
+
+    def subset(self, codes: Sequence[str]) -> ChunkInputs:
+        """The part of the chunk a task over `codes` needs: their days and series, and the slot
+        features of their park days only."""
+        days = self.days[self.days["entity_code"].isin(codes)]
+        wanted = days[["park_code", "park_date"]].drop_duplicates()
+        return ChunkInputs(self.features.merge(wanted, on=["park_code", "park_date"]), days,
+                           self.series[self.series["entity_code"].isin(codes)])
 
     def of(self, code: str) -> EntityInputs:
         """One entity's part (the frames a worker needs for it). The chunk's frames are grouped
@@ -414,8 +427,12 @@ def run_backfill(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                 ).fetchall())
                 inputs = (read_chunk(conn, chunk, [queues.get(c, "STANDBY") for c in chunk],
                                      as_of, window_days, only_days=pairs) if pairs else None)
-            yield BackfillTask(str(home), nthread, inputs, [
-                EntityWork(code, *plans[code], states.get(code, {})) for code in chunk])
+            for i in range(0, len(chunk), TASK_ENTITIES):  # one read, tasks for every worker
+                part = chunk[i:i + TASK_ENTITIES]
+                sub = (inputs if inputs is None or len(part) == len(chunk)
+                       else inputs.subset(part))
+                yield BackfillTask(str(home), nthread, sub, [
+                    EntityWork(code, *plans[code], states.get(code, {})) for code in part])
 
     def on_result(task: BackfillTask, out: list[BackfillResult] | None,
                   exc: BaseException | None) -> None:

@@ -95,3 +95,37 @@ def test_a_model_arriving_reimputes_the_days_built_without_one(base: Path,
     shutil.move(tmp_path / "MK1_models", models / "MK1")
     [again] = backfill.run_backfill(lambda: wh.reader(home), home, ["MK1"], FORECAST_AS_OF)
     assert again.days_computed == without.days_computed and again.by_source["imputed"] > 0
+
+
+def test_a_chunk_split_into_tasks_gives_the_same_files(base: Path, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    """A daily run reads every entity's new day as one chunk; split into tasks of one entity
+    (so both workers share it), every file equals the one written by a single task."""
+    new_day = FORECAST_AS_OF + timedelta(days=1)
+    extra = pd.concat([local_fact(c, new_day, 10 + i, 0, kind, 20 + 5 * i)
+                       for i, c in enumerate(CODES) for kind in ("ACTUAL", "POSTED")])
+    homes = {}
+    for name in ("one_task", "split"):
+        homes[name] = _copy(base, tmp_path, name)
+        insert_facts(homes[name], extra)
+    tasks: list[list[str]] = []
+    original = backfill.backfill_task
+
+    def spy(task):
+        tasks.append([w.code for w in task.entities])
+        return original(task)
+
+    monkeypatch.setattr(backfill.worker_pool, "run_pool",
+                        lambda fn, items, workers, on_result, ahead=0: [
+                            on_result(item, spy(item), None) for item in items])
+    whole = backfill.run_backfill(lambda: wh.reader(homes["one_task"]), homes["one_task"],
+                                  CODES, new_day)
+    assert tasks == [CODES]
+    tasks.clear()
+    monkeypatch.setattr(backfill, "TASK_ENTITIES", 1)
+    split = backfill.run_backfill(lambda: wh.reader(homes["split"]), homes["split"], CODES,
+                                  new_day)
+    assert tasks == [[c] for c in CODES]
+    for a, b in zip(whole, split, strict=True):
+        assert a.days_computed == b.days_computed == 1
+        pd.testing.assert_frame_equal(_frame(a), _frame(b))
