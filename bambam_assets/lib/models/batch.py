@@ -30,9 +30,9 @@ TRAINING_CODE_VERSION = "2"  # 2: POSTED model and conformal band scale (issue 1
 # start (imports), more than small work gains from a second core. Measured on the daily
 # benchmark's 24 critical entities: 24 incremental updates took 1.7 s in-process vs 2.5 s on
 # two workers; 24 full retrains (≈ 60,000 target rows) 4.7 s in-process vs 3.1 s. The rows
-# counted are every fit's (pool_rows): a full retrain's POSTED sample is 2,000 rows or more even
-# for an hourly-fallback entity, and a full-scale daily run's hundreds of such retrains and
-# updates ran in-process on one core before (README, issue 13).
+# counted are every fit's (pool_rows): a full retrain's POSTED sample is at least 2,000 rows
+# where the entity has them, even for an hourly-fallback entity, and a full-scale daily run's
+# hundreds of such retrains and updates ran in-process on one core before (README, issue 13).
 POOL_MIN_FULL_ROWS = 20_000
 
 
