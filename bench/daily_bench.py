@@ -47,14 +47,12 @@ TARGET_DAILY_RATIO = 50.0  # issue 5: at least 50x less wall time than the legac
 BACKDATE_HOURS = 25.0
 
 
-def backdate_models(home: Path, hours: float) -> int:
-    """Move every model version's trained_at (and last full retrain) `hours` back; returns the
-    versions moved. Bench-only: it makes the setup run look like yesterday's run."""
-    import duckdb
-
+def backdate_model_files(models_root: Path, hours: float) -> int:
+    """The files part of backdate_models: every version's meta.json under `models_root` (a
+    home's models or a scratch copy of them); returns the versions moved."""
     delta = timedelta(hours=hours)
     moved = 0
-    for meta_path in sorted(HomePaths(home).models.glob("*/v*/meta.json")):  # a loop over files
+    for meta_path in sorted(Path(models_root).glob("*/v*/meta.json")):  # a loop over files
         meta = json.loads(meta_path.read_text())
         for holder, key in ((meta, "trained_at"),
                             (meta.get("metrics") or {}, "last_full_retrain_at")):
@@ -64,6 +62,16 @@ def backdate_models(home: Path, hours: float) -> int:
         tmp.write_text(json.dumps(meta, indent=1))
         os.replace(tmp, meta_path)
         moved += 1
+    return moved
+
+
+def backdate_models(home: Path, hours: float) -> int:
+    """Move every model version's trained_at (and last full retrain) `hours` back; returns the
+    versions moved. Bench-only: it makes the setup run look like yesterday's run."""
+    import duckdb
+
+    moved = backdate_model_files(HomePaths(home).models, hours)
+    delta = timedelta(hours=hours)
     conn = duckdb.connect(str(HomePaths(home).warehouse))
     try:
         micros = int(delta.total_seconds() * 1_000_000)

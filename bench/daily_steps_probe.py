@@ -25,11 +25,10 @@ machine's busy share per run (bench.full_bench.Monitor).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from bambam_assets.lib.core import warehouse as wh
@@ -42,7 +41,7 @@ from bambam_assets.lib.models.features import (
     build_training_frame,
     target_counts,
 )
-from bench.daily_bench import _shift_iso
+from bench.daily_bench import backdate_model_files
 from bench.full_bench import Monitor
 
 
@@ -86,13 +85,7 @@ def probe_backfill(home: Path, first: Path, rounds: int) -> None:
 def _restore_models(src: Path, dst: Path, hours: float = 25.0) -> None:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst)
-    for meta_path in dst.glob("*/v*/meta.json"):  # bench.daily_bench.backdate_models, files only
-        meta = json.loads(meta_path.read_text())
-        for holder, key in ((meta, "trained_at"),
-                            (meta.get("metrics") or {}, "last_full_retrain_at")):
-            if holder.get(key):
-                holder[key] = _shift_iso(holder[key], timedelta(hours=hours))
-        meta_path.write_text(json.dumps(meta, indent=1))
+    backdate_model_files(dst, hours)
 
 
 def _versions(root: Path) -> dict[str, int]:
