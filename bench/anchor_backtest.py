@@ -16,8 +16,8 @@ Method, on a COPY of an existing home's warehouse (the source home is only read,
 1. Observations: every POSTED (minutes not null) of park dates first+1 .. last+days, matched to
    its forecast slot as `backtest.SCORED_SQL` does (epoch rounded to 5 minutes; the slot must
    exist in `dim_park_hours`' slots, `slots.slots_cte_sql`, else the observation has no slot
-   and is not scored), keyed as the forecast keys that slot: date_group_id of the slot's park
-   date from `dim_calendar`, local hour of the slot start in the park's zone.
+   and is not scored), keyed as the forecast keys that slot: ISO weekday of the slot's park
+   date, local hour of the slot start in the park's zone.
 2. For every anchor day A that some D uses, `posted_aggregates.build_posted_aggregates(conn, A)`
    (one writer connection at a time, `warehouse.writer`), then the forecast's own lookup
    (`posted_aggregates.lookup_cte_sql`, PRIORITY entities never falling back to their park, as
@@ -67,7 +67,11 @@ from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.schema import ACTUAL, POSTED
 from bambam_assets.lib.forecasts.backtest import _LOCAL_HALF_HOUR
 from bambam_assets.lib.forecasts.band import apply_band, fit_band
-from bambam_assets.lib.forecasts.posted_aggregates import build_posted_aggregates, lookup_cte_sql
+from bambam_assets.lib.forecasts.posted_aggregates import (
+    LOOKUP_LEVELS,
+    build_posted_aggregates,
+    lookup_cte_sql,
+)
 from bambam_assets.lib.forecasts.slots import SLOT_SECONDS, slots_cte_sql
 from bambam_assets.lib.models import training
 from bambam_assets.lib.models.features import (
@@ -114,6 +118,7 @@ obs AS (
       AND o.park_date BETWEEN $lo AND $hi {{extra}}
 )
 SELECT o.* EXCLUDE (tz), s.park_date AS slot_park_date, c.date_group_id,
+       isodow(s.park_date) AS day_of_week,
        CASE WHEN s.slot_start IS NOT NULL THEN hour(timezone(o.tz, o.slot_start)) END AS hour
 FROM obs o
 LEFT JOIN slots s ON s.park_code = o.park_code AND s.slot_start = o.slot_start
@@ -130,7 +135,7 @@ def _lookup_sql() -> str:
     return f"""
     INSERT INTO {_LOOKUP_TABLE}
     WITH {lookup_cte_sql(_KEYS_TABLE)}
-    SELECT $anchor::DATE, entity_code, park_code, date_group_id, hour, posted_predicted,
+    SELECT $anchor::DATE, entity_code, park_code, day_of_week, hour, posted_predicted,
            posted_level
     FROM posted_lookup
     """
@@ -140,7 +145,7 @@ def _score_sql(anchors: list[str]) -> str:
     joins = "\n".join(
         f"LEFT JOIN {_LOOKUP_TABLE} l_{a} ON l_{a}.anchor = ${a} "
         f"AND l_{a}.entity_code = o.entity_code "
-        f"AND l_{a}.date_group_id IS NOT DISTINCT FROM o.date_group_id AND l_{a}.hour = o.hour"
+        f"AND l_{a}.day_of_week = o.day_of_week AND l_{a}.hour = o.hour"
         for a in anchors)
     preds = ", ".join(f"l_{a}.posted_predicted AS p_{a}" for a in anchors)
     levels = ", ".join(f"l_{a}.posted_level AS lv_{a}" for a in anchors)
@@ -177,8 +182,8 @@ def _score_sql(anchors: list[str]) -> str:
            {sums}, sum(abs(y - naive)) FILTER (WHERE ok) AS abs_naive,
            sum(y) FILTER (WHERE ok) AS sum_y,
            count(*) FILTER (WHERE ok AND p_daily <> p_weekly) AS changed,
-           count(*) FILTER (WHERE ok AND lv_daily = 'entity_dgid_hour') AS top_level_daily,
-           count(*) FILTER (WHERE ok AND lv_weekly = 'entity_dgid_hour') AS top_level_weekly,
+           count(*) FILTER (WHERE ok AND lv_daily = '{LOOKUP_LEVELS[0]}') AS top_level_daily,
+           count(*) FILTER (WHERE ok AND lv_weekly = '{LOOKUP_LEVELS[0]}') AS top_level_weekly,
            count(*) FILTER (WHERE ok AND lv_daily IS DISTINCT FROM lv_weekly) AS level_differs,
            coalesce(sum(abs(y - p_weekly) - abs(y - p_daily))
                     FILTER (WHERE ok AND lv_daily IS DISTINCT FROM lv_weekly), 0)
@@ -211,10 +216,10 @@ def prepare(home: Path, first: date, last: date, days: int) -> dict:
             extra="AND o.entity_code IN (SELECT entity_code FROM dim_entity "
                   "WHERE queue_type = 'STANDBY')"), {**params, "kind": ACTUAL})
         conn.execute(f"""CREATE OR REPLACE TABLE {_KEYS_TABLE} AS
-            SELECT DISTINCT entity_code, park_code, date_group_id, hour
+            SELECT DISTINCT entity_code, park_code, day_of_week, hour
             FROM {_POSTED_OBS} WHERE hour IS NOT NULL""")
         conn.execute(f"""CREATE OR REPLACE TABLE {_LOOKUP_TABLE} (anchor DATE,
-            entity_code VARCHAR, park_code VARCHAR, date_group_id VARCHAR, hour BIGINT,
+            entity_code VARCHAR, park_code VARCHAR, day_of_week BIGINT, hour BIGINT,
             posted_predicted DOUBLE, posted_level VARCHAR)""")
         facts_end = conn.execute("SELECT max(park_date) FROM fct_wait_times").fetchone()[0]
         counts = conn.execute(f"""SELECT
@@ -421,7 +426,7 @@ def print_report(rep: dict, anchors: list[str], echo=print) -> None:
     echo(f"weekly - daily MAE {p['weekly_minus_daily']} min, of which "
          f"{p['weekly_minus_daily_from_level_change']} from the "
          f"{p['level_differs_share']:.2%} of observations answered at another fallback level; "
-         f"answered at entity_dgid_hour: daily {p['top_level_share_daily']:.1%}, weekly "
+         f"answered at {LOOKUP_LEVELS[0]}: daily {p['top_level_share_daily']:.1%}, weekly "
          f"{p['top_level_share_weekly']:.1%}")
     echo(f"observations: {p['observed']:,} (D, obs) pairs, {p['with_slot']:,} with a slot, "
          f"{p['n']:,} scored (every anchor and the naive answer); mean observed POSTED "

@@ -20,7 +20,7 @@ back to the slots by an inverse index). `posted_predicted` comes from the entity
 (predicted once per distinct feature row too, rounded to 5 minutes like a sign); an entity whose
 version has no POSTED model (too few POSTED rows, a version trained before it existed, no model
 at all) takes the posted-aggregates
-fallback chain, looked up in one join for all (entity, date_group_id, local hour) keys of an
+fallback chain, looked up in one join for all (entity, ISO weekday, local hour) keys of an
 entity chunk.
 
 The caller reads from DuckDB in the parent process only, one short read per park and entity
@@ -69,8 +69,9 @@ MODEL, POSTED_ONLY, NO_DATA, FAILED = "model", "posted_only", "no_data", "failed
 UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # Bumped when the forecast's computation changes, so every file is recomputed once
 # ("4": slots include EMH and party hours, and posted_predicted comes from the POSTED model;
-# "5": the band stored with the version at training, fitted on the rows it was trained on).
-FORECAST_CODE_VERSION = "5"
+# "5": the band stored with the version at training, fitted on the rows it was trained on;
+# "6": the posted lookup of entities without a POSTED model keys on weekday and hour).
+FORECAST_CODE_VERSION = "6"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
 
 
@@ -80,7 +81,7 @@ WITH ents AS (
            unnest($queues::VARCHAR[]) AS queue_type
 ),
 pa_entity AS (
-    SELECT entity_code, bit_xor(hash(level, date_group_id, hour, posted_median)) AS h
+    SELECT entity_code, bit_xor(hash(level, date_group_id, day_of_week, hour, posted_median)) AS h
     FROM posted_aggregates WHERE entity_code IN (SELECT entity_code FROM ents) GROUP BY 1
 ),
 pa_park AS (
@@ -145,7 +146,7 @@ class SlotFeatures:
     frame: pd.DataFrame  # one row per slot: park_code, park_date, slot, slot_start, features
     distinct: pd.DataFrame  # one row per distinct feature row
     inverse: np.ndarray  # slot row -> row of `distinct`
-    keys: pd.DataFrame  # one row per distinct (date_group_id, hour)
+    keys: pd.DataFrame  # one row per distinct (day_of_week, hour): the posted lookup's keys
     key_inverse: np.ndarray  # slot row -> row of `keys`
 
 
@@ -170,7 +171,7 @@ def slot_features(conn: duckdb.DuckDBPyConnection, park_code: str, start: date,
     inverse = frame.groupby(FEATURES_WITHOUT_POSTED, dropna=False, sort=False).ngroup().to_numpy()
     distinct = frame.loc[frame.index[np.unique(inverse, return_index=True)[1]],
                          FEATURES_WITHOUT_POSTED].reset_index(drop=True)
-    key_cols = ["date_group_id", "local_hour"]
+    key_cols = ["day_of_week", "local_hour"]
     key_inverse = frame.groupby(key_cols, dropna=False, sort=False).ngroup().to_numpy()
     keys = frame.loc[frame.index[np.unique(key_inverse, return_index=True)[1]], key_cols]
     keys = keys.rename(columns={"local_hour": "hour"}).reset_index(drop=True)
@@ -184,7 +185,7 @@ def posted_values(conn: duckdb.DuckDBPyConnection, park_code: str, entities: Seq
     grid = pd.DataFrame({
         "entity_code": np.repeat(list(entities), len(keys)),
         "park_code": park_code,
-        "date_group_id": np.tile(keys["date_group_id"].to_numpy(object), len(entities)),
+        "day_of_week": np.tile(keys["day_of_week"].to_numpy(float), len(entities)),
         "hour": np.tile(keys["hour"].to_numpy(float), len(entities)),
         "_pos": np.tile(np.arange(len(keys)), len(entities)),
     })

@@ -71,8 +71,9 @@ def _agg(conn, level: str) -> pd.DataFrame:
 
 def test_weighted_statistics_by_local_hour(conn) -> None:
     counts = pa.build_posted_aggregates(conn, AS_OF)
-    assert counts == {"entity_dgid_hour": 4, "entity_dgid": 2, "entity_hour": 4, "entity": 2,
-                      "park_hour": 3}
+    # weekday x hour: MK1 Sunday 10h and 14h, Saturday 10h; MK2 Saturday 10h and 20h
+    assert counts == {"entity_dow_hour": 5, "entity_dgid_hour": 4, "entity_dgid": 2,
+                      "entity_hour": 4, "entity": 2, "park_hour": 3}
     top = _agg(conn, "entity_dgid_hour")
     mk1 = top[(top["entity_code"] == "MK1") & (top["hour"] == 10)].iloc[0]
     # sorted 10 (w 1), 30 (w .5), 50 (w .5): cumulative weight reaches half (1) at 10
@@ -88,23 +89,35 @@ def test_weighted_statistics_by_local_hour(conn) -> None:
     assert park.loc[10, "posted_count"] == 4  # MK1 x3 + MK2: CLOSED/ACTUAL/after as_of excluded
 
 
-def test_fallback_chain_answers_each_level_in_order(conn) -> None:
+def test_fallback_chain_answers_each_level_in_order(conn, monkeypatch) -> None:
     pa.build_posted_aggregates(conn, AS_OF)
+    monkeypatch.setattr(pa, "MIN_DOW_HOUR_COUNT", 1)  # the fixture's cells hold 1-2 readings
+    # AS_OF is a Sunday (ISO 7), YEAR_AGO a Saturday (6); MK1 has hours 10 and 14
     keys = pd.DataFrame({
-        "entity_code": ["MK1", "MK1", "MK1", "MK1", "MK9", "MK9", "MK8"],
-        "park_code": ["MK", "MK", "MK", "MK", "MK", "MK", "MK"],
-        "date_group_id": ["A", "A", "B", "B", "B", "B", "B"],
-        "hour": [10, 15, 10, 16, 10, 3, 20],
+        "entity_code": ["MK1", "MK1", "MK1", "MK1", "MK1", "MK9", "MK9", "MK8"],
+        "park_code": ["MK"] * 8,
+        "day_of_week": [7, 6, 7, 3, 3, 3, 3, 3],
+        "hour": [10, 10, 15, 10, 16, 10, 3, 20],
     })
     out = pa.lookup_posted(conn, keys, no_park_level=["MK8"])
     assert out["posted_level"].tolist() == [
-        "entity_dgid_hour", "entity_dgid", "entity_hour", "entity", "park_hour", None, None]
-    # MK1/A (all hours): values 10 (w1), 30, 50 (w .5), 70 (w1) -> cum 1, 1.5 >= 1.5 at 30
-    assert out["posted_value"].tolist()[:4] == [10, 30, 10, 30]
+        "entity_dow_hour", "entity_dow_hour", "entity", "entity_hour", "entity", "park_hour",
+        None, None]
+    # Sunday 10h: 10 (w 1); Saturday 10h: 30, 50 (w .5 each) -> cum .5 >= .5 at 30;
+    # MK1 hour 10 (any weekday): 10 (w1), 30, 50 (w .5) -> 10; MK1 all: + 70 (w1) -> 30
+    assert out["posted_value"].tolist()[:5] == [10, 30, 30, 10, 30]
     # MK9 has no POSTED: the park's hour-10 weighted median; rounded to the nearest 5
-    assert out["posted_value"].iloc[4] == 22
-    assert out["posted_predicted"].tolist()[:5] == [10, 30, 10, 30, 20]
-    assert out["posted_predicted"].iloc[5:].isna().all()
+    assert out["posted_value"].iloc[5] == 22
+    assert out["posted_predicted"].tolist()[:6] == [10, 30, 30, 10, 30, 20]
+    assert out["posted_predicted"].iloc[6:].isna().all()
+    # a weekday x hour cell thinner than MIN_DOW_HOUR_COUNT leaves the answer to the hour
+    monkeypatch.setattr(pa, "MIN_DOW_HOUR_COUNT", 2)
+    thin = pa.lookup_posted(conn, keys.iloc[:2], no_park_level=["MK8"])
+    assert thin["posted_level"].tolist() == ["entity_hour", "entity_dow_hour"]
+    assert thin["posted_value"].tolist() == [10, 30]
+    # the date-group levels are in the table but answer no lookup
+    assert set(pa.LOOKUP_LEVELS) < set(pa.LEVELS)
+    assert "entity_dgid_hour" not in pa.LOOKUP_LEVELS
     assert out["entity_code"].tolist() == keys["entity_code"].tolist()  # order kept
 
 
@@ -112,13 +125,14 @@ def test_fallback_chain_answers_each_level_in_order(conn) -> None:
 
 TZ_OF = {"MK": "America/New_York", "TDL": "Asia/Tokyo"}
 LEVEL_KEYS = {
+    "entity_dow_hour": ["entity_code", "park_code", "day_of_week", "hour"],
     "entity_dgid_hour": ["entity_code", "park_code", "date_group_id", "hour"],
     "entity_dgid": ["entity_code", "park_code", "date_group_id"],
     "entity_hour": ["entity_code", "park_code", "hour"],
     "entity": ["entity_code", "park_code"],
     "park_hour": ["park_code", "hour"],
 }
-ALL_KEYS = ["entity_code", "park_code", "date_group_id", "hour"]
+ALL_KEYS = ["entity_code", "park_code", "date_group_id", "day_of_week", "hour"]
 
 
 def _random_facts(seed: int, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -158,6 +172,7 @@ def _reference(facts: pd.DataFrame, cal: pd.DataFrame) -> dict[str, pd.DataFrame
                  & (facts["park_date"] <= AS_OF)].copy()
     dgid = dict(zip(cal["park_date"].dt.date, cal["date_group_id"], strict=True))
     rows["date_group_id"] = rows["park_date"].map(dgid)
+    rows["day_of_week"] = [d.isoweekday() for d in rows["park_date"]]
     rows["hour"] = [t.tz_convert(TZ_OF[p]).hour
                     for t, p in zip(rows["observed_at"], rows["park_code"], strict=True)]
     rows["v"] = rows["wait_time_minutes"].astype(float)
@@ -251,8 +266,10 @@ def test_a_tie_exact_in_rationals_takes_the_lower_value() -> None:
     facts["wait_time_minutes"] = facts["wait_time_minutes"].astype("Int64")
     _load(c, facts, cal)
     pa.build_posted_aggregates(c, AS_OF)
+    # every level but the weekday one holds all four rows (the four days are four weekdays)
     medians = c.execute("SELECT level, posted_median, posted_median_unweighted "
-                        "FROM posted_aggregates").fetchall()
+                        "FROM posted_aggregates WHERE level <> 'entity_dow_hour'").fetchall()
+    assert len(medians) == len(pa.LEVELS) - 1
     assert {m for _, m, _ in medians} == {30.0}
     assert {u for _, _, u in medians} == {25.0}  # even count: the mean of 20 and 30
 
