@@ -79,8 +79,9 @@ def _unchanged_materialization(context: dg.AssetExecutionContext, code: str, pat
     # follows the ingest and the calendar; its data version (the inputs' fingerprint) moves
     # once a week, and only then requests every forecast
     automation_condition=on_changed_inputs(),
-    description="Recency-weighted POSTED statistics per (entity, date_group_id, local hour), "
-    "plus the fallback levels (entity+dgid, entity+hour, entity, park+hour) of the lookup.",
+    description="Recency-weighted POSTED statistics per (entity, date_group_id, local hour) "
+    "and per (entity, weekday, local hour), plus the coarser levels (entity+dgid, entity+hour, "
+    "entity, park+hour); lookups try weekday+hour, hour, entity, park+hour.",
 )
 def posted_aggregates(
     warehouse: WarehouseResource, run_settings: RunSettingsResource
