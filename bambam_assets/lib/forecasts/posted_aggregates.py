@@ -66,7 +66,8 @@ LEVELS: tuple[str, ...] = ("entity_dow_hour", "entity_dgid_hour", "entity_dgid",
 # statistics) but answer no lookup: a date group is one day a year, so its median is a handful of
 # readings. On real data (bench.real_backtest, 60 days) the single-rider line answered from it
 # lost to the plain weekday x half-hour median by 16-30 % at three dates; from weekday x hour it
-# is within -2..+16 % of it (bench/README.md, "Posted fallback by weekday").
+# beats it by 2-16 % at all four dates it is scored (bench/README.md, "Posted fallback by
+# weekday").
 LOOKUP_LEVELS: tuple[str, ...] = ("entity_dow_hour", "entity_hour", "entity", "park_hour")
 # A weekday x hour cell answers only from this many readings: a young ride's cells hold a few
 # days each, and its hour's median over every day is steadier (real data, Na'vi River Journey a
