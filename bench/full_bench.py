@@ -95,10 +95,13 @@ class Monitor:
     """Samples the peak RSS of this process's descendants and the peak disk use of a folder, the
     CPU seconds of every descendant (its last sampled user + system time, so the pool workers,
     which are the forkserver's children and never reach this process's getrusage, count too;
-    up to one sampling interval of each process's end is missed) and the machine's busy share."""
+    up to one sampling interval of each process's end is missed) and the machine's busy share.
+    `with_self`: count this process too (a step run in-process, e.g. a probe's query)."""
 
-    def __init__(self, home: Path, rss_every: float = 0.25, disk_every: float = 1.0) -> None:
+    def __init__(self, home: Path, rss_every: float = 0.25, disk_every: float = 1.0,
+                 with_self: bool = False) -> None:
         self.home = home
+        self.with_self = with_self
         self.rss_every, self.disk_every = rss_every, disk_every
         self.peak_rss = 0
         self.peak_disk = 0
@@ -122,7 +125,7 @@ class Monitor:
         psutil.cpu_times_percent(None)
         while not self._stop.is_set():
             rss, n = 0, 0
-            for child in me.children(recursive=True):
+            for child in ([me] if self.with_self else []) + me.children(recursive=True):
                 try:
                     with child.oneshot():
                         rss += child.memory_info().rss

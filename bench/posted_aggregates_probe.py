@@ -7,9 +7,9 @@ this repository's `bambam_assets/lib/forecasts/posted_aggregates.py`. Each round
 warehouse to a scratch folder beside it (the source is only read), then builds the table there
 with the old module and with the new one, in that order or the reverse on odd rounds, through
 `warehouse.writer` (the pipeline's DuckDB memory limit and temp directory). Per build: wall
-seconds, the peak RSS of this process (sampled every 0.1 s) and the peak size of the DuckDB temp
-directory, and the table's rows. Only the module file is loaded from OLD_TREE (it imports the
-rest from this repository), so the two differ by exactly that file.
+seconds, the peak RSS of this process and the peak size of the DuckDB temp directory (sampled by
+`full_bench.Monitor`), and the table's rows. Only the module file is loaded from OLD_TREE (it
+imports the rest from this repository), so the two differ by exactly that file.
 """
 
 from __future__ import annotations
@@ -18,15 +18,13 @@ import argparse
 import importlib.util
 import shutil
 import statistics
-import threading
 import time
 from datetime import date
 from pathlib import Path
 
-import psutil
-
 from bambam_assets.lib.core import warehouse
 from bambam_assets.lib.core.paths import HomePaths
+from bench.full_bench import Monitor
 
 MODULE = Path("bambam_assets/lib/forecasts/posted_aggregates.py")
 
@@ -38,49 +36,15 @@ def _load(path: Path, name: str):
     return module
 
 
-def _dir_size(root: Path) -> int:
-    total = 0
-    for p in root.rglob("*"):
-        try:
-            total += p.stat().st_size
-        except OSError:
-            pass  # a spill file removed while walking
-    return total
-
-
-class Peaks:
-    """Peak RSS of this process and peak size of a folder, sampled on a thread."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.rss, self.disk = folder, 0, 0
-        self._stop = threading.Event()
-        self._proc = psutil.Process()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.rss = max(self.rss, self._proc.memory_info().rss)
-            if self.folder.exists():
-                self.disk = max(self.disk, _dir_size(self.folder))
-            self._stop.wait(0.1)
-
-    def __enter__(self) -> Peaks:
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def build_once(module, home: Path, as_of: date) -> dict:
-    with Peaks(home / warehouse.TEMP_DIR) as peaks:
+    with Monitor(home / warehouse.TEMP_DIR, rss_every=0.1, disk_every=0.1,
+                 with_self=True) as mon:
         started = time.perf_counter()
         with warehouse.writer(home) as conn:
             counts = module.build_posted_aggregates(conn, as_of)
         wall = time.perf_counter() - started
-    return {"wall": round(wall, 2), "peak_rss_gb": round(peaks.rss / 2**30, 2),
-            "peak_temp_gb": round(peaks.disk / 2**30, 3), "rows": sum(counts.values())}
+    return {"wall": round(wall, 2), "peak_rss_gb": round(mon.peak_rss / 2**30, 2),
+            "peak_temp_gb": round(mon.peak_disk / 2**30, 3), "rows": sum(counts.values())}
 
 
 def main(argv: list[str] | None = None) -> dict:
