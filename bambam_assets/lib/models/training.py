@@ -408,12 +408,23 @@ def predict(trained_or_loaded: Any, frame: pd.DataFrame, with_posted: bool,
     models = _attr(trained_or_loaded, "models")
     name = WITH_POSTED if with_posted and WITH_POSTED in models else WITHOUT_POSTED
     return _booster_predict(models[name], trained_or_loaded, frame, FEATURES_OF_MODEL[name],
-                            nthread, encoded)
+                            nthread, encoded, name)
+
+
+def _booster_of(raw: bytes, trained_or_loaded: Any, name: str | None) -> xgb.Booster:
+    # a registry.LoadedModel parses each of its boosters once (LazyBoosters): use that one
+    # rather than parsing the same bytes again here
+    boosters = None if isinstance(trained_or_loaded, dict) else getattr(
+        trained_or_loaded, "boosters", None)
+    if name is not None and boosters is not None and name in boosters:
+        return boosters[name]
+    return _booster(bytes(raw))
 
 
 def _booster_predict(raw: bytes, trained_or_loaded: Any, frame: pd.DataFrame,
                      default_names: list[str], nthread: int | None,
-                     encoded: pd.DataFrame | None = None) -> np.ndarray:
+                     encoded: pd.DataFrame | None = None,
+                     name: str | None = None) -> np.ndarray:
     """One stored booster's predictions (>= 0) on `frame`, encoded with the version's mappings
     (`encoded`: `encode(frame, the version's encodings)`, when the caller already has it).
 
@@ -422,7 +433,7 @@ def _booster_predict(raw: bytes, trained_or_loaded: Any, frame: pd.DataFrame,
     of the forecast's time."""
     if len(frame) == 0:
         return np.zeros(0)
-    booster = _booster(bytes(raw))
+    booster = _booster_of(raw, trained_or_loaded, name)
     if nthread is not None:
         booster.set_param({"nthread": nthread})
     x = encode(frame, _attr(trained_or_loaded, "encodings")) if encoded is None else encoded
@@ -441,4 +452,4 @@ def predict_posted(trained_or_loaded: Any, frame: pd.DataFrame,
     if raw is None:
         return None
     return _booster_predict(raw, trained_or_loaded, frame, FEATURES_WITHOUT_POSTED, nthread,
-                            encoded)
+                            encoded, POSTED_MODEL)
