@@ -32,6 +32,7 @@ reads the next one.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -42,6 +43,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from bambam_assets.lib.core.forecast_week import (
     DEFAULT_HORIZON_DAYS,
@@ -73,6 +76,11 @@ UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # "6": the posted lookup of entities without a POSTED model keys on weekday and hour).
 FORECAST_CODE_VERSION = "6"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
+# What a file's posted_predicted was predicted from when it came from the version's POSTED model
+# (that model's bytes, the version's encodings and the entity's inputs without the version):
+# an incremental update carries the POSTED model over unchanged (lib.models.incremental), so
+# within a week the next forecast copies the column instead of predicting it again.
+POSTED_KEY = b"bambam.posted_inputs"
 
 
 _INPUTS_SQL = """
@@ -122,6 +130,45 @@ def fingerprint(inputs: int, model_version: int | None, start: date, end: date) 
     """What an entity's forecast file is computed from, as one string."""
     text = f"{FORECAST_CODE_VERSION}|{start}|{end}|{model_version}|{inputs}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def posted_basis(inputs: int, start: date, end: date) -> str:
+    """The part of an entity's POSTED key that is not its model: the window and its inputs
+    (the same hash as `fingerprint`'s, without the model version)."""
+    return f"{FORECAST_CODE_VERSION}|{start}|{end}|{inputs}"
+
+
+def posted_key(basis: str, model) -> str | None:
+    """What the version's POSTED model predicts from, as one string (None: no POSTED model,
+    its posted_predicted comes from the aggregates)."""
+    raw = None if model is None or model.kind == training.FALLBACK_KIND else (
+        model.models or {}).get(training.POSTED_MODEL)
+    if raw is None:
+        return None
+    h = hashlib.sha256(basis.encode())
+    h.update(hashlib.blake2b(raw, digest_size=16).digest())
+    h.update(json.dumps(model.encodings, sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+def stored_posted(path: Path, key: str, sf: SlotFeatures) -> np.ndarray | None:
+    """The posted_predicted column of the entity's current file, one value per slot of `sf`,
+    when that file's POSTED column was predicted from `key` over exactly these slots; else
+    None (then the caller predicts it)."""
+    footer = curve_files.read_footer(path)
+    if footer is None or footer[0].get(POSTED_KEY) != key.encode() or footer[1] != len(sf.frame):
+        return None
+    try:
+        table = pq.read_table(path, columns=["slot_start", "posted_predicted"])
+    except (OSError, pa.ArrowException):
+        return None
+    stored = table.column("slot_start").cast(pa.int64()).to_numpy()
+    slots = (sf.frame["slot_start"].dt.tz_convert("UTC").dt.tz_localize(None)
+             .to_numpy().astype("datetime64[us]").astype(np.int64))
+    if not np.array_equal(stored, slots):  # the same slots in the same order, or no reuse
+        return None
+    values = table.column("posted_predicted").to_numpy(zero_copy_only=False)
+    return None if np.isnan(values).any() else values.astype(np.float64)
 
 
 def stored_fingerprint(path: Path) -> str | None:
@@ -210,19 +257,23 @@ def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarra
                    nthread: int | None = None,
                    cold: cold_start.ColdStart | None = None,
                    numeric: dict[str, np.ndarray] | None = None,
-                   prepared: global_model.GlobalRows | None = None) -> pd.DataFrame:
+                   prepared: global_model.GlobalRows | None = None,
+                   model_posted: np.ndarray | None = None) -> pd.DataFrame:
     """One entity's forecast. Grain: one row per slot where actual or posted is known;
     columns curve_files.FORECAST_COLUMNS. `numeric`: training.encode_numeric(sf.distinct), and
     `prepared`: cold.prepare(sf.distinct), shared by the entities of a chunk (only the
-    categories depend on the version, only the attributes on the entity)."""
+    categories depend on the version, only the attributes on the entity). `model_posted`: the
+    version's POSTED model's values per slot, already computed (`stored_posted`)."""
     n = len(sf.frame)
     actual = p10 = p90 = np.full(n, np.nan)
     # the distinct rows encoded once for both of the version's models
     enc = (training.encode(sf.distinct, model.encodings, numeric)
            if model is not None and n and model.kind != training.FALLBACK_KIND else None)
-    by_model = None if model is None or not n else training.predict_posted(
-        model, sf.distinct, nthread=nthread, encoded=enc)
-    if by_model is not None:  # else the aggregates' values, already rounded
+    by_model = None if model is None or not n or model_posted is not None else (
+        training.predict_posted(model, sf.distinct, nthread=nthread, encoded=enc))
+    if model_posted is not None:
+        posted_slots = model_posted
+    elif by_model is not None:  # else the aggregates' values, already rounded
         posted = None
         posted_slots = np.round(by_model[sf.inverse] / ROUND_TO) * ROUND_TO
     else:
@@ -319,6 +370,9 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
         done(EntityResult(code, NO_DATA, notes=[f"no facts up to {as_of}"]))
     models_root = HomePaths(home).models
     todo: dict[str, dict[str, tuple[str, int | None]]] = {}  # park -> entity -> (fp, version)
+    # what each file's POSTED column is predicted from (recorded always; reused unless every
+    # file is to be recomputed)
+    bases = {c: posted_basis(hashes.get(c, 0), start, end) for c in info["entity_code"]}
     needs_rows: set[str] = set()  # modeled entities whose version has no stored band
     for park, group in info.groupby("park_code", sort=True):
         for code in group["entity_code"]:
@@ -352,7 +406,8 @@ def run_forecast(reader: Reader, home: Path, entities: Sequence[str], as_of: dat
                     posted = posted_values(conn, park, chunk, sf.keys, priority)
                     train = build_training_frame(conn, modeled, inputs_day) if modeled else None
                 yield ForecastTask(str(home), sf, [(c, plan[c][0]) for c in chunk], posted,
-                                   train, task_threads, cold)
+                                   train, task_threads, cold,
+                                   {c: bases[c] for c in chunk}, not recompute_all)
 
     def on_result(task: ForecastTask, out: list[EntityResult] | None,
                   exc: BaseException | None) -> None:
@@ -377,6 +432,8 @@ class ForecastTask:
     train: pd.DataFrame | None  # the band's training rows of the entities without a stored band
     nthread: int | None
     cold: cold_start.ColdStart | None = None  # the young entities' blend with the global model
+    posted_bases: dict[str, str] = field(default_factory=dict)  # posted_basis per entity
+    reuse_posted: bool = True  # copy an unchanged POSTED column from the entity's file
 
 
 def forecast_task(task: ForecastTask) -> list[EntityResult]:
@@ -392,7 +449,8 @@ def forecast_task(task: ForecastTask) -> list[EntityResult]:
         try:
             out.append(_one(code, task.sf, _load(HomePaths(home).models, code), task.train,
                             task.posted.get(code), home, task.nthread, fp, task.cold,
-                            numeric, prepared))
+                            numeric, prepared, task.posted_bases.get(code),
+                            task.reuse_posted))
         except Exception as exc:  # noqa: BLE001 - reported per entity
             out.append(EntityResult(code, FAILED, notes=[f"{type(exc).__name__}: {exc}"]))
     return out
@@ -402,7 +460,8 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
          posted: np.ndarray | None, home: Path, nthread: int | None,
          fp: str, cold: cold_start.ColdStart | None = None,
          numeric: dict[str, np.ndarray] | None = None,
-         prepared: global_model.GlobalRows | None = None) -> EntityResult:
+         prepared: global_model.GlobalRows | None = None,
+         basis: str | None = None, reuse_posted: bool = True) -> EntityResult:
     started = time.perf_counter()
     res = EntityResult(code, MODEL if model is not None else POSTED_ONLY, slots=len(sf.frame),
                        fingerprint=fp)
@@ -418,13 +477,19 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
             res.notes.append("no training rows: no p10/p90 band")
     else:
         res.notes.append("no current model: POSTED-only forecast, actual columns null")
-    frame = forecast_frame(code, sf, model, band, posted, nthread, cold, numeric, prepared)
+    path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
+    key = None if basis is None or not len(sf.frame) else posted_key(basis, model)
+    model_posted = None if key is None or not reuse_posted else stored_posted(path, key, sf)
+    if model_posted is not None:
+        res.notes.append("posted_predicted kept: POSTED model and inputs unchanged")
+    frame = forecast_frame(code, sf, model, band, posted, nthread, cold, numeric, prepared,
+                           model_posted)
     if model is not None and cold is not None and code in cold.weights:
         res.notes.append(f"cold start: own model weight {cold.weights[code]:.2f}, "
                          f"global model v{cold.version}")
-    path = curve_files.entity_file(home, curve_files.FORECASTS_DIR, code)
+    metadata = {FINGERPRINT_KEY: fp} if key is None else {FINGERPRINT_KEY: fp, POSTED_KEY: key}
     res.rows = curve_files.write_entity_file(frame, path, curve_files.FORECAST_SCHEMA,
-                                             metadata={FINGERPRINT_KEY: fp})
+                                             metadata=metadata)
     res.path = str(path)
     res.seconds = round(time.perf_counter() - started, 3)
     return res

@@ -4,6 +4,7 @@ version without it (trained before it existed) falls back to the posted aggregat
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -137,3 +138,48 @@ def test_posted_model_losing_to_its_naive_is_not_kept(monkeypatch) -> None:
                         lambda *a, **k: (b"raw", {"mae": 10.4, "naive_mae": 10.0}, None))
     training._train_posted(posted, {}, 1, models, metrics, features)
     assert models == {training.POSTED_MODEL: b"raw"}
+
+
+def test_unchanged_posted_model_column_is_kept_not_predicted(home: Path, monkeypatch) -> None:
+    # an incremental update carries the POSTED model over (lib.models.incremental): the next
+    # forecast copies the column from the entity's file, the same values a prediction gives
+    [first] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK4"], FORECAST_AS_OF,
+                                    FORECAST_HORIZON, recompute_all=True)
+    key = forecast.curve_files.read_footer(Path(first.path))[0][forecast.POSTED_KEY]
+    loaded = registry.load_model(home / "models", "MK4")
+    again = SimpleNamespace(  # a new version with the same boosters: a new fingerprint
+        entity_code="MK4", queue_type=loaded.queue_type, kind=loaded.kind,
+        models=dict(loaded.models), encodings=loaded.encodings, fallback=loaded.fallback,
+        metrics=loaded.metrics, holdout_mae=loaded.meta["holdout_mae"])
+    outcome = registry.save_version(home / "models", again, code_version="t", params_hash="t",
+                                    target_count=600)
+    assert outcome.promoted
+    predicted = pd.read_parquet(first.path)
+
+    def no_prediction(*_a, **_k):
+        raise AssertionError("the POSTED model predicted again")
+
+    monkeypatch.setattr(training, "predict_posted", no_prediction)
+    [res] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK4"], FORECAST_AS_OF,
+                                  FORECAST_HORIZON)
+    assert res.mode == forecast.MODEL and res.model_version == outcome.version
+    assert any("posted_predicted kept" in n for n in res.notes)
+    kept = pd.read_parquet(res.path)
+    pd.testing.assert_frame_equal(kept, predicted)  # the ACTUAL side is the same model too
+    assert forecast.curve_files.read_footer(Path(res.path))[0][forecast.POSTED_KEY] == key
+    monkeypatch.undo()
+
+    # another POSTED model (or another window, inputs, encodings): predicted, not copied
+    other = SimpleNamespace(**{**vars(again), "models": {
+        **again.models, training.POSTED_MODEL: again.models[training.WITHOUT_POSTED]}})
+    assert registry.save_version(home / "models", other, code_version="t", params_hash="t",
+                                 target_count=600).promoted
+    [res] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK4"], FORECAST_AS_OF,
+                                  FORECAST_HORIZON)
+    assert not any("posted_predicted kept" in n for n in res.notes)
+    out = pd.read_parquet(res.path)
+    assert not np.array_equal(out["posted_predicted"], predicted["posted_predicted"])
+    # and recompute_all predicts whatever the file holds
+    [res] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK4"], FORECAST_AS_OF,
+                                  FORECAST_HORIZON, recompute_all=True)
+    assert not any("posted_predicted kept" in n for n in res.notes)
