@@ -37,6 +37,9 @@ EXEMPTIONS: dict[tuple[str, str], str] = {
     ("bench/responsiveness_bench.py", "copy"):
         "the benchmark's dashboard and API server children get a copy of the environment "
         "pointing at the measured home",
+    ("bench/forecast_probe.py", "copy"):
+        "each probed code tree's child gets a copy of the environment with the tree on "
+        "PYTHONPATH",
 }
 ENV_ATTRS = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
 
