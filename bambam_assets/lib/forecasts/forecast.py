@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -163,9 +164,7 @@ def stored_posted(path: Path, key: str, sf: SlotFeatures) -> np.ndarray | None:
     except (OSError, pa.ArrowException):
         return None
     stored = table.column("slot_start").cast(pa.int64()).to_numpy()
-    slots = (sf.frame["slot_start"].dt.tz_convert("UTC").dt.tz_localize(None)
-             .to_numpy().astype("datetime64[us]").astype(np.int64))
-    if not np.array_equal(stored, slots):  # the same slots in the same order, or no reuse
+    if not np.array_equal(stored, sf.slot_us):  # the same slots in the same order, or no reuse
         return None
     values = table.column("posted_predicted").to_numpy(zero_copy_only=False)
     return None if np.isnan(values).any() else values.astype(np.float64)
@@ -195,6 +194,12 @@ class SlotFeatures:
     inverse: np.ndarray  # slot row -> row of `distinct`
     keys: pd.DataFrame  # one row per distinct (day_of_week, hour): the posted lookup's keys
     key_inverse: np.ndarray  # slot row -> row of `keys`
+
+    @cached_property
+    def slot_us(self) -> np.ndarray:
+        """slot_start as UTC microseconds (int64), once per park's slots, not per entity."""
+        return (self.frame["slot_start"].dt.tz_convert("UTC").dt.tz_localize(None)
+                .to_numpy().astype("datetime64[us]").astype(np.int64))
 
 
 def slot_features(conn: duckdb.DuckDBPyConnection, park_code: str, start: date,
