@@ -321,6 +321,21 @@ def test_pages_render_from_the_small_warehouse(home: Path) -> None:
     assert names == ["observed POSTED", "observed ACTUAL"] and note == ""
 
 
+def test_freshness_age_chart_draws_the_oldest_entities_only() -> None:
+    # at the real estate's 1,694 entities one bar each took the browser over a second to draw
+    n = freshness.AGE_BARS + 25
+    fresh = pd.DataFrame({"entity_code": [f"E{i}" for i in range(n)],
+                          "entity_name": [f"ride {i}" for i in range(n)],
+                          "days_since": list(range(n, 0, -1)),  # ordered oldest first
+                          "stale": [i < 3 for i in range(n)]})
+    bars = freshness._age_figure(fresh, stale_days=2).data[0]
+    assert list(bars.x) == [f"E{i}" for i in range(freshness.AGE_BARS)]
+    assert min(bars.y) == n - freshness.AGE_BARS + 1
+    small = freshness._age_figure(fresh.head(5), stale_days=2)
+    assert list(small.data[0].x) == [f"E{i}" for i in range(5)]
+    assert f"of {n}" in freshness._age_figure(fresh, 2).layout.title.text
+
+
 def test_warm_up_builds_every_page_and_survives_a_failing_one(
         home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(home, use_env_credentials=False, stale_days=2, as_of=AS_OF)
