@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from bambam_assets.instance import ensure_dagster_home
+from bambam_assets.lib.core import warehouse as wh
 from bambam_tests.builders import write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +51,11 @@ def test_dagster_daemon_alone_ingests_a_new_file(bambam_home: Path) -> None:
         assert run.status == dg.DagsterRunStatus.SUCCESS
         # launched by the sensor tick, through the queued run coordinator of the daemon
         assert run.tags.get("dagster/sensor_name") == "raw_files_sensor"
-        conn = duckdb.connect(str(bambam_home / "warehouse.duckdb"), read_only=True)
-        try:
+        # the sensors go on launching runs that write the warehouse: read as every reader does
+        # (wait out a writer's lock), not with a bare connect that fails while one holds it
+        with wh.reader(bambam_home) as conn:
             got = conn.execute("SELECT count(*) FROM fct_wait_times WHERE entity_code = 'MK1' "
                                "AND wait_time_type = 'POSTED'").fetchall()
-        finally:
-            conn.close()
         assert got == [(len(rows),)]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
