@@ -36,6 +36,7 @@ def main() -> None:
 def _register_commands() -> None:
     # One module per command group; main only assembles them.
     from bambam_assets.cli.backtest import backtest
+    from bambam_assets.cli.daemon import daemon
     from bambam_assets.cli.dashboard import dashboard
     from bambam_assets.cli.demo import demo_data
     from bambam_assets.cli.ingest import ingest
@@ -44,7 +45,7 @@ def _register_commands() -> None:
     from bambam_assets.cli.run import run
     from bambam_assets.cli.ui import ui
 
-    for command in (demo_data, run, ui, models, backtest, dashboard, live, ingest):
+    for command in (demo_data, run, ui, daemon, models, backtest, dashboard, live, ingest):
         main.add_command(command)
 
 

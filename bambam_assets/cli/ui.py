@@ -21,7 +21,7 @@ def ui(port: int, dash_port: int, host: str) -> None:
     """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the dashboard."""
     from bambam_assets import web_auth
     from bambam_assets.dashboard import start_in_thread
-    from bambam_assets.instance import ensure_dagster_home
+    from bambam_assets.instance import local_instance
     from bambam_assets.lib.core import settings
 
     if not web_auth.is_loopback(host):
@@ -31,7 +31,8 @@ def ui(port: int, dash_port: int, host: str) -> None:
             f"refusing to serve the Dagster UI on {host}: the Dagster webserver has no "
             "authentication. Bind a loopback address and expose it through a TLS-terminating "
             "reverse proxy with authentication (README: \"Exposing the UI, dashboard and API\").")
-    ensure_dagster_home()
+    # storages created before dagster dev's webserver, daemon and code server race to (cli/daemon)
+    local_instance()
     try:
         dash_server = start_in_thread(settings.home(), host, dash_port)
     except ValueError as exc:  # non-loopback host without Basic Auth credentials

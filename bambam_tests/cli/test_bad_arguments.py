@@ -69,6 +69,9 @@ CASES = [
     ("live-serve-bad-port", ["live", "serve", "--port", "http"], {}, "--port"),
     ("dashboard-public-without-auth", ["dashboard", "--host", "0.0.0.0"], {}, "BAMBAM_DASH"),
     ("ui-public-host", ["ui", "--host", "0.0.0.0"], {}, "loopback"),
+    ("daemon-unreachable-postgres", ["daemon"],
+     {"BAMBAM_DAGSTER_PG_URL": f"postgresql+psycopg2://u@127.0.0.1:{_closed_port()}/none"},
+     "BAMBAM_DAGSTER_PG_URL"),
 ]
 
 

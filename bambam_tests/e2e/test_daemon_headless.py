@@ -1,8 +1,10 @@
-"""The automation runs headless: `dagster-daemon run` alone (no webserver, no `dagster dev`)
-picks up a new raw file through `raw_files_sensor`, launches the ingest run and lands the rows."""
+"""The automation runs headless: `bambam daemon` (`dagster-daemon run` on the home's instance;
+no webserver, no `dagster dev`) on a fresh home picks up a new raw file through
+`raw_files_sensor`, launches the ingest run and lands the rows."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from bambam_assets.instance import ensure_dagster_home
+from bambam_assets.instance import local_instance
 from bambam_assets.lib.core import warehouse as wh
 from bambam_tests.builders import write
 
@@ -26,18 +28,19 @@ def test_dagster_daemon_alone_ingests_a_new_file(bambam_home: Path) -> None:
     rows = [f"03/{d:02d}/2024,2024-03-{d:02d} {h:02d}:{m:02d}:00,{20 + m},"
             for d in (1, 2) for h in range(9, 20) for m in (0, 30)]
     write(bambam_home / "raw", "public/MK1.csv", PUBLIC + "\n".join(rows) + "\n")
-    dagster_home = ensure_dagster_home(bambam_home)
-    daemon = Path(sys.executable).parent / "dagster-daemon"
+    bambam = Path(sys.executable).parent / "bambam"
     log = bambam_home / "daemon.log"
     with open(log, "w") as out:
         # Own session: the daemon's run workers are its children; the whole group is killed.
         proc = subprocess.Popen(
-            [str(daemon), "run", "-w", str(ROOT / "workspace.yaml")],
-            cwd=ROOT, env={**os.environ, "DAGSTER_HOME": str(dagster_home)},
+            [str(bambam), "daemon"], cwd=ROOT, env={**os.environ, "BAMBAM_HOME": str(bambam_home)},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        instance = dg.DagsterInstance.get()
+        # the test's instance and the daemon's both create the home's storages under its lock:
+        # two processes creating one new SQLite schema at once failed in CI ("table
+        # alembic_version already exists")
+        instance = local_instance(bambam_home)
         deadline = time.monotonic() + 180
         run = None
         while time.monotonic() < deadline:
@@ -58,5 +61,6 @@ def test_dagster_daemon_alone_ingests_a_new_file(bambam_home: Path) -> None:
                                "AND wait_time_type = 'POSTED'").fetchall()
         assert got == [(len(rows),)]
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # a daemon that exited left no group
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
