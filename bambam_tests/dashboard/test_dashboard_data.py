@@ -336,6 +336,19 @@ def test_freshness_age_chart_draws_the_oldest_entities_only() -> None:
     assert f"of {n}" in freshness._age_figure(fresh, 2).layout.title.text
 
 
+def test_quality_chart_plots_each_entity_against_its_naive_baseline() -> None:
+    # one point per entity with both MAEs (not a labelled bar each: 1,694 did not lay out fast)
+    df = pd.DataFrame({"entity_code": ["A1", "A2", "A3", "A4"],
+                       "mae": [5.0, 12.0, 7.0, None], "naive_mae": [8.0, 10.0, 9.0, 4.0]})
+    fig = quality._mae_figure(df)
+    diagonal, points = fig.data
+    assert list(points.text) == ["A1", "A2", "A3"]
+    assert list(points.x) == [8.0, 10.0, 9.0] and list(points.y) == [5.0, 12.0, 7.0]
+    assert list(diagonal.x) == [0, 12.0] == list(diagonal.y)
+    assert "2 of 3 entities beat it" in fig.layout.title.text
+    assert not quality._mae_figure(df.assign(mae=None)).data
+
+
 def test_warm_up_builds_every_page_and_survives_a_failing_one(
         home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(home, use_env_credentials=False, stale_days=2, as_of=AS_OF)
