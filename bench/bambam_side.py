@@ -79,6 +79,7 @@ def run_bambam(raw: Path, home: Path, as_of: date, profile: Path | None = None,
 def _step_times(instance, run_ids: list[str]) -> dict:
     """Per step: STEP_START -> STEP_SUCCESS/FAILURE seconds; run spans; entity_model phases."""
     steps: dict[str, float] = {}
+    spans: list[tuple[str, float, float]] = []  # (step, start, end): epoch seconds
     runs: dict[str, float] = {}
     phases: dict[str, float] = {}
     for run_id in run_ids:
@@ -92,6 +93,7 @@ def _step_times(instance, run_ids: list[str]) -> dict:
                 start[e.step_key] = e.timestamp
             elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and e.step_key in start:
                 steps[e.step_key] = steps.get(e.step_key, 0.0) + e.timestamp - start[e.step_key]
+                spans.append((e.step_key, start[e.step_key], e.timestamp))
                 if e.step_key == "entity_model":
                     marks["end"] = e.timestamp
             elif kind == "PIPELINE_START":
@@ -114,7 +116,7 @@ def _step_times(instance, run_ids: list[str]) -> dict:
                 "pool_and_registry_files": marks["trained"] - marks["features_done"],
                 "registry_table_and_materialization_events": marks["end"] - marks["trained"],
             }
-    return {"steps": steps, "runs": runs, "entity_model_phases": phases}
+    return {"steps": steps, "step_spans": spans, "runs": runs, "entity_model_phases": phases}
 
 
 def _models(home: Path) -> dict:

@@ -113,6 +113,8 @@ class Monitor:
         self.peak_rss = 0
         self.peak_disk = 0
         self.peak_procs = 0
+        # (epoch s, tree RSS bytes) at every sample: which step held the peak (`peak_by_step`)
+        self.timeline: list[tuple[float, int]] = []
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, create_time) -> CPU s seen
         self._busy: list[float] = []
         self._stop = threading.Event()
@@ -142,6 +144,7 @@ class Monitor:
                 except psutil.Error:
                     continue
             self.peak_rss = max(self.peak_rss, rss)
+            self.timeline.append((time.time(), rss))
             self.peak_procs = max(self.peak_procs, n)
             now = time.monotonic()
             if now >= next_disk:
@@ -160,6 +163,24 @@ class Monitor:
         self._stop.set()
         self._thread.join()
         self.peak_disk = max(self.peak_disk, _disk_usage(self.home))
+
+
+def peak_by_step(timeline: list[tuple[float, int]],
+                 spans: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Per step: the tree's peak RSS (GB) among the samples taken while it ran (steps that
+    overlap share their samples); "outside steps": the samples no step covers (imports, the
+    run's start and end, the bench child's read-out)."""
+    out: dict[str, float] = {}
+    covered = [False] * len(timeline)
+    for step, t0, t1 in spans:
+        for i, (t, rss) in enumerate(timeline):
+            if t0 <= t <= t1:
+                covered[i] = True
+                out[step] = max(out.get(step, 0.0), rss / 2**30)
+    rest = [rss for (_t, rss), c in zip(timeline, covered, strict=True) if not c]
+    if rest:
+        out["outside steps"] = max(rest) / 2**30
+    return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 @dataclass
@@ -205,6 +226,7 @@ def run_phase(name: str, raw: Path, home: Path, as_of: date, fresh: bool, log=pr
         "peak_rss_gb": round(mon.peak_rss / 2**30, 2),
         "peak_home_gb": round(mon.peak_disk / 2**30, 2),
         "peak_processes": mon.peak_procs,
+        "peak_rss_gb_by_step": peak_by_step(mon.timeline, child.get("step_spans", [])),
         "steps": {k: round(v, 1) for k, v in sorted(child.get("steps", {}).items())},
         "entity_model_phases": {k: round(v, 1) for k, v in
                                 child.get("entity_model_phases", {}).items()},
@@ -214,7 +236,8 @@ def run_phase(name: str, raw: Path, home: Path, as_of: date, fresh: bool, log=pr
     }
     log(f"{name}: {out['wall']:.1f}s wall, {out['tree_cpu_seconds']:.0f} CPU s of the tree "
         f"(machine {out['machine_busy_pct']:.0f} % busy), peak RSS "
-        f"{out['peak_rss_gb']:.2f} GB, peak home {out['peak_home_gb']:.2f} GB")
+        f"{out['peak_rss_gb']:.2f} GB, peak home {out['peak_home_gb']:.2f} GB; peak RSS by "
+        f"step {out['peak_rss_gb_by_step']}")
     return out
 
 
