@@ -104,8 +104,8 @@ def _train(context: dg.AssetExecutionContext, config: TrainConfig, warehouse: Wa
         context.log.warning(
             f"model_registry lacked {len(added)} versions on disk (a crashed training step): "
             f"added {_summary(added['entity_code'] + ' v' + added['version'].astype(str))}")
-    # Read everything the batch needs once; workers get plain frames and never open DuckDB.
-    # A heavy read (a writer's memory limit), closed before the worker pool starts.
+    # What the batch needs to plan, in one heavy read (a writer's memory limit); the rows are
+    # read per chunk by train_batch (read_chunk). Workers get plain frames, never open DuckDB.
     with warehouse.reader(heavy=True) as conn:
         # the staleness of every entity of the range, as the sensor saw it (same rule, same clock)
         evaluation = retrain.evaluate(conn, evaluated_at, as_of)
@@ -116,18 +116,29 @@ def _train(context: dg.AssetExecutionContext, config: TrainConfig, warehouse: Wa
         counts = _target_counts(evaluation, keys)
         # entities due for an incremental update read only their update window's rows
         planned = tb.plan_modes(models_root, counts, config.mode, datetime.now(UTC))
-        tails = [code for code, (m, _) in planned.items() if m == incremental.INCREMENTAL]
-        frame = build_training_frame(conn, keys, as_of, tail_entities=tails,
-                                     tail_rows=incremental.IncrementalPolicy().min_window_rows)
-        # the POSTED model's sampled rows, for the entities retrained in full only
-        posted_frame = build_posted_frame(conn, [k for k in keys if k not in set(tails)], as_of)
+        tails = {code for code, (m, _) in planned.items() if m == incremental.INCREMENTAL}
         queue_types = dict(conn.execute(
             "SELECT entity_code, queue_type FROM dim_entity "
             "WHERE entity_code IN (SELECT unnest(?))",
             [keys]).fetchall())
-    context.log.info(f"training {len(keys)} entities from {len(frame):,} target rows "
-                     f"and {len(posted_frame):,} sampled POSTED rows "
-                     f"(as of {as_of}; {len(tails)} read for an incremental update only)")
+    rows_read = {"target": 0, "posted": 0}
+
+    def read_chunk(codes: list[str]):
+        # One heavy read per chunk, closed before its entities train: another process's writer
+        # waits for one chunk's read at most, and the rows held stay bounded (lib.models.batch).
+        with warehouse.reader(heavy=True) as conn:
+            frame = build_training_frame(
+                conn, codes, as_of, tail_entities=[c for c in codes if c in tails],
+                tail_rows=incremental.IncrementalPolicy().min_window_rows)
+            # the POSTED model's sampled rows, for the entities retrained in full only
+            posted_frame = build_posted_frame(conn, [c for c in codes if c not in tails], as_of)
+        rows_read["target"] += len(frame)
+        rows_read["posted"] += len(posted_frame)
+        return frame, posted_frame
+
+    context.log.info(f"training {len(keys)} entities as of {as_of} ({len(tails)} read for an "
+                     f"incremental update only), in chunks of at most "
+                     f"{tb.CHUNK_TARGET_ROWS:,} target rows")
 
     progress = StepProgress(warehouse.home_path(), context.run_id, "entity_model", len(keys))
 
@@ -144,10 +155,10 @@ def _train(context: dg.AssetExecutionContext, config: TrainConfig, warehouse: Wa
             f"{code}: {reason}" for code, reason in list(config.reasons.items())[:DUE_SHOWN])
             + (f"; and {len(config.reasons) - DUE_SHOWN} more"
                if len(config.reasons) > DUE_SHOWN else ""))
-    result = train_batch(frame, keys, queue_types, models_root, on_done=on_done,
+    result = train_batch(None, keys, queue_types, models_root, on_done=on_done,
                          workers=config.workers or None, mode=config.mode,
-                         target_counts=counts, tail_entities=tails, plan=planned,
-                         posted_frame=posted_frame)
+                         target_counts=counts, tail_entities=sorted(tails), plan=planned,
+                         read_chunk=read_chunk)
     result.skipped.update(no_longer_due)
     rows = registry_table.registry_rows(models_root, result.outcomes)
     failures = registry_table.failure_rows(result.failures, context.run_id)
@@ -169,7 +180,9 @@ def _train(context: dg.AssetExecutionContext, config: TrainConfig, warehouse: Wa
             )
     context.log.info(
         f"trained {len(result.outcomes)} entities, {len(result.failures)} failed, "
-        f"{result.workers} workers x {result.nthread} threads, {result.seconds:.1f}s"
+        f"{result.workers} workers x {result.nthread} threads, {result.seconds:.1f}s, from "
+        f"{rows_read['target']:,} target rows and {rows_read['posted']:,} sampled POSTED rows "
+        f"read in {result.chunks} chunks"
     )
     for outcome in result.outcomes:
         yield dg.AssetMaterialization(

@@ -174,9 +174,14 @@ def test_pool_rows_count_every_fit_of_the_batch() -> None:
                                       "UP": incremental.INCREMENTAL})
     groups = {"FB": rows(small), "XG": rows(600), "UP": rows(250)}
     posted = {"FB": rows(3_000), "XG": rows(2_000), "UP": rows(9_999)}  # UP: not refitted
-    assert batch.pool_rows(result, groups, posted) == 3_000 + 600 + 2_000 + 250
-    assert batch.pool_rows(result, groups, {}) == 600 + 250
+
+    def prepared(groups, posted):  # what _prepare_chunk hands the pool, per entity
+        return {c: (g, posted.get(c), None, None, False) for c, g in groups.items()}
+
+    assert batch.pool_rows(result, prepared(groups, posted)) == 3_000 + 600 + 2_000 + 250
+    assert batch.pool_rows(result, prepared(groups, {})) == 600 + 250
     # a daily run's 300 fallback-size full retrains no longer count as nothing
     many = batch.BatchResult(modes={f"E{i}": incremental.FULL for i in range(300)})
-    assert batch.pool_rows(many, {f"E{i}": rows(small) for i in range(300)},
-                           {f"E{i}": rows(2_000) for i in range(300)}) >= batch.POOL_MIN_FULL_ROWS
+    fallbacks = prepared({f"E{i}": rows(small) for i in range(300)},
+                         {f"E{i}": rows(2_000) for i in range(300)})
+    assert batch.pool_rows(many, fallbacks) >= batch.POOL_MIN_FULL_ROWS
