@@ -100,7 +100,8 @@ def layout(ctx: Context, query: dict) -> html.Div:
                             "color": theme.PINK[3], "fontWeight": "600"}]),
             note=res.note),
         html.Div([
-            theme.card("MAE per entity vs naive", dcc.Graph(id="quality-mae", figure=_mae_figure(df))),
+            theme.card("MAE per entity vs naive",
+                       dcc.Graph(id="quality-mae", figure=_mae_figure(df))),
             theme.card("MAE over versions",
                        dcc.Dropdown(id="quality-entity", options=list(df["entity_code"]),
                                     value=entity, clearable=False),
