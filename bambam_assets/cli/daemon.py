@@ -20,14 +20,9 @@ def daemon() -> None:
     alembic_version already exists" (measured)."""
     from bambam_assets.instance import local_instance
 
-    try:
-        local_instance()  # dagster.yaml, DAGSTER_HOME, storages created under the home's lock
-    except Exception as exc:
-        if "postgres" in type(exc).__module__ or "OperationalError" in type(exc).__name__:
-            raise click.ClickException(
-                f"cannot open the Dagster instance's storage: {' '.join(str(exc).split())[:300]}"
-                " (check BAMBAM_DAGSTER_PG_URL and that the server is up)") from None
-        raise
+    # dagster.yaml, DAGSTER_HOME, storages created under the home's lock; an unreachable
+    # PostgreSQL storage is answered in one line by the command group (cli/errors.py)
+    local_instance()
     workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
     exe = shutil.which("dagster-daemon") or str(Path(sys.executable).parent / "dagster-daemon")
     argv = [exe, "run"] + (["-w", str(workspace)] if workspace.exists()

@@ -59,6 +59,9 @@ def one_line(exc: BaseException) -> str:
         return _flat(
             f"the warehouse is held by another writer (a running `bambam run`, Dagster run or "
             f"`bambam ingest release`): wait until it finishes and run again ({exc})")
+    if type(exc).__module__.startswith("dagster_postgres"):  # the optional extra: not imported
+        return _flat(f"cannot open the Dagster instance's PostgreSQL storage: {exc} (check "
+                     "BAMBAM_DAGSTER_PG_URL and that the server is up)")
     if isinstance(exc, ConnectionError):
         return _flat(f"{exc} (check BAMBAM_RAW and AWS_ENDPOINT_URL, and that the server is up)")
     if isinstance(exc, PermissionError):
