@@ -91,6 +91,15 @@ def empty_figure(text: str = NO_DATA, height: int = 320) -> go.Figure:
     return fig
 
 
+def shown_times(s: pd.Series) -> pd.Series:
+    """A datetime column as the tables show it: whole days as dates, aware times in UTC."""
+    aware = getattr(s.dt, "tz", None) is not None
+    s = s.dt.tz_convert("UTC") if aware else s
+    whole_days = not aware and bool((s.dropna() == s.dropna().dt.normalize()).all())
+    return s.dt.strftime("%Y-%m-%d" if whole_days else
+                         "%Y-%m-%d %H:%M UTC" if aware else "%Y-%m-%d %H:%M")
+
+
 def records(df: pd.DataFrame) -> list[dict]:
     """DataFrame rows as JSON-safe dicts for a DataTable (times as text, floats rounded,
     missing values as None); column by column, vectorized."""
@@ -98,11 +107,7 @@ def records(df: pd.DataFrame) -> list[dict]:
     for col in out.columns:
         s = out[col]
         if pd.api.types.is_datetime64_any_dtype(s):
-            aware = getattr(s.dt, "tz", None) is not None
-            s = s.dt.tz_convert("UTC") if aware else s
-            whole_days = not aware and bool((s.dropna() == s.dropna().dt.normalize()).all())
-            out[col] = s.dt.strftime("%Y-%m-%d" if whole_days else
-                                     "%Y-%m-%d %H:%M UTC" if aware else "%Y-%m-%d %H:%M")
+            out[col] = shown_times(s)
         elif pd.api.types.is_float_dtype(s):
             out[col] = s.round(3)
     return out.astype(object).where(out.notna(), None).to_dict("records")
@@ -112,15 +117,17 @@ def table(id_: str, df: pd.DataFrame, columns: Sequence[str] | None = None, page
           sortable: bool = True, filterable: bool = False, **kwargs) -> dash_table.DataTable:
     cols = list(columns or df.columns)
     numeric = set(df.select_dtypes("number").columns)
+    options = {
+        "sort_action": "native" if sortable else "none",
+        "filter_action": "native" if filterable else "none",
+        "style_table": {"overflowX": "auto"},
+        "style_header": {"backgroundColor": BLUE[0], "color": "white", "fontWeight": "600"},
+        "style_cell": {"fontFamily": "inherit", "fontSize": 13, "padding": "4px 8px",
+                       "textAlign": "left", "maxWidth": 420, "overflow": "hidden",
+                       "textOverflow": "ellipsis"},
+    }
     return dash_table.DataTable(
         id=id_, data=records(df[cols]), page_size=page_size,
         columns=[{"name": c, "id": c, "type": "numeric" if c in numeric else "text"} for c in cols],
-        sort_action="native" if sortable else "none",
-        filter_action="native" if filterable else "none",
-        style_table={"overflowX": "auto"},
-        style_header={"backgroundColor": BLUE[0], "color": "white", "fontWeight": "600"},
-        style_cell={"fontFamily": "inherit", "fontSize": 13, "padding": "4px 8px",
-                    "textAlign": "left", "maxWidth": 420, "overflow": "hidden",
-                    "textOverflow": "ellipsis"},
-        **kwargs,
+        **(options | kwargs),  # the caller's paging/sorting/filtering actions win
     )

@@ -299,6 +299,31 @@ def test_quality_table_sorts_and_flags_the_worse_model(page, server: str) -> Non
     assert pct == ["25"] or pct == ["25.0"]
 
 
+def test_quality_table_filters_on_the_server(page, server: str) -> None:
+    """The table holds one page; what the filter row writes is answered by the server."""
+    page.goto(server + "/quality")
+    page.wait_for_selector("#quality-table td[data-dash-column=mae]")
+
+    def cells(column: str) -> list[str]:
+        return page.locator(f"#quality-table td[data-dash-column={column}]").all_inner_texts()
+
+    everything = list(zip(cells("entity_code"), map(float, cells("mae")), strict=True))
+    cut = sorted(m for _, m in everything)[1]  # keeps some rows, not all
+    def filter_box(column: str):
+        return page.locator(f"#quality-table th.dash-filter[data-dash-column={column}] "
+                            "input[type=text]")
+
+    box = filter_box("mae")
+    box.fill(f"> {cut}")
+    box.press("Enter")
+    want = sorted(code for code, mae in everything if mae > cut)
+    _until(lambda: sorted(cells("entity_code")) == want, f"mae > {cut}")
+    code = filter_box("entity_code")
+    code.fill(want[0])
+    code.press("Enter")
+    _until(lambda: cells("entity_code") == [want[0]], f"entity_code {want[0]}")
+
+
 HOLD_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path

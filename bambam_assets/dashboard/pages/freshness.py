@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from bambam_assets.dashboard import data, theme
+from bambam_assets.dashboard import data, paging, theme
 from bambam_assets.dashboard.context import Context
 
 PATH = "/freshness"
@@ -69,7 +69,7 @@ def _quarantine_view(quarantined):
     return theme.table("quarantine-table", quarantined)
 
 
-def layout(ctx: Context, _query: dict) -> html.Div:
+def _read(ctx: Context):
     as_of, stale_days = ctx.as_of(), ctx.stale_days
 
     def q(conn):
@@ -77,9 +77,17 @@ def layout(ctx: Context, _query: dict) -> html.Div:
                 "rejected": data.rejected_per_day(conn),
                 "polls": data.ingest_polls(conn), "fetch": data.fetch_status(conn),
                 "quarantined": data.quarantined_files(conn)}
-    res = ctx.store.read(("freshness", as_of, stale_days), q)
+    return ctx.store.read(("freshness", as_of, stale_days), q)
+
+
+def _per_source(ctx: Context):
     # one scan of the facts: kept a minute (it is the page's only heavy query)
-    src = ctx.store.read("source_freshness", data.source_freshness, ttl_s=60)
+    return ctx.store.read("source_freshness", data.source_freshness, ttl_s=60)
+
+
+def layout(ctx: Context, _query: dict) -> html.Div:
+    as_of, stale_days = ctx.as_of(), ctx.stale_days
+    res, src = _read(ctx), _per_source(ctx)
     d = res.value or {}
     live = _live_status(ctx, d.get("fetch"))
     fresh, per_source = d.get("fresh"), src.value
@@ -105,14 +113,14 @@ def layout(ctx: Context, _query: dict) -> html.Div:
         theme.card("Stale operating entities",
                    theme.empty() if stale is None else
                    theme.empty(f"none: every operating entity observed within {stale_days} days")
-                   if stale.empty else theme.table("stale-table", stale, FRESH_COLUMNS)),
-        theme.card("Entities", theme.table("fresh-table", fresh, FRESH_COLUMNS, filterable=True)
+                   if stale.empty else paging.table("stale-table", stale, FRESH_COLUMNS)),
+        theme.card("Entities", paging.table("fresh-table", fresh, FRESH_COLUMNS, filterable=True)
                    if fresh is not None else theme.empty()),
         html.Div([
             theme.card("Per source", theme.table("source-table", data.source_summary(per_source))
                        if per_source is not None else theme.empty(), note=src.note),
             theme.card("Per entity and source",
-                       theme.table("entity-source-table", per_source, filterable=True)
+                       paging.table("entity-source-table", per_source, filterable=True)
                        if per_source is not None else theme.empty()),
         ], className="bb-row"),
         theme.card("Quarantined raw files (release: bambam ingest release KEY | --all)",
@@ -128,5 +136,16 @@ def layout(ctx: Context, _query: dict) -> html.Div:
     ])
 
 
-def register(_app, _ctx: Context) -> None:
-    """Static page: rendered on each visit, nothing to wire."""
+def register(app, ctx: Context) -> None:
+    """The entity tables (one row per entity: 1,694 on the real estate) are paged on the
+    server."""
+    def fresh():
+        return (_read(ctx).value or {}).get("fresh")
+
+    def stale():
+        df = fresh()
+        return None if df is None else df[df["stale"]]
+
+    paging.register(app, "fresh-table", fresh, FRESH_COLUMNS)
+    paging.register(app, "stale-table", stale, FRESH_COLUMNS)
+    paging.register(app, "entity-source-table", lambda: _per_source(ctx).value)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from dash import Input, Output, dcc, html
 
-from bambam_assets.dashboard import data, theme
+from bambam_assets.dashboard import data, paging, theme
 from bambam_assets.dashboard.context import Context
 from bambam_assets.lib.core.parks import TIER_RANK
 
@@ -67,9 +67,12 @@ def _worse_table(worse: pd.DataFrame | None):
         return theme.empty()
     if worse.empty:
         return theme.empty("no entity's newest model is worse than its previous one")
+    return paging.table("worse-table", _worse_shown(worse))
+
+
+def _worse_shown(worse: pd.DataFrame) -> pd.DataFrame:
     shown = worse.assign(pct=(worse["pct"] * 100).round(1))
-    return theme.table("worse-table", shown.rename(columns={"pct": "worse_by_pct",
-                                                            "delta": "worse_by_min"}))
+    return shown.rename(columns={"pct": "worse_by_pct", "delta": "worse_by_min"})
 
 
 def _versions(ctx: Context, entity: str | None):
@@ -94,11 +97,11 @@ def layout(ctx: Context, query: dict) -> html.Div:
             dcc.Dropdown(id="quality-park", options=parks, multi=True, placeholder="all parks"),
             dcc.Dropdown(id="quality-tier", options=tiers, multi=True, placeholder="all tiers"),
         ], className="bb-controls"),
-            theme.table("quality-table", df, TABLE_COLUMNS, filterable=True,
+            paging.table("quality-table", df, TABLE_COLUMNS, filterable=True,
                         style_data_conditional=[{
                             "if": {"filter_query": "{skill} < 0", "column_id": "skill"},
                             "color": theme.PINK[3], "fontWeight": "600"}]),
-            note=res.note),
+            html.Div(id="quality-table-error"), note=res.note),
         html.Div([
             theme.card("MAE per entity vs naive",
                        dcc.Graph(id="quality-mae", figure=_mae_figure(df))),
@@ -110,21 +113,33 @@ def layout(ctx: Context, query: dict) -> html.Div:
         theme.card("Newest model worse than the previous one", _worse_table(worse.value),
                    note=worse.note),
         theme.card("Retraining evaluations",
-                   theme.table("retrain-table", evals.value) if evals.value is not None
+                   paging.table("retrain-table", evals.value) if evals.value is not None
                    and not evals.value.empty else theme.empty(), note=evals.note),
     ])
 
 
 def register(app, ctx: Context) -> None:
-    @app.callback(Output("quality-table", "data"), Output("quality-mae", "figure"),
+    def current(parks=None, tiers=None) -> pd.DataFrame | None:
+        df = ctx.store.read("model_quality", data.model_quality).value
+        return None if df is None else _filtered(df, parks, tiers)
+
+    def worse() -> pd.DataFrame | None:
+        df = ctx.store.read("worse_models", data.worse_models).value
+        return None if df is None else _worse_shown(df)
+
+    paging.register(app, "quality-table", current, TABLE_COLUMNS,
+                    extra_inputs=[Input("quality-park", "value"), Input("quality-tier", "value")],
+                    error_id="quality-table-error")
+    paging.register(app, "worse-table", worse)
+    paging.register(app, "retrain-table",
+                    lambda: ctx.store.read("retrain_evaluations", data.retrain_evaluations).value)
+
+    @app.callback(Output("quality-mae", "figure"),
                   Input("quality-park", "value"), Input("quality-tier", "value"),
                   prevent_initial_call=True)
     def _filter(parks, tiers):
-        df = ctx.store.read("model_quality", data.model_quality).value
-        if df is None:
-            return [], theme.empty_figure()
-        shown = _filtered(df, parks, tiers)
-        return theme.records(shown[TABLE_COLUMNS]), _mae_figure(shown)
+        shown = current(parks, tiers)
+        return theme.empty_figure() if shown is None else _mae_figure(shown)
 
     @app.callback(Output("quality-versions", "figure"), Input("quality-entity", "value"),
                   prevent_initial_call=True)
