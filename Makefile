@@ -9,7 +9,7 @@ BAMBAM_AS_OF ?= 2025-12-31
 RUN_ENV := BAMBAM_HOME=$(BAMBAM_HOME) BAMBAM_AS_OF=$(BAMBAM_AS_OF)
 DEMO_ARGS ?= --parks MK,EP,HS,AK --entities-per-park 4 --start 2024-01-01 --end 2025-12-31 --seed 42
 
-.PHONY: run test venv clean ui screenshots
+.PHONY: run test venv clean ui screenshots vendor-plotly
 
 $(VENV)/.installed: pyproject.toml setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,15 @@ ui: venv
 
 clean:
 	rm -rf $(BAMBAM_HOME)
+
+# The dashboard's plotly.js "basic" bundle, at the version of the installed Python plotly's
+# plotly.js (after upgrading plotly; needs npm and the npm registry). Checked by
+# bambam_tests/dashboard/test_dashboard_assets.py.
+ASSETS_DIR := $(CURDIR)/bambam_assets/dashboard/assets
+vendor-plotly: venv
+	@v=$$($(PY) -c "from plotly.offline import get_plotlyjs_version as v; print(v())"); \
+	tmp=$$(mktemp -d); cd $$tmp && npm pack --silent plotly.js-basic-dist-min@$$v >/dev/null && \
+	tar xzf plotly.js-basic-dist-min-$$v.tgz && \
+	cp package/plotly-basic.min.js $(ASSETS_DIR)/plotly-basic.min.js && \
+	cp package/LICENSE $(ASSETS_DIR)/plotly-basic.LICENSE.txt && rm -rf $$tmp && \
+	echo "plotly.js basic $$v -> $(ASSETS_DIR)"

@@ -278,6 +278,27 @@ def test_date_picker_and_day_buttons_change_the_curve(page, server: str) -> None
     assert _main_curve(page) not in (before, future)
 
 
+def test_pages_draw_with_the_basic_plotly_bundle_only(page, server: str) -> None:
+    """Every page's graphs are drawn by the vendored basic bundle; the full plotly.js (4.8 MB)
+    is never fetched, on an empty browser cache either."""
+    from plotly.offline import get_plotlyjs_version
+
+    context = page.context.browser.new_context(
+        http_credentials={"username": USER, "password": PASSWORD})
+    try:
+        fresh = context.new_page()
+        urls: list[str] = []
+        fresh.on("request", lambda r: urls.append(r.url))
+        for path, graphs in PAGES.items():
+            _elapsed, points = _load(fresh, server + path, graphs)
+            assert all(n > 0 for n in points), (path, points)
+        assert fresh.evaluate("window.Plotly.version") == get_plotlyjs_version()
+    finally:
+        context.close()
+    assert any("/assets/plotly-basic.min.js" in u for u in urls)
+    assert not [u for u in urls if "plotly.min.js" in u and "plotly-basic" not in u]
+
+
 def test_quality_table_sorts_and_flags_the_worse_model(page, server: str) -> None:
     page.goto(server + "/quality")
     page.wait_for_selector("#quality-table td[data-dash-column=mae]")
