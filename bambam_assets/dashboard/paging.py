@@ -4,7 +4,7 @@ A table with every row in the browser ("native" paging) costs its whole JSON and
 own sort and filter index on every load: at the real estate's 1,694 entities, /quality sent
 700 KB of table rows to show 15 of them. A paged table sends one page; the callback registered
 by `register` answers the table's page, sort and filter changes from the frame on the server
-(the store's cached query result, so a page turn reads no warehouse).
+(the page's query through the store: its cached answer while fresh, the warehouse after).
 
 The filter language is the one the table's filter row writes (`filter_query`): clauses
 `{column} operator value` joined by ` && `, operators `=`, `!=`, `<`, `<=`, `>`, `>=` (also as
