@@ -10,7 +10,8 @@ The filter language is the one the table's filter row writes (`filter_query`): c
 `{column} operator value` joined by ` && `, operators `=`, `!=`, `<`, `<=`, `>`, `>=` (also as
 `eq`, `ne`, `lt`, `le`, `gt`, `ge`), `contains`, `datestartswith`, each with an optional `i`
 (case-insensitive) or `s` (case-sensitive) prefix, and `is blank`. A clause on an unknown column
-or with an operator outside that list raises `FilterError`; the page shows its message.
+or with an operator outside that list raises `FilterError`; the table shows its message below
+it (every paged table has that line: `error_id`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
-from dash import Input, Output, dash_table, html
+from dash import Input, Output, html
 
 from bambam_assets.dashboard import theme
 
@@ -122,30 +123,35 @@ def page_of(df: pd.DataFrame, page_current: int | None, page_size: int,
     return df.iloc[current * page_size:(current + 1) * page_size], pages, current
 
 
+def error_id(id_: str) -> str:
+    """The element under a paged table that explains a filter it cannot read."""
+    return f"{id_}-error"
+
+
 def table(id_: str, df: pd.DataFrame, columns: Sequence[str] | None = None, page_size: int = 15,
-          filterable: bool = False, **kwargs) -> dash_table.DataTable:
-    """`theme.table` paged, sorted and filtered on the server: it holds the first page; the
-    callback `register(app, id_, ...)` answers the rest."""
+          filterable: bool = False, **kwargs) -> html.Div:
+    """`theme.table` paged, sorted and filtered on the server (it holds the first page; the
+    callback `register(app, id_, ...)` answers the rest), above its filter-error line."""
     cols = list(columns or df.columns)
     first, pages, _ = page_of(df[cols], 0, page_size, None, None)
-    return theme.table(id_, first, cols, page_size=page_size, page_action="custom",
-                       page_current=0, page_count=pages, sort_action="custom",
-                       sort_mode="single", sort_by=[],
-                       filter_action="custom" if filterable else "none", filter_query="",
-                       **kwargs)
+    return html.Div([
+        theme.table(id_, first, cols, page_size=page_size, page_action="custom",
+                    page_current=0, page_count=pages, sort_action="custom",
+                    sort_mode="single", sort_by=[],
+                    filter_action="custom" if filterable else "none", filter_query="",
+                    **kwargs),
+        html.Div(id=error_id(id_)),
+    ])
 
 
 def register(app, id_: str, frame: Callable[..., pd.DataFrame | None],
-             columns: Sequence[str] | None = None, extra_inputs: Sequence[Input] = (),
-             error_id: str | None = None) -> None:
+             columns: Sequence[str] | None = None, extra_inputs: Sequence[Input] = ()) -> None:
     """Answer `id_`'s page, sort and filter changes with a page of `frame(*extra values)`
-    (the extra inputs, e.g. a park dropdown, filter the frame first). With `error_id`, a filter
-    the module cannot read is explained in that element (else: an empty page)."""
-    outputs = [Output(id_, "data"), Output(id_, "page_count"), Output(id_, "page_current")]
-    if error_id:
-        outputs.append(Output(error_id, "children"))
-
-    @app.callback(*outputs, Input(id_, "page_current"), Input(id_, "page_size"),
+    (the extra inputs, e.g. a park dropdown, filter the frame first); a filter the module
+    cannot read is explained under the table, with an empty page."""
+    @app.callback(Output(id_, "data"), Output(id_, "page_count"), Output(id_, "page_current"),
+                  Output(error_id(id_), "children"),
+                  Input(id_, "page_current"), Input(id_, "page_size"),
                   Input(id_, "sort_by"), Input(id_, "filter_query"), *extra_inputs,
                   prevent_initial_call=True)
     def _page(page_current, page_size, sort_by, filter_query, *extra):
@@ -159,7 +165,4 @@ def register(app, id_: str, frame: Callable[..., pd.DataFrame | None],
                 rows = theme.records(shown)
             except FilterError as exc:
                 message = str(exc)
-        out = [rows, pages, current]
-        if error_id:
-            out.append(html.Span(message, className="bb-bad") if message else "")
-        return tuple(out)
+        return rows, pages, current, html.Span(message, className="bb-bad") if message else ""

@@ -112,7 +112,9 @@ def test_a_filter_it_cannot_read_is_an_error_naming_it(frame, query, message) ->
 
 
 def test_the_table_holds_only_its_first_page(frame) -> None:
-    table = paging.table("t", frame, ["entity_code", "mae"], page_size=10, filterable=True)
+    block = paging.table("t", frame, ["entity_code", "mae"], page_size=10, filterable=True)
+    table, error_line = block.children
+    assert error_line.id == paging.error_id("t")
     assert len(table.data) == 10 and table.page_count == 6
     assert table.page_action == table.sort_action == table.filter_action == "custom"
     assert [r["entity_code"] for r in table.data] == frame["entity_code"][:10].tolist()

@@ -343,6 +343,10 @@ def test_quality_table_filters_on_the_server(page, server: str) -> None:
     code.fill(want[0])
     code.press("Enter")
     _until(lambda: cells("entity_code") == [want[0]], f"entity_code {want[0]}")
+    box.fill("> many")  # not a number: the line under the table says so, the page is empty
+    box.press("Enter")
+    _until(lambda: "mae is a number" in page.inner_text("#quality-table-error"), "filter error")
+    assert cells("entity_code") == []
 
 
 HOLD_WRITER = textwrap.dedent("""

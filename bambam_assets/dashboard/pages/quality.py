@@ -101,7 +101,7 @@ def layout(ctx: Context, query: dict) -> html.Div:
                         style_data_conditional=[{
                             "if": {"filter_query": "{skill} < 0", "column_id": "skill"},
                             "color": theme.PINK[3], "fontWeight": "600"}]),
-            html.Div(id="quality-table-error"), note=res.note),
+            note=res.note),
         html.Div([
             theme.card("MAE per entity vs naive",
                        dcc.Graph(id="quality-mae", figure=_mae_figure(df))),
@@ -128,8 +128,7 @@ def register(app, ctx: Context) -> None:
         return None if df is None else _worse_shown(df)
 
     paging.register(app, "quality-table", current, TABLE_COLUMNS,
-                    extra_inputs=[Input("quality-park", "value"), Input("quality-tier", "value")],
-                    error_id="quality-table-error")
+                    extra_inputs=[Input("quality-park", "value"), Input("quality-tier", "value")])
     paging.register(app, "worse-table", worse)
     paging.register(app, "retrain-table",
                     lambda: ctx.store.read("retrain_evaluations", data.retrain_evaluations).value)
