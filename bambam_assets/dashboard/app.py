@@ -41,7 +41,7 @@ INDEX = """<!DOCTYPE html>
 
 # plotly.js's "basic" bundle (scatter, bar, pie: every trace the pages draw), a script of the
 # page: dcc.Graph uses window.Plotly when it is there and never loads the full bundle (4.8 MB,
-# about 350 ms of the browser's main thread to evaluate on every page load, cold or warm; the
+# about 350 ms of the browser's main thread to evaluate on a cold /quality load, profiled; the
 # basic one is 1.2 MB). Same plotly.js version as the Python plotly's (test_dashboard_assets);
 # `make vendor-plotly` refreshes it.
 ASSETS = Path(__file__).resolve().parent / "assets"
