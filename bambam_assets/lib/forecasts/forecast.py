@@ -74,9 +74,14 @@ UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # Bumped when the forecast's computation changes, so every file is recomputed once
 # ("4": slots include EMH and party hours, and posted_predicted comes from the POSTED model;
 # "5": the band stored with the version at training, fitted on the rows it was trained on;
-# "6": the posted lookup of entities without a POSTED model keys on weekday and hour).
-FORECAST_CODE_VERSION = "6"
+# "6": the posted lookup of entities without a POSTED model keys on weekday and hour;
+# "7": the file records its version's WTI level factor, LEVEL_KEY).
+FORECAST_CODE_VERSION = "7"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
+# The version's level_ratio (training.level_ratio: mean observed / mean predicted on its newest
+# training rows), which the WTI multiplies this file's actual_predicted by (wti.py); the curve
+# itself keeps the model's values. Absent: the version has none (factor 1).
+LEVEL_KEY = b"bambam.wti_level"
 # What a file's posted_predicted was predicted from when it came from the version's POSTED model
 # (that model's bytes, the version's encodings and the entity's inputs without the version):
 # an incremental update carries the POSTED model over unchanged (lib.models.incremental), so
@@ -175,6 +180,21 @@ def stored_fingerprint(path: Path) -> str | None:
     footer = curve_files.read_footer(path)
     raw = None if footer is None else footer[0].get(FINGERPRINT_KEY)
     return raw.decode() if raw is not None else None
+
+
+def level_of(model) -> float | None:
+    """The version's WTI level factor (its without-POSTED metrics' level_ratio), if it has one."""
+    metrics = (model.meta.get("metrics") if hasattr(model, "meta")
+               else getattr(model, "metrics", None))
+    value = ((metrics or {}).get(training.WITHOUT_POSTED) or {}).get("level_ratio")
+    return float(value) if value is not None and np.isfinite(float(value)) else None
+
+
+def stored_level(path: Path) -> float | None:
+    """The WTI level factor a forecast file was written with (None: no file or none)."""
+    footer = curve_files.read_footer(path)
+    raw = None if footer is None else footer[0].get(LEVEL_KEY)
+    return float(raw.decode()) if raw is not None else None
 
 Reader = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
@@ -493,6 +513,9 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
         res.notes.append(f"cold start: own model weight {cold.weights[code]:.2f}, "
                          f"global model v{cold.version}")
     metadata = {FINGERPRINT_KEY: fp} if key is None else {FINGERPRINT_KEY: fp, POSTED_KEY: key}
+    level = None if model is None else level_of(model)
+    if level is not None:
+        metadata[LEVEL_KEY] = repr(level)
     res.rows = curve_files.write_entity_file(frame, path, curve_files.FORECAST_SCHEMA,
                                              metadata=metadata)
     res.path = str(path)

@@ -1,11 +1,20 @@
 """The Wait Time Index: mean ACTUAL over a park's open entities, per slot and per day.
 
 Value of one entity at one slot: the backfill `actual` (observed, else imputed), else the forecast
-`actual_predicted`; a backfill slot with source `closed` has no value even if a forecast exists,
+`actual_predicted` times the forecast file's level factor (forecast.LEVEL_KEY; 1 without one);
+a backfill slot with source `closed` has no value even if a forecast exists,
 and null values are excluded, never counted as 0. Legacy quirks fixed: curves are read once
 (DuckDB over all Parquet files) instead of once per entity x slot; PRIORITY entities are left out
 (their values are return-time waits, not ACTUAL, and the index is "mean ACTUAL"); park = the
 letters of the entity code before its first digit (so TDL/TDS/USH are their own parks).
+
+Why the level factor: the models predict medians (absolute error), and a median of a wait
+distribution skewed to the right is below its mean, the more so the less the model knows; the
+backfill's imputation knows the day's POSTED, the forecast only the calendar. Unscaled, the daily
+WTI dropped at the as-of date where the observed waits did not (real data, issue 14: 5-25 %).
+Each version stores the ratio of its training targets' mean to its predictions' mean on its
+newest rows (training.level_ratio) and the forecast file carries it, so the index's forecast days
+continue the backfill's level; the entity curves and the forecast API keep the model's values.
 
 EMH and party-only slots (the curves run from the EMH opening to the EMH/party closing, slots.py)
 are left out of the park WTI: only some guests (resort guests, party ticket holders) can ride
@@ -63,7 +72,7 @@ _EMPTY_BACKFILL = """(SELECT NULL::VARCHAR AS entity_code, NULL::DATE AS park_da
 
 
 def values_sql(has_forecast: bool, has_backfill: bool, one_park: bool = False,
-               only_days: bool = False) -> str:
+               only_days: bool = False, levels: bool = False) -> str:
     """SELECT of the entity-slot values from the Parquet files (bind $forecast_glob,
     $backfill_glob, $closed, $excluded). One row per (entity_code, slot_start) with a file row:
     entity_code, park_code, park_date, slot, slot_start, value (NULL: closed or unknown).
@@ -71,7 +80,9 @@ def values_sql(has_forecast: bool, has_backfill: bool, one_park: bool = False,
     `one_park`: the files are one park's (bind $park, its code: no per-row regexp finds it).
     `only_days`: only the park days of a registered `_wti_days` (one park's) are read, each side
     filtered before the join, so a daily run joins the new days' rows, not every backfilled day
-    of the park's history (a filter above a FULL OUTER JOIN is not pushed below it)."""
+    of the park's history (a filter above a FULL OUTER JOIN is not pushed below it).
+    `levels`: a registered `_wti_levels` (entity_code, level) scales each entity's forecast
+    values (an entity without a row: factor 1)."""
     f = ("read_parquet($forecast_glob, hive_partitioning = true)" if has_forecast
          else _EMPTY_FORECAST)
     b = ("read_parquet($backfill_glob, hive_partitioning = true)" if has_backfill
@@ -80,6 +91,12 @@ def values_sql(has_forecast: bool, has_backfill: bool, one_park: bool = False,
     # before the join keeps exactly the joined rows of those days
     where = " WHERE park_date IN (SELECT park_date FROM _wti_days)" if only_days else ""
     park = "$park" if one_park else "regexp_extract(entity_code, '^([A-Z]+)', 1)"
+    forecast_values = (
+        f"SELECT entity_code, park_date, slot, slot_start, "
+        f"actual_predicted * coalesce(l.level, 1.0) AS actual_predicted "
+        f"FROM (SELECT * FROM {f}{where}) LEFT JOIN _wti_levels l USING (entity_code)"
+        if levels else
+        f"SELECT entity_code, park_date, slot, slot_start, actual_predicted FROM {f}{where}")
     return f"""
     SELECT entity_code, {park} AS park_code, park_date, slot, slot_start, value
     FROM (
@@ -90,8 +107,7 @@ def values_sql(has_forecast: bool, has_backfill: bool, one_park: bool = False,
                CASE WHEN b.source = $closed THEN NULL
                     ELSE coalesce(b.actual, f.actual_predicted) END AS value
         FROM (SELECT entity_code, park_date, slot, slot_start, actual, source FROM {b}{where}) b
-        FULL OUTER JOIN (SELECT entity_code, park_date, slot, slot_start, actual_predicted
-                         FROM {f}{where}) f
+        FULL OUTER JOIN ({forecast_values}) f
             ON b.entity_code = f.entity_code AND b.slot_start = f.slot_start
     )
     WHERE entity_code NOT IN (SELECT unnest($excluded::VARCHAR[]))"""
@@ -262,15 +278,32 @@ def _park_tables(conn: duckdb.DuckDBPyConnection, files: dict[str, list[str]],
         params["backfill_glob"] = backfills
     if park is not None:
         params["park"] = park
+    levels = forecast_levels(forecasts)
+    if levels is not None:
+        conn.register("_wti_levels", levels)
     values = values_sql(bool(forecasts), bool(backfills), one_park=park is not None,
-                        only_days=only_days)
+                        only_days=only_days, levels=levels is not None)
     if only_official:
         values = _official_only(values)
     try:
         return _tables(conn, values, params)
     finally:
-        for name in ("wti_slots", "wti_day_entities"):
-            conn.unregister(name)
+        for name in ("wti_slots", "wti_day_entities", "_wti_levels"):
+            if levels is not None or name != "_wti_levels":
+                conn.unregister(name)
+
+
+def forecast_levels(paths: Sequence[str]) -> pd.DataFrame | None:
+    """(entity_code, level) of the forecast files that record a level factor (footers only);
+    None when none does. The entity is the file's hive folder, as read_parquet sees it."""
+    rows = []
+    for path in paths:
+        level = forecast.stored_level(Path(path))
+        if level is not None:
+            rows.append((Path(path).parent.name.partition("=")[2], level))
+    if not rows:
+        return None
+    return pd.DataFrame(rows, columns=["entity_code", "level"])
 
 
 def _salt(code: str) -> np.uint64:

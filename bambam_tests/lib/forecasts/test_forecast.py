@@ -71,6 +71,12 @@ def test_forecast_columns_rows_band_and_modes(home: Path) -> None:
     assert not curve_files.entity_file(home, curve_files.FORECASTS_DIR, "MK7").exists()
     mk3 = _read(results[2].path)  # hourly fallback model: one value per local hour
     assert mk3.groupby(mk3["slot"].str[:2])["actual_predicted"].nunique().max() == 1
+    # each file with a model records its version's WTI level factor; the curve stays unscaled
+    for res in (results[0], results[2]):
+        loaded = registry.load_model(home / "models", res.entity_code)
+        assert forecast.level_of(loaded) is not None
+        assert forecast.stored_level(Path(res.path)) == forecast.level_of(loaded)
+    assert forecast.stored_level(Path(results[1].path)) is None  # POSTED-only: no model
 
 
 def test_each_distinct_feature_row_is_predicted_once(home: Path, tmp_path: Path,

@@ -12,7 +12,7 @@ import pytest
 
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.forecasts import curves as curve_files
-from bambam_assets.lib.forecasts import wti
+from bambam_assets.lib.forecasts import forecast, wti
 
 D1, D2 = date(2024, 6, 29), date(2024, 7, 1)
 S1, S2 = pd.Timestamp("2024-06-29 14:00", tz="UTC"), pd.Timestamp("2024-06-29 14:05", tz="UTC")
@@ -115,3 +115,28 @@ def test_emh_only_slots_stay_out_of_the_park_wti(home: Path) -> None:
 
 def test_official_hours_without_the_dimension_is_none() -> None:
     assert wti.official_hours(duckdb.connect()) is None
+
+
+def test_a_forecast_files_level_factor_scales_its_forecast_days_only(tmp_path: Path) -> None:
+    # MK1 records a factor 1.5 (its version's mean/median level, forecast.LEVEL_KEY), MK2 none:
+    # the forecast day is (40 x 1.5 + 60) / 2 = 60; the backfill day keeps its values
+    home = tmp_path / "home"
+    for code, actual, level in (("MK1", 10.0, 1.5), ("MK2", 20.0, None)):
+        curve_files.write_entity_file(
+            _backfill(code, [actual, NAN], ["observed", "closed"]),
+            curve_files.entity_file(home, curve_files.BACKFILL_DIR, code),
+            curve_files.BACKFILL_SCHEMA)
+        curve_files.write_entity_file(
+            _forecast(code, [D2], [F1], [40.0 if code == "MK1" else 60.0]),
+            curve_files.entity_file(home, curve_files.FORECASTS_DIR, code),
+            curve_files.FORECAST_SCHEMA,
+            metadata=None if level is None else {forecast.LEVEL_KEY: repr(level)})
+    slots, daily = wti.compute_wti(home)
+    got = slots.set_index("slot_start")
+    assert got.loc[S1, "wti"] == 15  # backfill: 10 and 20, unscaled
+    assert got.loc[F1, ["wti", "min_actual", "max_actual"]].tolist() == [60, 60, 60]
+    # the same files through the park-day path (a daily run's dirty days)
+    days = pd.DataFrame({"park_code": ["MK"], "park_date": [D2]})
+    only_d2, _ = wti.compute_wti(home, days=days)
+    assert only_d2["wti"].tolist() == [60]
+    assert wti.forecast_levels([]) is None
