@@ -17,6 +17,9 @@ needs beyond the headline metrics (pure pandas, no warehouse, no dagster).
 - **WTI seam** (`wti_seam`): the daily mean of observed ACTUAL over the days before and after the
   as-of date against the daily WTI (backfilled before, forecast after): a WTI that jumps at the
   seam while observed waits stay flat is a seam the curves made, not the park.
+- **The backfill, held out** (`imputation_summary`): ACTUAL imputed from POSTED by the models as
+  of the as-of date, on later days whose ACTUAL was observed, against those observations, beside
+  the forecast and the naive at the same slots: how far the past side of the WTI can be trusted.
 """
 
 from __future__ import annotations
@@ -208,3 +211,32 @@ def wti_seam(observed: pd.DataFrame, wti_daily: pd.DataFrame, as_of: date,
     out["observed_daily"] = {d.isoformat(): float(v) for d, v in obs_daily.items()}
     out["wti_daily"] = {d.isoformat(): float(v) for d, v in wti_by_day.items()}
     return out
+
+
+IMPUTATION_KEYS: tuple[str, ...] = (
+    "n", "imputed_mae", "imputed_bias", "forecast_mae", "forecast_bias", "naive_mae",
+    "imputed_gain_pct", "forecast_gain_pct", "observed_mean", "imputed_mean", "forecast_mean")
+
+
+def imputation_summary(rows: pd.DataFrame, by_entity: bool) -> pd.DataFrame:
+    """Held-out backfill against observed ACTUAL, pooled or per entity.
+
+    rows: one per observed slot with entity_code, y (the observation), imputed (ACTUAL imputed
+    from the slot's POSTED), pred (the forecast at the slot) and naive; only rows with all of
+    them are scored, so the three MAEs are on the same observations. Columns: entity_code
+    ("(pooled)" when not by entity) and IMPUTATION_KEYS; gains are against the naive."""
+    ok = rows.dropna(subset=["y", "imputed", "pred", "naive"])
+    groups = ok.groupby("entity_code", sort=True) if by_entity else [("(pooled)", ok)]
+    out = []
+    for code, part in groups:
+        imputed = _mean((part["imputed"] - part["y"]).abs())
+        fc = _mean((part["pred"] - part["y"]).abs())
+        naive = _mean((part["naive"] - part["y"]).abs())
+        out.append({
+            "entity_code": code, "n": len(part), "imputed_mae": imputed,
+            "imputed_bias": _mean(part["imputed"] - part["y"]), "forecast_mae": fc,
+            "forecast_bias": _mean(part["pred"] - part["y"]), "naive_mae": naive,
+            "imputed_gain_pct": _gain(imputed, naive), "forecast_gain_pct": _gain(fc, naive),
+            "observed_mean": _mean(part["y"]), "imputed_mean": _mean(part["imputed"]),
+            "forecast_mean": _mean(part["pred"])})
+    return pd.DataFrame(out, columns=["entity_code", *IMPUTATION_KEYS])

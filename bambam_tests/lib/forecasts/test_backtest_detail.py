@@ -146,3 +146,23 @@ def test_wti_seam_compares_the_same_rides_before_and_after() -> None:
     assert before["wti"] == pytest.approx(51.0) and after["wti"] == pytest.approx(40.0)
     assert (before["wti_days"], after["wti_days"]) == (2, 1)
     assert seam["wti_daily"] == {"2024-07-13": 50.0, "2024-07-14": 52.0, "2024-07-15": 40.0}
+
+
+def test_imputation_summary_scores_the_same_rows_by_hand() -> None:
+    rows = pd.DataFrame({
+        "entity_code": ["A", "A", "B", "B"],
+        "y": [10.0, 20.0, 30.0, 40.0],
+        "imputed": [12.0, 18.0, 30.0, np.nan],  # B's second slot had no POSTED: left out
+        "pred": [5.0, 25.0, 20.0, 40.0],
+        "naive": [10.0, 10.0, 50.0, 40.0],
+    })
+    pooled = bd.imputation_summary(rows, by_entity=False).iloc[0]
+    assert pooled["entity_code"] == "(pooled)" and pooled["n"] == 3
+    assert pooled["imputed_mae"] == pytest.approx((2 + 2 + 0) / 3)
+    assert pooled["imputed_bias"] == pytest.approx(0.0)
+    assert pooled["forecast_mae"] == pytest.approx((5 + 5 + 10) / 3)
+    assert pooled["naive_mae"] == pytest.approx((0 + 10 + 20) / 3)
+    assert pooled["imputed_gain_pct"] == pytest.approx((1 - (4 / 3) / 10) * 100)
+    per = bd.imputation_summary(rows, by_entity=True).set_index("entity_code")
+    assert per.loc["B", "n"] == 1 and per.loc["B", "forecast_bias"] == -10
+    assert per.loc["A", ["observed_mean", "imputed_mean", "forecast_mean"]].tolist() == [15, 15, 15]
