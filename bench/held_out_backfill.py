@@ -65,9 +65,10 @@ def scored_rows(conn: duckdb.DuckDBPyConnection, values: pd.DataFrame, home: Pat
     files) and the naive value of the observation they matched (`naive`: the nearest ACTUAL row
     of `scored` within 5 minutes, as the backfill matched it), one row per observation (its
     nearest slot): the rows `backtest_detail.imputation_summary` scores."""
+    if values.empty or not values["observed"].notna().any():
+        return pd.DataFrame(columns=["entity_code", "park_date", "slot_start", "y", "imputed",
+                                     "pred", "naive"])
     obs = values[values["observed"].notna()].rename(columns={"observed": "y"})
-    if obs.empty:
-        return obs.assign(pred=pd.Series(dtype=float), naive=pd.Series(dtype=float))
     fc = conn.execute("SELECT entity_code, slot_start, actual_predicted AS pred "
                       "FROM read_parquet($glob, hive_partitioning = true)",
                       {"glob": curve_files.glob_of(home, curve_files.FORECASTS_DIR)}).df()

@@ -288,9 +288,9 @@ def _park_tables(conn: duckdb.DuckDBPyConnection, files: dict[str, list[str]],
     try:
         return _tables(conn, values, params)
     finally:
-        for name in ("wti_slots", "wti_day_entities", "_wti_levels"):
-            if levels is not None or name != "_wti_levels":
-                conn.unregister(name)
+        for name in ("wti_slots", "wti_day_entities",
+                     *(("_wti_levels",) if levels is not None else ())):
+            conn.unregister(name)
 
 
 def forecast_levels(paths: Sequence[str]) -> pd.DataFrame | None:
