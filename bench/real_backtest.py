@@ -26,7 +26,11 @@ next 28 and 60 days:
 - p10-p90 band coverage (ACTUAL; the forecast has no POSTED band);
 - the WTI seam: daily mean observed ACTUAL (the rides observed on both sides) over the 14 park
   days up to D and the 14 after, against the daily WTI the pipeline wrote (`park_wti_daily`:
-  backfilled before D, forecast after);
+  backfilled before D, forecast after), and the held-out backfill's WTI after D (the backfill's
+  imputation with the models as of D on the next days' POSTED: bench/held_out_backfill.py), the
+  seam's reference;
+- the backfill held out: that imputation at every observed ACTUAL of the next 60 days, against
+  the observation, beside the forecast and the naive (`bd.imputation_summary`);
 - entities with >= 50 scored observations whose filled MAE is more than 10 % above the naive's;
 - cold start: entities first observed less than 90 days before D (AK85 and AK86 as of
   2017-06-30), shown separately.
