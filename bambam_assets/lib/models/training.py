@@ -52,8 +52,10 @@ MIN_TARGETS_FOR_XGB = 500
 MIN_POSTED_ROWS = 50  # with-POSTED model needs this many target rows with a matched POSTED
 # the band's in-sample rows: the newest 30 % (at least 200), as lib.forecasts.band takes them
 BAND_NEWEST_FRACTION, BAND_MIN_NEWEST_ROWS = 0.30, 200
-# the WTI level factor (level_ratio) never scales a forecast by more than half or double
+# the WTI level factor (level_ratio) never scales a forecast by more than half or double; it is
+# measured on the band's rows within the official hours when there are LEVEL_MIN_ROWS of them
 LEVEL_RATIO_BOUNDS = (0.5, 2.0)
+LEVEL_MIN_ROWS = 50
 UNKNOWN = "__unknown__"  # reserved key of every category mapping: code of unseen values
 
 WITHOUT_POSTED, WITH_POSTED = "without_posted", "with_posted"
@@ -235,15 +237,30 @@ def _band_metrics(recent: pd.DataFrame, pred: np.ndarray) -> dict:
            "band_high": [round(float(v), 4) for v in high],
            "band_insample_rows": int(len(recent)),
            "band_insample_mae": round(float(np.abs(resid).mean()), 4)}
-    level = level_ratio(y, pred)
+    inside = _in_official_hours(recent)
+    # on the rows within the official hours, the WTI's span (timings before the opening are
+    # 11-46 % of a real ride's rows), unless too few of them
+    pred = np.asarray(pred, dtype=float)
+    level = (level_ratio(y[inside], pred[inside]) if inside.sum() >= LEVEL_MIN_ROWS
+             else level_ratio(y, pred))
     if level is not None:
         out["level_ratio"] = level
     return out
 
 
+def _in_official_hours(rows: pd.DataFrame) -> np.ndarray:
+    """Rows observed between the park's official opening and closing (the WTI's span)."""
+    if "mins_since_park_open" not in rows or "park_hours_open" not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    since = pd.to_numeric(rows["mins_since_park_open"], errors="coerce").to_numpy(dtype=float)
+    span = pd.to_numeric(rows["park_hours_open"], errors="coerce").to_numpy(dtype=float) * 60
+    with np.errstate(invalid="ignore"):
+        return (since >= 0) & (since <= span)
+
+
 def level_ratio(y: np.ndarray, pred: np.ndarray) -> float | None:
-    """Mean observed over mean predicted on the same rows (the band's newest rows), clipped to
-    LEVEL_RATIO_BOUNDS; None without a positive prediction sum.
+    """Mean observed over mean predicted on the same rows (the band's newest rows within the
+    official hours), clipped to LEVEL_RATIO_BOUNDS; None without a positive prediction sum.
 
     The models minimise absolute error, so they predict a median: for waits, skewed to the
     right, a median sits below the mean, and more so the less the model knows (the backfill's

@@ -59,3 +59,26 @@ def test_a_fallback_version_stores_its_level_too() -> None:
     trained = training.train_entity(frame, "STANDBY", nthread=1)
     assert trained.kind == training.FALLBACK_KIND
     assert forecast.level_of(trained) is not None
+
+
+def test_the_level_is_measured_within_the_official_hours() -> None:
+    # the park opens at 09:00 (mins_since_6am 180) for 12 hours; timings before the opening
+    # (guests timing the rope drop) are low waits: the WTI covers the official hours only, so
+    # the level is measured on the rows within them
+    frame = _skewed_frame(5)
+    mins = frame["mins_since_6am"].to_numpy(float)
+    early = np.random.default_rng(6).random(len(frame)) < 0.3
+    mins[early] = 90.0  # 07:30
+    frame["mins_since_6am"] = mins
+    frame.loc[early, "y"] = 5.0
+    frame["local_hour"] = 6 + mins // 60
+    frame["mins_since_park_open"] = mins - 180
+    frame["park_hours_open"] = 12.0
+    trained = training.train_entity(frame, "STANDBY", nthread=1)
+    level = trained.metrics[training.WITHOUT_POSTED]["level_ratio"]
+    recent = frame.iloc[len(frame) - max(200, int(np.ceil(len(frame) * 0.3))):]
+    pred = training.predict(trained, recent, with_posted=False)
+    inside = (recent["mins_since_park_open"] >= 0).to_numpy()
+    assert inside.sum() >= training.LEVEL_MIN_ROWS and (~inside).sum() > 50
+    assert level == round(recent["y"].to_numpy()[inside].mean() / pred[inside].mean(), 4)
+    assert level != round(recent["y"].mean() / pred.mean(), 4)
