@@ -79,8 +79,9 @@ UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 FORECAST_CODE_VERSION = "7"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
 # The version's level_ratio (training.level_ratio: mean observed / mean predicted on its newest
-# training rows), which the WTI multiplies this file's actual_predicted by (wti.py); the curve
-# itself keeps the model's values. Absent: the version has none (factor 1).
+# training rows within the official hours), which the WTI multiplies this file's
+# actual_predicted by (wti.py); the curve itself keeps the model's values. Absent: the version
+# has none (factor 1).
 LEVEL_KEY = b"bambam.wti_level"
 # What a file's posted_predicted was predicted from when it came from the version's POSTED model
 # (that model's bytes, the version's encodings and the entity's inputs without the version):

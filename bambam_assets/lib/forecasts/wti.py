@@ -13,8 +13,9 @@ distribution skewed to the right is below its mean, the more so the less the mod
 backfill's imputation knows the day's POSTED, the forecast only the calendar. Unscaled, the daily
 WTI dropped at the as-of date where the observed waits did not (real data, issue 14: 5-25 %).
 Each version stores the ratio of its training targets' mean to its predictions' mean on its
-newest rows (training.level_ratio) and the forecast file carries it, so the index's forecast days
-continue the backfill's level; the entity curves and the forecast API keep the model's values.
+newest rows within the official hours (training.level_ratio) and the forecast file carries it,
+so the index's forecast days continue the backfill's level; the entity curves and the forecast
+API keep the model's values.
 
 EMH and party-only slots (the curves run from the EMH opening to the EMH/party closing, slots.py)
 are left out of the park WTI: only some guests (resort guests, party ticket holders) can ride
