@@ -8,30 +8,16 @@ import pandas as pd
 
 from bambam_assets.lib.forecasts import forecast
 from bambam_assets.lib.models import training
+from bambam_tests.builders import synthetic_frame
 
 
 def _skewed_frame(seed: int) -> pd.DataFrame:
-    """Sixty days of an entity whose waits are skewed to the right (exponential crowds on top
-    of a daily curve), as real waits are."""
-    rng = np.random.default_rng(seed)
-    n_days, per_day = 60, 30
-    days = pd.date_range("2024-01-01", periods=n_days, freq="D")
-    park_date = days[np.repeat(np.arange(n_days), per_day)]
-    mins = rng.integers(180, 900, size=n_days * per_day).astype(float)
-    base = 20 + 15 * np.sin(np.pi * (mins - 180) / 720)
-    y = np.maximum(0, base + rng.exponential(15, len(mins)) - 5).round()
-    frame = pd.DataFrame({
-        "entity_code": "MK9", "park_code": "MK", "park_date": park_date,
-        "observed_at": park_date.tz_localize("UTC") + pd.to_timedelta(mins + 600, unit="min"),
-        "queue_type": "STANDBY", "y": y, "mins_since_6am": mins,
-        "local_hour": 6 + mins // 60, "day_of_week": park_date.dayofweek.to_numpy() + 1.0,
-        "month": park_date.month.to_numpy().astype(float), "date_group_id": "ANY",
-        "season": "WINTER", "season_year": "WINTER_2024", "weight": 1.0,
-    }).sort_values("observed_at", ignore_index=True)
-    for col in training.FEATURES_WITH_POSTED:
-        if col not in frame:
-            frame[col] = np.nan
-    return frame
+    """Sixty days of an entity (bambam_tests.builders.synthetic_frame) whose waits are skewed to
+    the right: exponential crowds on top of its daily curve, as real waits are."""
+    frame = synthetic_frame(60, shift_from=60, shift=0.0, seed=seed)
+    crowd = np.random.default_rng(seed).exponential(15, len(frame))
+    frame["y"] = np.maximum(0, frame["y"] + crowd - 15).round()
+    return frame.sort_values("observed_at", ignore_index=True)
 
 
 def test_level_ratio_is_mean_over_mean_clipped() -> None:
@@ -62,18 +48,13 @@ def test_a_fallback_version_stores_its_level_too() -> None:
 
 
 def test_the_level_is_measured_within_the_official_hours() -> None:
-    # the park opens at 09:00 (mins_since_6am 180) for 12 hours; timings before the opening
+    # the park opens at 09:00 for 12 hours (synthetic_frame); timings before the opening
     # (guests timing the rope drop) are low waits: the WTI covers the official hours only, so
     # the level is measured on the rows within them
     frame = _skewed_frame(5)
-    mins = frame["mins_since_6am"].to_numpy(float)
     early = np.random.default_rng(6).random(len(frame)) < 0.3
-    mins[early] = 90.0  # 07:30
-    frame["mins_since_6am"] = mins
-    frame.loc[early, "y"] = 5.0
-    frame["local_hour"] = 6 + mins // 60
-    frame["mins_since_park_open"] = mins - 180
-    frame["park_hours_open"] = 12.0
+    frame.loc[early, ["mins_since_6am", "local_hour", "mins_since_park_open", "y"]] = (
+        90.0, 7.0, -90.0, 5.0)  # 07:30, before the 09:00 opening
     trained = training.train_entity(frame, "STANDBY", nthread=1)
     level = trained.metrics[training.WITHOUT_POSTED]["level_ratio"]
     recent = frame.iloc[len(frame) - max(200, int(np.ceil(len(frame) * 0.3))):]
