@@ -74,10 +74,7 @@ def stored_band(model: Any) -> ResidualBand | None:
     """The band stored with the version at training (training.insample_band: the same fit on
     the rows the version was trained on), scaled as fit_band scales it; None for versions
     without one (versions trained before it was stored)."""
-    metrics = model.meta.get("metrics") if hasattr(model, "meta") else getattr(model, "metrics",
-                                                                                None)
-    return band_from_metrics(((metrics or {}).get(training.WITHOUT_POSTED) or {}),
-                             _holdout_mae(model))
+    return band_from_metrics(without_posted_metrics(model), _holdout_mae(model))
 
 
 def band_from_metrics(m: dict, holdout_mae: float | None) -> ResidualBand | None:
@@ -116,10 +113,16 @@ def apply_band(band: ResidualBand | None, pred: np.ndarray,
 
 def _stored_scale(model: Any) -> float | None:
     """The version's conformal width scale (training's band_scale), if it has one."""
+    value = without_posted_metrics(model).get("band_scale")
+    return float(value) if value is not None and np.isfinite(float(value)) else None
+
+
+def without_posted_metrics(model: Any) -> dict:
+    """The version's without-POSTED metrics (band, level factor) of a registry.LoadedModel
+    (its meta.json) or a freshly trained entity; {} when it has none."""
     metrics = model.meta.get("metrics") if hasattr(model, "meta") else getattr(model, "metrics",
                                                                                 None)
-    value = ((metrics or {}).get(training.WITHOUT_POSTED) or {}).get("band_scale")
-    return float(value) if value is not None and np.isfinite(float(value)) else None
+    return (metrics or {}).get(training.WITHOUT_POSTED) or {}
 
 
 def _holdout_mae(model: Any) -> float | None:

@@ -56,7 +56,13 @@ from bambam_assets.lib.core.paths import HomePaths
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.forecasts import cold_start
 from bambam_assets.lib.forecasts import curves as curve_files
-from bambam_assets.lib.forecasts.band import apply_band, fit_band, has_stored_band, stored_band
+from bambam_assets.lib.forecasts.band import (
+    apply_band,
+    fit_band,
+    has_stored_band,
+    stored_band,
+    without_posted_metrics,
+)
 from bambam_assets.lib.forecasts.posted_aggregates import ROUND_TO, lookup_cte_sql
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
 from bambam_assets.lib.models import global_model, registry, training, worker_pool
@@ -185,9 +191,7 @@ def stored_fingerprint(path: Path) -> str | None:
 
 def level_of(model) -> float | None:
     """The version's WTI level factor (its without-POSTED metrics' level_ratio), if it has one."""
-    metrics = (model.meta.get("metrics") if hasattr(model, "meta")
-               else getattr(model, "metrics", None))
-    value = ((metrics or {}).get(training.WITHOUT_POSTED) or {}).get("level_ratio")
+    value = without_posted_metrics(model).get("level_ratio")
     return float(value) if value is not None and np.isfinite(float(value)) else None
 
 
