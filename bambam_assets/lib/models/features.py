@@ -23,15 +23,15 @@ from bambam_assets.lib.core.schema import ACTUAL, POSTED, PRIORITY, SOLD_OUT
 from bambam_assets.lib.core.warehouse import step
 
 # Categorical features (text here; training label-encodes them with stored mappings).
-CATEGORICAL_FEATURES: list[str] = ["date_group_id", "season", "season_year"]
+CATEGORICAL_FEATURES: list[str] = ["date_group_id", "season"]
 # Entities whose training rows are read in one query (about one park's rides)
 TRAINING_READ_ENTITIES = 128
 
 FEATURES_WITHOUT_POSTED: list[str] = [
     "mins_since_6am", "local_hour", "day_of_week", "month",
-    "date_group_id", "season", "season_year",
+    "date_group_id", "season",
     "mins_since_park_open", "park_open_hour", "park_close_hour", "park_hours_open",
-    "emh_morning", "emh_evening",
+    "emh_morning", "emh_evening", "park_year",
 ]
 POSTED_FEATURES: list[str] = ["posted_matched", "posted_mean_30", "posted_mean_60"]
 FEATURES_WITH_POSTED: list[str] = FEATURES_WITHOUT_POSTED + POSTED_FEATURES
@@ -114,6 +114,10 @@ def feature_ctes_sql(base: str) -> str:
             isodow(lt.park_date) AS day_of_week,
             month(lt.park_date) AS month,
             c.date_group_id, s.season, s.season_year,
+            -- the calendar year as a number, not the season_year category: a forecast's
+            -- later season-years were never seen (coded UNKNOWN, they followed whichever code
+            -- sorted last); a year past the last seen one takes the latest year's branch
+            year(lt.park_date) AS park_year,
             (epoch(lt.observed_at) - epoch(h.opening_time)) / 60.0 AS mins_since_park_open,
             hour(timezone(tz, h.opening_time)) AS park_open_hour,
             hour(timezone(tz, h.closing_time)) AS park_close_hour,

@@ -42,6 +42,7 @@ from bambam_assets.lib.core.schema import POSTED
 from bambam_assets.lib.core.warehouse import step
 from bambam_assets.lib.models import guard, registry
 from bambam_assets.lib.models.features import (
+    CATEGORICAL_FEATURES,
     FEATURES_WITHOUT_POSTED,
     TARGETS_SQL,
     compact_strings,
@@ -60,7 +61,7 @@ from bambam_assets.lib.models.training import UNKNOWN, XGB_PARAMS, encode, fit_e
 
 GLOBAL_DIR = "global_model"  # under the home, beside models/ (not an entity dir)
 GLOBAL_KEY = "global"  # the registry "entity" name of the global model
-GLOBAL_CODE_VERSION = "1"
+GLOBAL_CODE_VERSION = "2"  # 2: park_year replaces season_year
 ROW_CAP = 2_000_000  # expected sampled training rows, whatever the estate's size
 MAX_ROUNDS = 600
 EARLY_STOPPING = 30
@@ -163,7 +164,7 @@ def build_global_frame(conn: duckdb.DuckDBPyConnection, as_of: date,
     use_young = n_mature == 0
     n = n_all if use_young else n_mature
     keep_ppm = 1_000_000 if n <= row_cap else int(1_000_000 * row_cap / n)
-    feature_cols = ", ".join(f"t.{c}" if c in ("date_group_id", "season", "season_year")
+    feature_cols = ", ".join(f"t.{c}" if c in CATEGORICAL_FEATURES
                              else f"CAST(t.{c} AS DOUBLE) AS {c}" for c in FEATURES_WITHOUT_POSTED)
     sql = _FRAME_SQL.format(targets=TARGETS_SQL.strip(), features=feature_ctes_sql("kept"),
                             feature_cols=feature_cols, attrs=attributes_sql(),

@@ -70,7 +70,7 @@ def test_training_stores_the_scale_and_the_band_uses_it() -> None:
         "queue_type": "STANDBY", "y": y, "mins_since_6am": mins,
         "local_hour": 6 + mins // 60, "day_of_week": park_date.dayofweek.to_numpy() + 1.0,
         "month": park_date.month.to_numpy().astype(float), "date_group_id": "ANY",
-        "season": "WINTER", "season_year": "WINTER_2024", "weight": 1.0,
+        "season": "WINTER", "park_year": 2024.0, "weight": 1.0,
     })
     for col in training.FEATURES_WITH_POSTED:
         if col not in frame:
@@ -107,7 +107,7 @@ def test_a_fallback_version_stores_its_band_too() -> None:
         "mins_since_6am": mins, "local_hour": 6 + mins // 60,
         "day_of_week": park_date.dayofweek.to_numpy() + 1.0,
         "month": park_date.month.to_numpy().astype(float), "date_group_id": "ANY",
-        "season": "WINTER", "season_year": "WINTER_2024", "weight": 1.0,
+        "season": "WINTER", "park_year": 2024.0, "weight": 1.0,
     }).sort_values("observed_at", ignore_index=True)
     for col in training.FEATURES_WITH_POSTED:
         if col not in frame:

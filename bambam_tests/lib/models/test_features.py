@@ -135,7 +135,7 @@ def test_park_hours_after_midnight_close_and_missing_day(conn):
     assert (r.park_open_hour, r.park_close_hour, r.park_hours_open) == (8, 1, 17.0)
     assert (r.emh_morning, r.emh_evening) == (1, 0)
     assert r.date_group_id == "INDEPENDENCE_DAY"
-    assert (r.season, r.season_year) == ("SUMMER", "SUMMER_2024")
+    assert (r.season, r.park_year) == ("SUMMER", 2024)
     r = _row(frame, "DL01", "2024-07-05 00:30", "America/Los_Angeles")
     assert r.mins_since_park_open == 16.5 * 60
     r = _row(frame, "DL01", "2024-07-03 12:00", "America/Los_Angeles")

@@ -48,7 +48,7 @@ def synthetic_frame(n_days: int, per_day: int, seed: int = 0, posted_share: floa
         "day_of_week": dow.astype(float), "month": month.astype(float),
         "date_group_id": np.where(peak, "PEAK", np.where(dow >= 6, "WEEKEND", "WEEKDAY")),
         "season": np.where(month <= 2, "WINTER", "SPRING"),
-        "season_year": np.where(month <= 2, "WINTER_2023", "SPRING_2023"),
+        "park_year": park_date.year.to_numpy().astype(float),
         "mins_since_park_open": (mins - 180).astype(float),
         "park_open_hour": 9.0, "park_close_hour": 21.0, "park_hours_open": 12.0,
         "emh_morning": 0.0, "emh_evening": 0.0,
@@ -151,11 +151,12 @@ def test_encodings_and_unseen_category(standby):
     assert enc["date_group_id"] == {"PEAK": 0, "WEEKDAY": 1, "WEEKEND": 2, UNKNOWN: 3}
     probe = frame.head(4).copy()
     probe["date_group_id"] = ["WEEKEND", "SOMETHING_NEW", None, "WEEKDAY"]
-    probe["season_year"] = "SUMMER_2099"
+    probe["season"] = "SUMMER"  # no training row has it
+    probe["park_year"] = 2099.0  # a number: a year past the last seen one is not "unseen"
     coded = encode(probe, enc)
     assert list(coded.columns) == FEATURES_WITH_POSTED
     assert coded.date_group_id.tolist()[:2] == [2.0, 3.0] and np.isnan(coded.date_group_id[2])
-    assert (coded.season_year == enc["season_year"][UNKNOWN]).all()
+    assert (coded.season == enc["season"][UNKNOWN]).all() and (coded.park_year == 2099).all()
     for with_posted in (False, True):
         pred = predict(trained, probe, with_posted)
         assert pred.shape == (4,) and np.isfinite(pred).all() and (pred >= 0).all()
@@ -169,3 +170,42 @@ def test_deterministic_with_seed():
     b = train_entity(frame, "STANDBY")
     assert a.models == b.models
     assert a.metrics["without_posted"] == b.metrics["without_posted"]
+
+
+def _two_year_frame(days: pd.DatetimeIndex, per_day: int = 12, seed: int = 5) -> pd.DataFrame:
+    """Rows of a ride whose LOW half-year waits 20 and HIGH half-year 60 minutes, both 15 more
+    in 2024 than in 2023 (the season's level moves from year to year)."""
+    rng = np.random.default_rng(seed)
+    day = np.repeat(np.arange(len(days)), per_day)
+    park_date = days[day]
+    mins = rng.integers(180, 900, size=len(day))
+    high = park_date.month.to_numpy() >= 7
+    y = 20 + 40 * high + 15 * (park_date.year.to_numpy() == 2024) + rng.normal(0, 2, len(day))
+    return pd.DataFrame({
+        "entity_code": "MK7", "park_code": "MK", "park_date": park_date,
+        "observed_at": park_date.tz_localize("UTC") + pd.to_timedelta(mins + 600, unit="min"),
+        "queue_type": "STANDBY", "y": y.round(), "mins_since_6am": mins.astype(float),
+        "local_hour": (6 + mins // 60).astype(float),
+        "day_of_week": (park_date.dayofweek.to_numpy() + 1).astype(float),
+        "month": park_date.month.to_numpy().astype(float), "date_group_id": "WEEKDAY",
+        "season": np.where(high, "HIGH", "LOW"),
+        "park_year": park_date.year.to_numpy().astype(float),
+        "mins_since_park_open": (mins - 180).astype(float), "park_open_hour": 9.0,
+        "park_close_hour": 21.0, "park_hours_open": 12.0, "emh_morning": 0.0,
+        "emh_evening": 0.0, "posted_matched": np.nan, "posted_mean_30": np.nan,
+        "posted_mean_60": np.nan, "weight": 1.0,
+    })
+
+
+def test_a_year_past_the_training_years_takes_each_season_at_its_latest_level() -> None:
+    # The forecast's days beyond the data are in years no row has. The model must read them as
+    # the latest year (each season at its 2024 level), not as an unseen category: coded UNKNOWN
+    # (the season_year category before), they went down whichever branch the largest code took.
+    trained = train_entity(_two_year_frame(pd.date_range("2023-01-01", "2024-12-31")),
+                           "STANDBY", nthread=2)
+    assert trained.kind == "xgboost"
+    ahead = _two_year_frame(pd.date_range("2025-01-01", "2025-12-31"), per_day=4)
+    pred = predict(trained, ahead[FEATURES_WITHOUT_POSTED], with_posted=False)
+    low = ahead["season"].to_numpy() == "LOW"
+    assert abs(np.median(pred[low]) - 35) < 4  # LOW 2024; the two years' mix would be ~27
+    assert abs(np.median(pred[~low]) - 75) < 4  # HIGH 2024
