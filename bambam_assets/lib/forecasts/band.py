@@ -62,7 +62,7 @@ def fit_band(model: Any, rows: pd.DataFrame) -> ResidualBand | None:
     resid = recent["y"].to_numpy(float) - training.predict(model, recent, with_posted=False)
     hours = pd.to_numeric(recent["local_hour"], errors="coerce").to_numpy(float)
     low, high = hourly_offsets(resid, hours)
-    scale = _stored_scale(model)
+    scale = stored_metric(model, "band_scale")  # the version's conformal width scale
     if scale is None:
         insample = float(np.abs(resid).mean())
         holdout = _holdout_mae(model)
@@ -111,9 +111,10 @@ def apply_band(band: ResidualBand | None, pred: np.ndarray,
     return p10, p90
 
 
-def _stored_scale(model: Any) -> float | None:
-    """The version's conformal width scale (training's band_scale), if it has one."""
-    value = without_posted_metrics(model).get("band_scale")
+def stored_metric(model: Any, key: str) -> float | None:
+    """The finite number the version's without-POSTED metrics hold under `key` (training's
+    band_scale, level_ratio), else None (versions trained before it was stored)."""
+    value = without_posted_metrics(model).get(key)
     return float(value) if value is not None and np.isfinite(float(value)) else None
 
 

@@ -61,7 +61,7 @@ from bambam_assets.lib.forecasts.band import (
     fit_band,
     has_stored_band,
     stored_band,
-    without_posted_metrics,
+    stored_metric,
 )
 from bambam_assets.lib.forecasts.posted_aggregates import ROUND_TO, lookup_cte_sql
 from bambam_assets.lib.forecasts.slots import slots_cte_sql
@@ -189,10 +189,9 @@ def stored_fingerprint(path: Path) -> str | None:
     return raw.decode() if raw is not None else None
 
 
-def level_of(model) -> float | None:
+def wti_level(model) -> float | None:
     """The version's WTI level factor (its without-POSTED metrics' level_ratio), if it has one."""
-    value = without_posted_metrics(model).get("level_ratio")
-    return float(value) if value is not None and np.isfinite(float(value)) else None
+    return stored_metric(model, "level_ratio")
 
 
 def stored_level(path: Path) -> float | None:
@@ -518,7 +517,7 @@ def _one(code: str, sf: SlotFeatures, model, train: pd.DataFrame | None,
         res.notes.append(f"cold start: own model weight {cold.weights[code]:.2f}, "
                          f"global model v{cold.version}")
     metadata = {FINGERPRINT_KEY: fp} if key is None else {FINGERPRINT_KEY: fp, POSTED_KEY: key}
-    level = None if model is None else level_of(model)
+    level = None if model is None else wti_level(model)
     if level is not None:
         metadata[LEVEL_KEY] = repr(level)
     res.rows = curve_files.write_entity_file(frame, path, curve_files.FORECAST_SCHEMA,

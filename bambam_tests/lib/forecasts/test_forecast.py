@@ -74,8 +74,8 @@ def test_forecast_columns_rows_band_and_modes(home: Path) -> None:
     # each file with a model records its version's WTI level factor; the curve stays unscaled
     for res in (results[0], results[2]):
         loaded = registry.load_model(home / "models", res.entity_code)
-        assert forecast.level_of(loaded) is not None
-        assert forecast.stored_level(Path(res.path)) == forecast.level_of(loaded)
+        assert forecast.wti_level(loaded) is not None
+        assert forecast.stored_level(Path(res.path)) == forecast.wti_level(loaded)
     assert forecast.stored_level(Path(results[1].path)) is None  # POSTED-only: no model
 
 

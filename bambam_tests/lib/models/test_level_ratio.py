@@ -37,14 +37,14 @@ def test_a_median_model_of_skewed_waits_stores_a_level_above_one() -> None:
     pred = training.predict(trained, recent, with_posted=False)
     assert level == round(recent["y"].mean() / pred.mean(), 4)
     assert level > 1.05  # absolute error predicts the median, below the skewed mean
-    assert forecast.level_of(trained) == level
+    assert forecast.wti_level(trained) == level
 
 
 def test_a_fallback_version_stores_its_level_too() -> None:
     frame = _skewed_frame(4).iloc[:300]
     trained = training.train_entity(frame, "STANDBY", nthread=1)
     assert trained.kind == training.FALLBACK_KIND
-    assert forecast.level_of(trained) is not None
+    assert forecast.wti_level(trained) is not None
 
 
 def test_the_level_is_measured_within_the_official_hours() -> None:
