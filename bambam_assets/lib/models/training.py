@@ -46,6 +46,10 @@ XGB_PARAMS: dict[str, Any] = {
     "eval_metric": "mae",
     "verbosity": 0,
 }
+# The POSTED model's trees: shallower, with heavier leaves. Its rows are a recency-weighted sample
+# of the sign's readings (features.build_posted_frame); deeper trees fit the sample's days, not
+# the sign's usual level (bench.real_backtest, three seeds: bench/README.md, 2026-12-05)
+POSTED_XGB_PARAMS: dict[str, Any] = XGB_PARAMS | {"max_depth": 4, "min_child_weight": 30}
 MAX_ROUNDS = 2000
 EARLY_STOPPING = 50
 MIN_TARGETS_FOR_XGB = 500
@@ -148,13 +152,15 @@ def _dmatrix(x: pd.DataFrame, frame: pd.DataFrame | None, nthread: int, weighted
 
 
 def _train_xgb(frame: pd.DataFrame, split: np.ndarray, features: list[str], enc_all: dict,
-               nthread: int, calibrate: bool = False) -> tuple[bytes, dict, np.ndarray]:
+               nthread: int, calibrate: bool = False,
+               xgb_params: dict[str, Any] | None = None) -> tuple[bytes, dict, np.ndarray]:
     """Early-stop on val, measure on test, then refit on all rows with best_iteration + 1 rounds.
     Returns the refit booster, its metrics and the early-stopped booster's test predictions.
+    `xgb_params`: XGB_PARAMS unless given (the POSTED model's POSTED_XGB_PARAMS).
 
     `calibrate`: also fit the p10-p90 band's conformal width scale (metrics["band_scale"], see
     band_calibration) with the early-stopped booster."""
-    params = XGB_PARAMS | {"nthread": nthread}
+    params = (XGB_PARAMS if xgb_params is None else xgb_params) | {"nthread": nthread}
     enc_train = fit_encodings(frame[split == TRAIN])  # honest: val/test values can be unseen
     x = encode(frame, enc_train)[features]
     parts = {lab: (x[split == lab], frame[split == lab]) for lab in (TRAIN, VAL, TEST)}
@@ -412,7 +418,8 @@ def _train_posted(posted: pd.DataFrame, encodings: dict, nthread: int, models: d
     elif not ((p_split == TRAIN).any() and (p_split == VAL).any()):
         metrics["posted_skipped"] = "no POSTED rows in train or val days"
     else:
-        raw, m, _ = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
+        raw, m, _ = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread,
+                               xgb_params=POSTED_XGB_PARAMS)
         metrics[POSTED_MODEL] = m | {"rows": len(posted)}
         mae, naive = m.get("mae"), m.get("naive_mae")
         if mae is not None and naive is not None and mae > naive * (1 + POSTED_NAIVE_TOLERANCE):
