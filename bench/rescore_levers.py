@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows).melt(id_vars=["lever", "setting", "as_of"],
                                     value_vars=[ACTUAL, POSTED], var_name="kind",
                                     value_name="gain")
+    # the chain lever changes ACTUAL only: its POSTED rows would repeat "as is"
+    table = table[~((table["lever"] == "chain") & (table["kind"] == POSTED))]
     wide = table.pivot_table(index=["kind", "lever", "setting"], columns="as_of",
                              values="gain", sort=False).round(1)
     print(f"Pooled 60-day gain over the naive, % (kept homes under {args.work}). "
