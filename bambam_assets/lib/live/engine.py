@@ -34,7 +34,7 @@ from bambam_assets.lib.models.features import feature_ctes_sql, park_params
 
 _DIMS_SQL = {  # in-memory copy: only the columns feature_ctes_sql and the API read
     "dim_calendar": "SELECT park_date, date_group_id FROM dim_calendar",
-    "dim_season": "SELECT park_date, season, season_year FROM dim_season",
+    "dim_season": "SELECT park_date, season FROM dim_season",
     "dim_park_hours": "SELECT park_code, park_date, opening_time, closing_time, "
                       "opening_time_with_emh, closing_time_with_emh, emh_morning, emh_evening "
                       "FROM dim_park_hours",
@@ -42,7 +42,7 @@ _DIMS_SQL = {  # in-memory copy: only the columns feature_ctes_sql and the API r
 }
 _DIMS_EMPTY = {  # the same columns, empty: no warehouse file yet
     "dim_calendar": "park_date DATE, date_group_id VARCHAR",
-    "dim_season": "park_date DATE, season VARCHAR, season_year VARCHAR",
+    "dim_season": "park_date DATE, season VARCHAR",
     "dim_park_hours": "park_code VARCHAR, park_date DATE, opening_time TIMESTAMPTZ, "
                       "closing_time TIMESTAMPTZ, opening_time_with_emh TIMESTAMPTZ, "
                       "closing_time_with_emh TIMESTAMPTZ, emh_morning BOOLEAN, emh_evening BOOLEAN",

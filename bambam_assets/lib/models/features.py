@@ -113,7 +113,7 @@ def feature_ctes_sql(base: str) -> str:
             hour(local_ts) AS local_hour,
             isodow(lt.park_date) AS day_of_week,
             month(lt.park_date) AS month,
-            c.date_group_id, s.season, s.season_year,
+            c.date_group_id, s.season,
             -- the calendar year as a number, not the season_year category: a forecast's
             -- later season-years were never seen (coded UNKNOWN, they followed whichever code
             -- sorted last); a year past the last seen one takes the latest year's branch

@@ -30,8 +30,9 @@ def _frame(rng: np.random.Generator, n: int, pool: list) -> pd.DataFrame:
         "local_hour": pd.array(rng.integers(0, 24, n), dtype="Int64"),
         "month": rng.integers(1, 13, n),
         "date_group_id": pd.array(rng.choice(pool, n), dtype="string[pyarrow]"),
-        "season": rng.choice(["SUMMER", "WINTER", None], n),
-        "season_year": rng.choice([2024, 2025, 2026], n),  # numbers: coded as their text
+        # a category holding numbers too: coded as their text (season_year, a category that
+        # held years, is no longer a feature)
+        "season": rng.choice(np.array(["SUMMER", "WINTER", 2025, None], dtype=object), n),
         "posted_matched": rng.choice([np.nan, 10.0, 45.0], n),
     })
     frame.loc[frame.index[::7], "date_group_id"] = pd.NA
