@@ -33,6 +33,7 @@ import pandas as pd
 from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.core.schema import ACTUAL, POSTED
 from bambam_assets.lib.forecasts import backtest
+from bambam_assets.lib.forecasts import backtest_detail as bd
 from bambam_assets.lib.forecasts import curves as curve_files
 from bambam_assets.lib.models.features import park_params
 
@@ -94,14 +95,10 @@ SELECT entity_code, sum(ya) / sum(yp) AS ratio FROM pair GROUP BY 1 HAVING sum(y
 
 
 def _gains(scored: pd.DataFrame, pred: pd.Series) -> dict[str, float]:
-    filled = pred.fillna(scored["naive"])
-    out = {}
-    for kind in (ACTUAL, POSTED):
-        m = scored["kind"] == kind
-        mae = (filled[m] - scored["y"][m]).abs().mean()
-        naive = (scored["naive"][m] - scored["y"][m]).abs().mean()
-        out[kind] = 100 * (1 - mae / naive)
-    return out
+    """Pooled filled-MAE gain per kind of `pred` in place of the forecast, scored by the
+    backtest's own summary (backtest_detail.with_fill, summary_table)."""
+    table = bd.summary_table(bd.with_fill(scored.assign(pred=pred)), by_entity=False)
+    return dict(zip(table["kind"], table["gain_pct"], strict=True))
 
 
 def rescore_home(home: Path, as_of: date) -> list[dict]:
@@ -118,7 +115,7 @@ def rescore_home(home: Path, as_of: date) -> list[dict]:
             "SELECT entity_code, slot_start, posted_predicted FROM read_parquet($glob, "
             "hive_partitioning = true) WHERE park_date > $d AND park_date <= $d + $days",
             {"glob": glob, "d": as_of, "days": DAYS}).df()
-    scored = scored[scored["y"] <= CAP].reset_index(drop=True)
+    scored, _ = bd.drop_above_cap(scored, CAP)
     rows = [{"lever": "as is", "setting": "", **_gains(scored, scored["pred"])}]
     for alpha, nd in YOY:
         f = factors[nd]
