@@ -122,9 +122,25 @@ def _start(home: Path, storage: str, pg_url: str) -> Home:
     return Home(storage, home, instance, proc, log)
 
 
+def _backfills(instance: dg.DagsterInstance, limit: int = 10) -> list[str]:
+    """The asset backfills, newest first: status, target (each asset's partition subset with
+    its class: the form it was stored in matters to Dagster's backfill daemon) and the error
+    of a failed one."""
+    out = []
+    for b in instance.get_backfills(limit=limit):
+        target = b.asset_backfill_data.target_subset if b.asset_backfill_data else None
+        parts = ({k.to_user_string(): f"{type(v).__name__} {v!r}"[:160]
+                  for k, v in target.partitions_subsets_by_asset_key.items()} if target else {})
+        whole = sorted(k.to_user_string() for k in target.non_partitioned_asset_keys) \
+            if target else []
+        error = b.error.message.strip()[:300] if b.error else ""
+        out.append(f"{b.backfill_id} {b.status.value} {parts} {whole} {error}")
+    return out
+
+
 def _report(h: Home, what: str, timeout_s: float) -> str:
     runs = [(r.job_name, r.status.value, _selection(r)) for r in h.instance.get_runs(limit=20)]
-    backfills = [(b.backfill_id, b.status.value) for b in h.instance.get_backfills(limit=10)]
+    backfills = _backfills(h.instance)
     # the automation's requests, from the daemon's log (the whole log is too long to show)
     requests = [line for line in h.log.read_text().splitlines()
                 if "evaluation result:" in line and "0 requested" not in line
@@ -239,7 +255,7 @@ def _check_second(h: Home) -> str:
     # as a success in the UI's Backfills tab, none "Failed" over a partition left as it was
     statuses = [b.status for b in instance.get_backfills()]
     assert statuses and set(statuses) == {BulkActionStatus.COMPLETED_SUCCESS}, \
-        (h.storage, statuses)
+        (h.storage, _backfills(instance, limit=100))
     return (f"{h.storage}: {h.n_runs_first} runs to the first WTI, {len(new_runs)} for the new "
             f"day (promoted: {sorted(promoted)}): {[_selection(r) for r in new_runs]}")
 
