@@ -19,6 +19,7 @@ from bambam_assets.defs.automation.sensors import (
     AUTOMATION_INTERVAL_S,
     RETRAIN_INTERVAL_S,
     build_automation_sensor,
+    build_entity_automation_sensor,
     build_model_forecast_sensor,
     build_retrain_sensor,
 )
@@ -51,6 +52,7 @@ def build_definitions() -> dg.Definitions:
         sensors=[build_raw_files_sensor(interval(RAW_FILES_INTERVAL_S)),
                  build_retrain_sensor(minimum_interval_seconds=interval(RETRAIN_INTERVAL_S)),
                  build_automation_sensor(interval(AUTOMATION_INTERVAL_S)),
+                 build_entity_automation_sensor(interval(AUTOMATION_INTERVAL_S)),
                  build_model_forecast_sensor(interval(AUTOMATION_INTERVAL_S)), queue_times_poll,
                  *alert_sensors],
         schedules=[*daily_pipeline_schedules, weekly_full_retrain_schedule],

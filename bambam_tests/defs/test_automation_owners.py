@@ -9,8 +9,18 @@ downstream; a changed one requests exactly the partitions it maps to.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import dagster as dg
+
+# Dagster internals the backfill test needs: the automation sensor's request builder and the
+# backfill daemon's first step (no public API runs either without a daemon)
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView
+from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
+from dagster._core.definitions.automation_tick_evaluation_context import build_run_requests
+from dagster._core.definitions.partitions.context import partition_loading_context
+from dagster._core.execution.asset_backfill import AssetBackfillData
+from dagster._serdes import deserialize_value, serialize_value
 
 from bambam_assets.definitions import defs
 from bambam_assets.defs.automation import sensors
@@ -55,14 +65,18 @@ def test_every_executable_asset_has_an_owner() -> None:
     assert any(o.startswith("condition") for o in owners["park_wti"])
 
 
+def _check(instance: dg.DagsterInstance, passed: bool) -> None:
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("fct_wait_times"),
+        check_name="fct_wait_times_keys_unique_not_future", passed=passed))
+
+
 def _materialize(instance: dg.DagsterInstance, key: str, version: str,
-                 partition: str | None = None) -> None:
+                 partition: str | None = None, check_passed: bool = True) -> None:
     instance.report_runless_asset_event(dg.AssetMaterialization(
         key, partition=partition, tags={DATA_VERSION_TAG: version}))
-    if key == "fct_wait_times":  # its blocking check ran with the ingest, and passed
-        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(key), check_name="fct_wait_times_keys_unique_not_future",
-            passed=True))
+    if key == "fct_wait_times":  # its blocking check ran with the ingest
+        _check(instance, check_passed)
 
 
 def _requested(result, key: str) -> set[str | None]:
@@ -211,3 +225,70 @@ def test_a_curve_file_written_while_the_wti_ran_requests_the_wti_again() -> None
         quiet = dg.evaluate_automation_conditions(defs=defs, instance=instance,
                                                   cursor=done.cursor)
         assert _requested(quiet, "park_wti") == set()
+
+
+def _backfill_roots_error(instance: dg.DagsterInstance, result) -> str | None:
+    """The asset backfill the automation sensor would make of this tick's requests, put through
+    the backfill daemon's first step (its root partitions); its error, or None."""
+    with partition_loading_context(datetime.now(UTC), instance):
+        requests = build_run_requests([r.true_subset for r in result.results],
+                                      defs.resolve_asset_graph(), {}, emit_backfills=True)
+        (backfill,) = [r for r in requests if r.asset_graph_subset is not None]
+        data = AssetBackfillData.from_asset_graph_subset(
+            backfill.asset_graph_subset, backfill_start_timestamp=time.time(),
+            dynamic_partitions_store=instance)
+        try:
+            data.get_target_root_asset_graph_subset(AssetGraphView.for_test(defs, instance))
+        except dg.DagsterInvariantViolationError as e:
+            return str(e)
+    return None
+
+
+def test_a_latched_entity_request_and_its_input_go_in_separate_asset_backfills() -> None:
+    """Found by the daemon test: new facts while their blocking check had not passed (or an
+    input's run was in progress) latch both the dimensions and every entity's backfill; the tick
+    that releases them requests both. Evaluated by one automation sensor they formed ONE asset
+    backfill, which Dagster's backfill daemon failed at once ("Unable to determine root
+    partitions"): the entity subset came out of the stored cursor as key ranges. The entity
+    curves have their own sensor (defs/automation/sensors.py ENTITY_CURVES), so each sensor's
+    backfill passes that step."""
+    sensors_by_name = {s.name: s for s in defs.get_repository_def().sensor_defs
+                       if isinstance(s, dg.AutomationConditionSensorDefinition)}
+    split = [sensors_by_name["bambam_automation_sensor"].asset_selection,
+             sensors_by_name["bambam_entity_automation_sensor"].asset_selection]
+    for selections in (split, [dg.AssetSelection.all()]):
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("entity", ENTITIES)
+            for key in ("fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
+                        "posted_aggregates", "dim_entity"):
+                _materialize(instance, key, "v1")
+            for code in ENTITIES:
+                for key, version in (("entity_model", "v0001"), ("entity_forecast", "f1"),
+                                     ("entity_backfill", "b1")):
+                    _materialize(instance, key, version, code)
+
+            def tick(selection, cursor):
+                # the daemon stores each sensor's cursor between ticks: round-trip it as it does
+                return dg.evaluate_automation_conditions(
+                    defs=defs, instance=instance, asset_selection=selection,
+                    cursor=None if cursor is None else deserialize_value(
+                        serialize_value(cursor), AssetDaemonCursor))
+
+            results = [tick(selection, None) for selection in selections]
+            # new facts whose blocking check failed: every layer below waits, latched
+            _materialize(instance, "fct_wait_times", "v2", check_passed=False)
+            results = [tick(sel, r.cursor) for sel, r in zip(selections, results, strict=True)]
+            assert not any(_requested(r, "entity_backfill") or _requested(r, "dim_park_hours")
+                           for r in results)
+            # the check passes (a re-run of it): the latched requests are released together
+            _check(instance, passed=True)
+            results = [tick(sel, r.cursor) for sel, r in zip(selections, results, strict=True)]
+            released = {key: set().union(*(_requested(r, key) for r in results))
+                        for key in ("entity_backfill", "dim_park_hours")}
+            assert released == {"entity_backfill": set(ENTITIES), "dim_park_hours": {None}}
+            errors = [_backfill_roots_error(instance, r) for r in results
+                      if _requested(r, "entity_backfill")]
+            if selections is split:
+                assert errors == [None]
+            else:  # the control: Dagster 1.13's failure, while it lasts, on the single sensor
+                assert errors[0] and "Unable to determine root partitions" in errors[0]

@@ -177,8 +177,8 @@ def test_everything_loads_in_one_definitions() -> None:
     assert "entity_model" not in selected
     assert defs.resolve_sensor_def("retrain_sensor").default_status == \
         dg.DefaultSensorStatus.RUNNING
-    assert defs.resolve_sensor_def("bambam_automation_sensor").default_status == \
-        dg.DefaultSensorStatus.RUNNING
+    for name in ("bambam_automation_sensor", "bambam_entity_automation_sensor"):
+        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     model = defs.resolve_assets_def("entity_model")
     policy = model.specs_by_key[dg.AssetKey("entity_model")].freshness_policy
     assert policy is not None and policy.fail_window.to_timedelta() == timedelta(hours=26)
