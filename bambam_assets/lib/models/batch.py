@@ -52,8 +52,9 @@ ChunkReader = Callable[[list[str]], tuple[pd.DataFrame, "pd.DataFrame | None"]]
 def params_hash() -> str:
     """Hash of the model parameters: a change retrains every entity."""
     blob = json.dumps(
-        {"xgb": training.XGB_PARAMS, "rounds": training.MAX_ROUNDS,
-         "early": training.EARLY_STOPPING, "min": training.MIN_TARGETS_FOR_XGB},
+        {"xgb": training.XGB_PARAMS, "posted_xgb": training.POSTED_XGB_PARAMS,
+         "rounds": training.MAX_ROUNDS, "early": training.EARLY_STOPPING,
+         "min": training.MIN_TARGETS_FOR_XGB},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -46,6 +46,15 @@ XGB_PARAMS: dict[str, Any] = {
     "eval_metric": "mae",
     "verbosity": 0,
 }
+# The POSTED model's trees: shallower than the ACTUAL models', with at least 20 rows a leaf.
+# Chosen by the real-data backtest (bench.real_backtest, three seeds; bench/README.md,
+# 2026-12-05): the 60-day POSTED forecast gained on the tune and the report dates, while the same
+# trees for the ACTUAL models lost. min_child_weight counts sample weight, so the POSTED sample's
+# weights are scaled to a mean of 1 first (_train_posted): a row weighs its entity's 1 / sampling
+# rate (2.5 to 9.3 on the real data set, about 1 on a small one), and a minimum in raw weight
+# meant 30 rows for a small entity and 3 for a large one. In params_hash: a change retrains
+# every entity.
+POSTED_XGB_PARAMS: dict[str, Any] = XGB_PARAMS | {"max_depth": 4, "min_child_weight": 20}
 MAX_ROUNDS = 2000
 EARLY_STOPPING = 50
 MIN_TARGETS_FOR_XGB = 500
@@ -148,13 +157,15 @@ def _dmatrix(x: pd.DataFrame, frame: pd.DataFrame | None, nthread: int, weighted
 
 
 def _train_xgb(frame: pd.DataFrame, split: np.ndarray, features: list[str], enc_all: dict,
-               nthread: int, calibrate: bool = False) -> tuple[bytes, dict, np.ndarray]:
+               nthread: int, calibrate: bool = False,
+               xgb_params: dict[str, Any] | None = None) -> tuple[bytes, dict, np.ndarray]:
     """Early-stop on val, measure on test, then refit on all rows with best_iteration + 1 rounds.
     Returns the refit booster, its metrics and the early-stopped booster's test predictions.
+    `xgb_params`: XGB_PARAMS unless given (the POSTED model's POSTED_XGB_PARAMS).
 
     `calibrate`: also fit the p10-p90 band's conformal width scale (metrics["band_scale"], see
     band_calibration) with the early-stopped booster."""
-    params = XGB_PARAMS | {"nthread": nthread}
+    params = (XGB_PARAMS if xgb_params is None else xgb_params) | {"nthread": nthread}
     enc_train = fit_encodings(frame[split == TRAIN])  # honest: val/test values can be unseen
     x = encode(frame, enc_train)[features]
     parts = {lab: (x[split == lab], frame[split == lab]) for lab in (TRAIN, VAL, TEST)}
@@ -406,13 +417,18 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
 def _train_posted(posted: pd.DataFrame, encodings: dict, nthread: int, models: dict,
                   metrics: dict, features: dict) -> None:
     """The POSTED model into `models`/`metrics`/`features`, or the reason it was skipped."""
+    if "weight" in posted and len(posted):
+        # weights relative to their mean (one factor per entity: the leaves, weighted medians, are
+        # unchanged), so that min_child_weight counts rows
+        posted = posted.assign(weight=posted["weight"] / posted["weight"].mean())
     p_split = chronological_split(posted)
     if len(posted) < MIN_POSTED_MODEL_ROWS:
         metrics["posted_skipped"] = f"{len(posted)} sampled POSTED rows"
     elif not ((p_split == TRAIN).any() and (p_split == VAL).any()):
         metrics["posted_skipped"] = "no POSTED rows in train or val days"
     else:
-        raw, m, _ = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread)
+        raw, m, _ = _train_xgb(posted, p_split, FEATURES_WITHOUT_POSTED, encodings, nthread,
+                               xgb_params=POSTED_XGB_PARAMS)
         metrics[POSTED_MODEL] = m | {"rows": len(posted)}
         mae, naive = m.get("mae"), m.get("naive_mae")
         if mae is not None and naive is not None and mae > naive * (1 + POSTED_NAIVE_TOLERANCE):

@@ -3,6 +3,7 @@ version without it (trained before it existed) falls back to the posted aggregat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -183,3 +184,23 @@ def test_unchanged_posted_model_column_is_kept_not_predicted(home: Path, monkeyp
     [res] = forecast.run_forecast(lambda: wh.reader(home), home, ["MK4"], FORECAST_AS_OF,
                                   FORECAST_HORIZON, recompute_all=True)
     assert not any("posted_predicted kept" in n for n in res.notes)
+
+
+def _depth(booster) -> int:
+    """The deepest leaf of any tree of the booster (a lone leaf is depth 0)."""
+    def depth(node: dict) -> int:
+        return 0 if "children" not in node else 1 + max(depth(c) for c in node["children"])
+    return max(depth(json.loads(tree)) for tree in booster.get_dump(dump_format="json"))
+
+
+def test_posted_model_grows_shallower_trees_than_the_actual_model(home: Path) -> None:
+    # the sign's sample is fitted by trees of POSTED_XGB_PARAMS (at most 4 levels), the ACTUAL
+    # model by XGB_PARAMS; on the same days the ACTUAL model does use its deeper trees. The
+    # fixture's version (a test above saves later ones with other boosters)
+    model = registry.load_model(home / "models", "MK4",
+                                registry.kept_versions(home / "models", "MK4")[0])
+    posted_depth = _depth(model.boosters[training.POSTED_MODEL])
+    assert posted_depth <= training.POSTED_XGB_PARAMS["max_depth"] < training.XGB_PARAMS[
+        "max_depth"]
+    assert _depth(model.boosters[training.WITHOUT_POSTED]) > training.POSTED_XGB_PARAMS[
+        "max_depth"]

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from bambam_assets.lib.models import training
 from bambam_assets.lib.models.features import FEATURES_WITH_POSTED, FEATURES_WITHOUT_POSTED
 from bambam_assets.lib.models.metrics import TEST, TRAIN, VAL, chronological_split
 from bambam_assets.lib.models.training import (
@@ -209,3 +210,20 @@ def test_a_year_past_the_training_years_takes_each_season_at_its_latest_level() 
     low = ahead["season"].to_numpy() == "LOW"
     assert abs(np.median(pred[low]) - 35) < 4  # LOW 2024; the two years' mix would be ~27
     assert abs(np.median(pred[~low]) - 75) < 4  # HIGH 2024
+
+
+def test_posted_model_is_the_same_whatever_its_sample_weight_scale() -> None:
+    # a POSTED row weighs its entity's 1 / sampling rate (features.build_posted_frame): an
+    # entity sampled at an eighth has weights 8x another's. The POSTED model's leaf minimum
+    # (POSTED_XGB_PARAMS min_child_weight) must mean the same number of rows for both.
+    posted = synthetic_frame(60, 40, seed=4)
+    probe = synthetic_frame(14, 20, seed=5)
+    preds = []
+    for factor in (1.0, 8.0):
+        models, metrics, features = {}, {}, {}
+        training._train_posted(posted.assign(weight=posted["weight"] * factor),
+                               fit_encodings(posted), 1, models, metrics, features)
+        assert training.POSTED_MODEL in models, metrics.get("posted_skipped")
+        preds.append(training.predict_posted({"models": models,
+                                              "encodings": fit_encodings(posted)}, probe))
+    np.testing.assert_allclose(preds[0], preds[1], atol=1e-3)
