@@ -263,9 +263,9 @@ model_forecast_sensor = build_model_forecast_sensor()
 # asset_backfill.py compares the two with ==, unequal by type. The condition's failure was then
 # "handled" and nothing asked again until the next day's facts. Each sensor's tick makes its own
 # backfill, and with the entity asset a root of its backfill the daemon compares the stored
-# subset with itself (reproduced in bambam_tests/defs/test_automation_owners.py). The daily
-# dimensions run and the curves it changes now go in two hops: the entity conditions wait
-# for the dimensions' run (~any_deps_in_progress) and follow its data versions.
+# subset with itself (reproduced in bambam_tests/defs/test_automation_owners.py). When both
+# are due on one tick, the curves now wait for the dimensions' run (~any_deps_in_progress) and
+# follow its data versions; measured under the daemon, a new day took no more runs (README).
 ENTITY_CURVES = dg.AssetSelection.assets("entity_forecast", "entity_backfill")
 
 
