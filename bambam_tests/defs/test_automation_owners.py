@@ -79,6 +79,19 @@ def _materialize(instance: dg.DagsterInstance, key: str, version: str,
         _check(instance, check_passed)
 
 
+def _settled(instance: dg.DagsterInstance) -> None:
+    """A home where everything was built once: the shared inputs, and each entity's model,
+    forecast and backfill."""
+    instance.add_dynamic_partitions("entity", ENTITIES)
+    for key in ("fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
+                "posted_aggregates", "dim_entity"):
+        _materialize(instance, key, "v1")
+    for code in ENTITIES:
+        _materialize(instance, "entity_model", "v0001", code)
+        _materialize(instance, "entity_forecast", "f1", code)
+        _materialize(instance, "entity_backfill", "b1", code)
+
+
 def _requested(result, key: str) -> set[str | None]:
     return set(result.get_requested_partitions(dg.AssetKey(key)))
 
@@ -194,14 +207,7 @@ def test_a_curve_file_written_while_the_wti_ran_requests_the_wti_again() -> None
     reached the same automation tick. The WTI must follow that backfill; it must not be asked
     again for curves that did not change after it was requested."""
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("entity", ENTITIES)
-        for key in ("fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
-                    "posted_aggregates", "dim_entity"):
-            _materialize(instance, key, "v1")
-        for code in ENTITIES:
-            _materialize(instance, "entity_model", "v0001", code)
-            _materialize(instance, "entity_forecast", "f1", code)
-            _materialize(instance, "entity_backfill", "b1", code)
+        _settled(instance)
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         _materialize(instance, "entity_forecast", "f2", "MK1")  # a new forecast file
         start = dg.evaluate_automation_conditions(defs=defs, instance=instance,
@@ -258,14 +264,7 @@ def test_a_latched_entity_request_and_its_input_go_in_separate_asset_backfills()
              sensors_by_name["bambam_entity_automation_sensor"].asset_selection]
     for selections in (split, [dg.AssetSelection.all()]):
         with dg.instance_for_test() as instance:
-            instance.add_dynamic_partitions("entity", ENTITIES)
-            for key in ("fct_wait_times", "dim_calendar", "dim_season", "dim_park_hours",
-                        "posted_aggregates", "dim_entity"):
-                _materialize(instance, key, "v1")
-            for code in ENTITIES:
-                for key, version in (("entity_model", "v0001"), ("entity_forecast", "f1"),
-                                     ("entity_backfill", "b1")):
-                    _materialize(instance, key, version, code)
+            _settled(instance)
 
             def tick(selection, cursor):
                 # the daemon stores each sensor's cursor between ticks: round-trip it as it does
