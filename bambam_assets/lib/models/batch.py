@@ -54,7 +54,8 @@ def params_hash() -> str:
     blob = json.dumps(
         {"xgb": training.XGB_PARAMS, "posted_xgb": training.POSTED_XGB_PARAMS,
          "rounds": training.MAX_ROUNDS, "early": training.EARLY_STOPPING,
-         "min": training.MIN_TARGETS_FOR_XGB},
+         "min": training.MIN_TARGETS_FOR_XGB,
+         "reopen": [training.REOPEN_GAP_DAYS, training.REOPEN_DAYS, training.REOPEN_WEIGHT]},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

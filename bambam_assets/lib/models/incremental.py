@@ -172,6 +172,8 @@ def continue_training(
     new, n_new = update_window(frame, base, policy)
     if new.empty:
         return None
+    # the same weights as a full training: a reopening's first months weigh less (training.py)
+    new = training.downweight_reopening(new, training.reopening_date(frame))
     split = chronological_split(new)
     metrics: dict[str, Any] = {"rows": int(len(new)), "new_rows": int(n_new),
                                "split": split_bounds(new, split)}

@@ -14,6 +14,7 @@ from bambam_assets.lib.forecasts import band
 from bambam_assets.lib.models import batch as train_batch
 from bambam_assets.lib.models import incremental, registry, training
 from bambam_tests.builders import INCR_NOW as NOW
+from bambam_tests.builders import INCR_START as START
 
 
 def test_continue_boosting_improves_on_the_continuation_and_passes_the_guard(
@@ -159,3 +160,20 @@ def test_an_update_keeps_the_posted_model_unchanged(base_version) -> None:
     upd = incremental.continue_training(frame, with_posted, "STANDBY")
     assert upd is not None and upd.models["posted"] == raw
     assert upd.feature_names["posted"] == training.FEATURES_OF_MODEL["posted"]
+
+
+def test_an_update_weighs_a_reopening_as_a_full_training_does(base_version, monkeypatch) -> None:
+    root, frame = base_version
+    base = incremental.base_from_loaded(registry.load_model(root, "MK1"))
+    # no row on days 40..69: day 70, where the new rows start, is a reopening
+    days = (pd.to_datetime(frame["park_date"]) - pd.Timestamp(START)).dt.days
+    closed = frame[(days < 40) | (days >= 70)].reset_index(drop=True)
+    assert training.reopening_date(closed) == (START + pd.Timedelta(days=70)).date()
+    fitted = []
+    real = incremental._continue
+    monkeypatch.setattr(incremental, "_continue", lambda raw, x, rows, policy, nthread: (
+        fitted.append(rows["weight"].to_numpy()) or real(raw, x, rows, policy, nthread)))
+    policy = incremental.IncrementalPolicy(min_window_rows=300)
+    assert incremental.continue_training(closed, base, "STANDBY", policy=policy) is not None
+    new = incremental.new_rows(closed, base)
+    assert np.allclose(fitted[-1], new["weight"].to_numpy() * training.REOPEN_WEIGHT)

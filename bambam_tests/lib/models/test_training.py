@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -227,3 +229,36 @@ def test_posted_model_is_the_same_whatever_its_sample_weight_scale() -> None:
         preds.append(training.predict_posted({"models": models,
                                               "encodings": fit_encodings(posted)}, probe))
     np.testing.assert_allclose(preds[0], preds[1], atol=1e-3)
+
+
+def test_a_reopening_after_a_closure_weighs_less_for_half_a_year() -> None:
+    frame = synthetic_frame(400, 4)
+    dates = pd.to_datetime(frame["park_date"])
+    assert training.reopening_date(frame) is None  # every day has rows
+    # a closure: 60 days without a row, then the reopening (and a shorter break later: dates
+    # 29 days apart are not a closure)
+    closed = frame[~((dates >= "2023-04-11") & (dates < "2023-06-10"))
+                   & ~((dates >= "2023-09-01") & (dates < "2023-09-29"))]
+    assert training.reopening_date(closed) == date(2023, 6, 10)
+    out = training.downweight_reopening(closed.assign(weight=1.0), date(2023, 6, 10))
+    d = pd.to_datetime(out["park_date"])
+    inside = (d >= "2023-06-10") & (d < "2023-12-07")  # REOPEN_DAYS = 180
+    assert (out.loc[inside, "weight"] == training.REOPEN_WEIGHT).all() and inside.any()
+    assert (out.loc[~inside, "weight"] == 1.0).all()
+    assert training.downweight_reopening(closed, None) is closed
+
+
+def test_train_entity_down_weights_the_reopening_and_records_it() -> None:
+    frame = synthetic_frame(300, 8)
+    dates = pd.to_datetime(frame["park_date"])
+    closed = frame[(dates < "2023-04-01") | (dates >= "2023-06-01")].reset_index(drop=True)
+    # after the reopening the waits ran 25 minutes lower for half a year, then came back
+    reopened = pd.to_datetime(closed["park_date"]) >= "2023-06-01"
+    low = reopened & (pd.to_datetime(closed["park_date"]) < "2023-08-15")
+    shifted = closed.assign(y=np.where(low, np.maximum(0, closed["y"] - 25), closed["y"]))
+    trained = train_entity(shifted, "STANDBY")
+    assert trained.metrics["reopened"] == "2023-06-01"
+    flat = train_entity(shifted.assign(weight=1.0), "STANDBY")  # the same rows, one weight
+    # both calls saw the gap, so both recorded it; the weights they trained on differ
+    assert flat.metrics["reopened"] == "2023-06-01"
+    assert trained.models != flat.models
