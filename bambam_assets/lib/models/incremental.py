@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,7 @@ class BaseModel:
     data_end: str | None  # newest observed_at the version was trained on (ISO), if recorded
     test_end: str | None  # its newest park_date (fallback when data_end is not recorded)
     last_full_retrain_at: str | None
+    reopened: str | None = None  # the reopening its full training saw (training.reopening_date)
 
 
 def last_full_retrain_at(meta: dict) -> str | None:
@@ -115,6 +116,7 @@ def base_from_loaded(loaded: Any) -> BaseModel:
         version=int(loaded.version), models=dict(loaded.models), encodings=loaded.encodings,
         data_end=metrics.get("data_end"), test_end=(metrics.get("split") or {}).get("test_end"),
         last_full_retrain_at=last_full_retrain_at(loaded.meta),
+        reopened=metrics.get("reopened"),
     )
 
 
@@ -172,11 +174,20 @@ def continue_training(
     new, n_new = update_window(frame, base, policy)
     if new.empty:
         return None
-    # the same weights as a full training: a reopening's first months weigh less (training.py)
-    new = training.downweight_reopening(new, training.reopening_date(frame))
+    # the same weights as a full training: a reopening's first months weigh less (training.py).
+    # The reopening is the one the full training found (it saw the POSTED sample too), or a
+    # newer one that ended among the new rows (a closure since then; seen in the targets only)
+    reopened = date.fromisoformat(base.reopened) if base.reopened else None
+    newest = training.reopening_date(frame)
+    if newest is not None and new_rows(frame, base)["park_date"].pipe(pd.to_datetime).min() \
+            <= pd.Timestamp(newest):
+        reopened = newest
+    new = training.downweight_reopening(new, reopened)
     split = chronological_split(new)
     metrics: dict[str, Any] = {"rows": int(len(new)), "new_rows": int(n_new),
                                "split": split_bounds(new, split)}
+    if reopened is not None:
+        metrics["reopened"] = reopened.isoformat()
     test_pred = np.zeros(0)
     models: dict[str, bytes] = {}
     features: dict[str, list[str]] = {}

@@ -360,21 +360,24 @@ def _hour_mean_lookup(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
 # and as the newest rows they weighed the most, so the next summer was forecast as the
 # reopening summer (real data, as of 2021-06-30: the same model put Kilimanjaro Safaris' first
 # half of July at 14 minutes and its late June at 20; over the rides, 20.6 minutes against 30.3
-# observed in the two weeks after). The
-# rows of the REOPEN_DAYS after the entity's newest gap (two park dates with targets at least
-# REOPEN_GAP_DAYS apart) weigh REOPEN_WEIGHT times their recency weight. One setting, chosen
-# before it was run (bench/README.md, "A reopening is not a season"); in params_hash.
+# observed in the two weeks after). The rows of the REOPEN_DAYS after the entity's newest gap
+# (two park dates with a target or a POSTED reading at least REOPEN_GAP_DAYS apart) weigh
+# REOPEN_WEIGHT times their recency weight. One setting, chosen before it was run
+# (bench/README.md, "A reopening is not a season"); in params_hash.
 REOPEN_GAP_DAYS = 30
 REOPEN_DAYS = 180
 REOPEN_WEIGHT = 0.25
 
 
-def reopening_date(frame: pd.DataFrame) -> date | None:
-    """The first park date after the entity's newest gap (two consecutive park dates of `frame`
-    at least REOPEN_GAP_DAYS apart), or None."""
-    if not len(frame):
+def reopening_date(frame: pd.DataFrame, posted: pd.DataFrame | None = None) -> date | None:
+    """The first park date after the entity's newest gap (two consecutive park dates with a
+    row at least REOPEN_GAP_DAYS apart), or None. The park dates are those of its target rows
+    and of its POSTED sample (`posted`): a ride whose guests time it rarely is not closed while
+    its sign is read."""
+    parts = [f["park_date"] for f in (frame, posted) if f is not None and len(f)]
+    if not parts:
         return None
-    days = np.sort(pd.to_datetime(frame["park_date"]).dt.normalize().unique())
+    days = np.sort(pd.to_datetime(pd.concat(parts, ignore_index=True)).dt.normalize().unique())
     gaps = np.flatnonzero(np.diff(days) >= np.timedelta64(REOPEN_GAP_DAYS, "D"))
     return pd.Timestamp(days[gaps[-1] + 1]).date() if len(gaps) else None
 
@@ -399,7 +402,7 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
     `ratio_prior`: what a sparse entity's POSTED ratio is shrunk toward."""
     started = time.perf_counter()
     frame = frame.sort_values("observed_at", kind="stable").reset_index(drop=True)
-    reopened = reopening_date(frame)
+    reopened = reopening_date(frame, posted)
     frame = downweight_reopening(frame, reopened)
     if posted is not None:
         posted = downweight_reopening(posted, reopened)

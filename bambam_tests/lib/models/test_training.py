@@ -240,6 +240,8 @@ def test_a_reopening_after_a_closure_weighs_less_for_half_a_year() -> None:
     closed = frame[~((dates >= "2023-04-11") & (dates < "2023-06-10"))
                    & ~((dates >= "2023-09-01") & (dates < "2023-09-29"))]
     assert training.reopening_date(closed) == date(2023, 6, 10)
+    # a sign read through those weeks: the guests stopped timing it, the ride was not closed
+    assert training.reopening_date(closed, posted=frame[["park_date"]]) is None
     out = training.downweight_reopening(closed.assign(weight=1.0), date(2023, 6, 10))
     d = pd.to_datetime(out["park_date"])
     inside = (d >= "2023-06-10") & (d < "2023-12-07")  # REOPEN_DAYS = 180
