@@ -357,10 +357,10 @@ def _hour_mean_lookup(fallback: dict, frame: pd.DataFrame) -> np.ndarray:
 
 # A reopening after a long closure (the 2020 closure of every park; a ride's refurbishment) is
 # not a season: its first months ran at a level of their own (reduced capacity, few guests),
-# and as the newest rows they weighed the most, so the next summer was forecast as the
-# reopening summer (real data, as of 2021-06-30: the same model put Kilimanjaro Safaris' first
-# half of July at 14 minutes and its late June at 20; over the rides, 20.6 minutes against 30.3
-# observed in the two weeks after). The rows of the REOPEN_DAYS after the entity's newest gap
+# and as the newest rows they weighed the most; the forecast after them ran low (real data, as
+# of 2021-06-30: the model put Kilimanjaro Safaris' first half of July at 14 minutes, its late
+# June at 20, July taken from 2020's twelve reopening days; over the rides, 20.6 minutes against
+# 30.3 observed in the two weeks after). The rows of the REOPEN_DAYS after the entity's newest gap
 # (two park dates with a target or a POSTED reading at least REOPEN_GAP_DAYS apart) weigh
 # REOPEN_WEIGHT times their recency weight. One setting, chosen before it was run
 # (bench/README.md, "A reopening is not a season"); in params_hash.
