@@ -269,31 +269,30 @@ model_forecast_sensor = build_model_forecast_sensor()
 ENTITY_CURVES = dg.AssetSelection.assets("entity_forecast", "entity_backfill")
 
 
+def _automation_sensor(name: str, target: dg.AssetSelection, description: str,
+                       minimum_interval_seconds: int) -> dg.AutomationConditionSensorDefinition:
+    return dg.AutomationConditionSensorDefinition(
+        name, target=target, default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=minimum_interval_seconds, description=description)
+
+
 def build_automation_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
                             ) -> dg.AutomationConditionSensorDefinition:
-    return dg.AutomationConditionSensorDefinition(
+    return _automation_sensor(
         "bambam_automation_sensor",
-        target=dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model) - ENTITY_CURVES,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=minimum_interval_seconds,
-        description="Evaluates the automation conditions (defs/conditions.py) of the shared "
-        "layers: dimensions, posted_aggregates and global_model when missing or their inputs "
-        "changed; the WTI after the curve files; the scorecard on its cron.",
-    )
+        dg.AssetSelection.all() - dg.AssetSelection.assets(entity_model) - ENTITY_CURVES,
+        "Evaluates the automation conditions (defs/conditions.py) of the shared layers: "
+        "dimensions, posted_aggregates and global_model when missing or their inputs changed; "
+        "the WTI after the curve files; the scorecard on its cron.", minimum_interval_seconds)
 
 
 def build_entity_automation_sensor(minimum_interval_seconds: int = AUTOMATION_INTERVAL_S,
                                    ) -> dg.AutomationConditionSensorDefinition:
-    return dg.AutomationConditionSensorDefinition(
-        "bambam_entity_automation_sensor",
-        target=ENTITY_CURVES,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=minimum_interval_seconds,
-        description="Evaluates the automation conditions of the per-entity curves: "
-        "entity_forecast and entity_backfill for the partitions whose inputs' data versions "
-        "changed (a sensor of their own: see ENTITY_CURVES in defs/automation/sensors.py).",
-    )
+    return _automation_sensor(
+        "bambam_entity_automation_sensor", ENTITY_CURVES,
+        "Evaluates the automation conditions of the per-entity curves: entity_forecast and "
+        "entity_backfill for the partitions whose inputs' data versions changed (a sensor of "
+        "their own: see ENTITY_CURVES in defs/automation/sensors.py).", minimum_interval_seconds)
 
 
 automation_sensor = build_automation_sensor()
-entity_automation_sensor = build_entity_automation_sensor()

@@ -179,8 +179,9 @@ def continue_training(
     # newer one that ended among the new rows (a closure since then; seen in the targets only)
     reopened = date.fromisoformat(base.reopened) if base.reopened else None
     newest = training.reopening_date(frame)
-    if newest is not None and new_rows(frame, base)["park_date"].pipe(pd.to_datetime).min() \
-            <= pd.Timestamp(newest):
+    # the window ends with its n_new new rows (update_window)
+    if newest is not None and n_new and \
+            pd.Timestamp(new["park_date"].iloc[len(new) - n_new]) <= pd.Timestamp(newest):
         reopened = newest
     new = training.downweight_reopening(new, reopened)
     split = chronological_split(new)

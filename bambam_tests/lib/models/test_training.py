@@ -250,7 +250,7 @@ def test_a_reopening_after_a_closure_weighs_less_for_half_a_year() -> None:
     assert training.downweight_reopening(closed, None) is closed
 
 
-def test_train_entity_down_weights_the_reopening_and_records_it() -> None:
+def test_train_entity_down_weights_the_reopening_and_records_it(monkeypatch) -> None:
     frame = synthetic_frame(300, 8)
     dates = pd.to_datetime(frame["park_date"])
     closed = frame[(dates < "2023-04-01") | (dates >= "2023-06-01")].reset_index(drop=True)
@@ -260,7 +260,8 @@ def test_train_entity_down_weights_the_reopening_and_records_it() -> None:
     shifted = closed.assign(y=np.where(low, np.maximum(0, closed["y"] - 25), closed["y"]))
     trained = train_entity(shifted, "STANDBY")
     assert trained.metrics["reopened"] == "2023-06-01"
-    flat = train_entity(shifted.assign(weight=1.0), "STANDBY")  # the same rows, one weight
-    # both calls saw the gap, so both recorded it; the weights they trained on differ
+    # the same rows with the reopening at its full weight: another model
+    monkeypatch.setattr(training, "REOPEN_WEIGHT", 1.0)
+    flat = train_entity(shifted, "STANDBY")
     assert flat.metrics["reopened"] == "2023-06-01"
     assert trained.models != flat.models
