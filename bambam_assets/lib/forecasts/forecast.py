@@ -81,8 +81,9 @@ UNCHANGED = "unchanged"  # the file's inputs fingerprint matches: left as it was
 # ("4": slots include EMH and party hours, and posted_predicted comes from the POSTED model;
 # "5": the band stored with the version at training, fitted on the rows it was trained on;
 # "6": the posted lookup of entities without a POSTED model keys on weekday and hour;
-# "7": the file records its version's WTI level factor, LEVEL_KEY).
-FORECAST_CODE_VERSION = "7"
+# "7": the file records its version's WTI level factor, LEVEL_KEY;
+# "8": ACTUAL takes training.CHAIN_WEIGHT of the POSTED forecast x the version's chain_ratio).
+FORECAST_CODE_VERSION = "8"
 FINGERPRINT_KEY = b"bambam.forecast_inputs"
 # The version's level_ratio (training.level_ratio: mean observed / mean predicted on its newest
 # training rows within the official hours), which the WTI multiplies this file's
@@ -312,7 +313,14 @@ def forecast_frame(entity: str, sf: SlotFeatures, model, band, posted: np.ndarra
                                 encoded=enc)
         if cold is not None:  # a young entity borrows from the global model (cold_start.py)
             pred = cold.blend(entity, sf.distinct, pred, nthread, prepared)
-        actual = np.round(pred.astype(np.float64)[sf.inverse], 1)
+        actual = pred.astype(np.float64)[sf.inverse]
+        ratio = stored_metric(model, "chain_ratio")
+        if ratio is not None:  # part of the ACTUAL from the POSTED forecast (training.chain_ratio)
+            chained = np.broadcast_to(np.asarray(posted_slots, dtype=float), actual.shape) * ratio
+            ok = np.isfinite(chained) & np.isfinite(actual)
+            w = training.CHAIN_WEIGHT
+            actual = np.where(ok, (1 - w) * actual + w * chained, actual)
+        actual = np.round(actual, 1)
         p10, p90 = apply_band(band, actual, sf.frame["local_hour"].to_numpy(float))
         p10, p90 = np.round(p10, 1), np.round(p90, 1)
     out = pd.DataFrame({

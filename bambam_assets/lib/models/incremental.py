@@ -233,6 +233,8 @@ def continue_training(
     read = frame.sort_values("observed_at", kind="stable").reset_index(drop=True)
     main.update(training.insample_band(models[training.WITHOUT_POSTED], base.encodings, read,
                                        nthread))
+    if queue_type != "PRIORITY" and (ratio := training.chain_ratio(read)) is not None:
+        main["chain_ratio"] = ratio  # on the rows this update read, its newest
     metrics.update(
         training_mode=INCREMENTAL, base_version=base.version, rounds_added=policy.rounds,
         last_full_retrain_at=base.last_full_retrain_at, incumbent_mae=main["incumbent_mae"],

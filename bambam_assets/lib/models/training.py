@@ -67,6 +67,13 @@ BAND_NEWEST_FRACTION, BAND_MIN_NEWEST_ROWS = 0.30, 200
 LEVEL_RATIO_BOUNDS = (0.5, 2.0)
 LEVEL_MIN_ROWS = 50
 UNKNOWN = "__unknown__"  # reserved key of every category mapping: code of unseen values
+# ACTUAL chained from the POSTED forecast: the forecast's ACTUAL takes CHAIN_WEIGHT of the POSTED
+# forecast times the ride's ACTUAL/POSTED ratio (chain_ratio: its last CHAIN_DAYS of targets with
+# a matched POSTED), the rest from its ACTUAL model. The POSTED model learns the calendar from
+# every reading of the sign, the ACTUAL model from a few timings a day. Chosen on the
+# real-data backtest's tune dates (bench/README.md, "ACTUAL chained from the POSTED forecast").
+CHAIN_WEIGHT = 0.2
+CHAIN_DAYS = 365
 
 WITHOUT_POSTED, WITH_POSTED = "without_posted", "with_posted"
 # The POSTED model: the sign's wait from the non-POSTED features, trained on the entity's sampled
@@ -270,6 +277,21 @@ def _in_official_hours(rows: pd.DataFrame) -> np.ndarray:
         return (since >= 0) & (since <= span)
 
 
+def chain_ratio(frame: pd.DataFrame) -> float | None:
+    """Sum of the ACTUAL targets over the sum of the POSTED matched to them (posted_matched),
+    over the rows of the entity's last CHAIN_DAYS park days that have one; None with fewer than
+    MIN_POSTED_ROWS such rows or no positive POSTED sum."""
+    if not len(frame) or "posted_matched" not in frame:
+        return None
+    days = pd.to_datetime(frame["park_date"])
+    posted = pd.to_numeric(frame["posted_matched"], errors="coerce")
+    recent = (days > days.max() - pd.Timedelta(days=CHAIN_DAYS)) & posted.notna()
+    total = float(posted[recent].sum())
+    if int(recent.sum()) < MIN_POSTED_ROWS or total <= 0:
+        return None
+    return round(float(frame.loc[recent, "y"].sum()) / total, 4)
+
+
 def level_ratio(y: np.ndarray, pred: np.ndarray) -> float | None:
     """Mean observed over mean predicted on the same rows (the band's newest rows within the
     official hours), clipped to LEVEL_RATIO_BOUNDS; None without a positive prediction sum.
@@ -449,6 +471,8 @@ def train_entity(frame: pd.DataFrame, queue_type: str, nthread: int = 1,
                 models[WITH_POSTED], metrics[WITH_POSTED], _ = _train_xgb(
                     sub, sub_split, FEATURES_WITH_POSTED, encodings, nthread)
                 features[WITH_POSTED] = list(FEATURES_WITH_POSTED)
+    if queue_type != "PRIORITY" and (ratio := chain_ratio(frame)) is not None:
+        metrics[WITHOUT_POSTED]["chain_ratio"] = ratio
     if posted is not None:
         _train_posted(posted, encodings, nthread, models, metrics, features)
     metrics["seconds"] = round(time.perf_counter() - started, 3)

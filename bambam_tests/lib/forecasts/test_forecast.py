@@ -171,3 +171,35 @@ def test_backfill_source_rules(home: Path) -> None:
     assert src[["13:45", "14:20"]].tolist() == ["missing"] * 2
     assert src["15:50"] == "imputed"
     assert res.by_source["observed"] >= 2 and frame["park_date"].min() >= FORECAST_FIRST_DAY
+
+
+def test_the_actual_forecast_takes_its_share_from_the_posted_forecast(home: Path,
+                                                                      tmp_path: Path) -> None:
+    sub = tmp_path / "home"
+    shutil.copytree(home, sub)
+    models_root = sub / "models"
+    meta_path = registry.version_dir(models_root, "MK1", registry.current_version(
+        models_root, "MK1")) / registry.META_FILE
+    meta = json.loads(meta_path.read_text())
+    main = meta["metrics"][training.WITHOUT_POSTED]
+    assert main.get("chain_ratio") is not None  # trained with matched POSTED: stored
+
+    def run(ratio: float | None) -> pd.DataFrame:
+        main.pop("chain_ratio", None)
+        if ratio is not None:
+            main["chain_ratio"] = ratio
+        meta_path.write_text(json.dumps(meta))
+        [res] = forecast.run_forecast(lambda: wh.reader(sub), sub, ["MK1"], FORECAST_AS_OF,
+                                      FORECAST_HORIZON, recompute_all=True)
+        return _read(res.path)
+
+    plain, chained = run(None), run(0.5)
+    assert len(plain) == len(chained) and plain["posted_predicted"].notna().all()
+    w = training.CHAIN_WEIGHT
+    expected = (1 - w) * plain["actual_predicted"] + w * 0.5 * plain["posted_predicted"]
+    assert (chained["actual_predicted"] - expected).abs().max() <= 0.1  # both rounded to 0.1
+    assert (chained["actual_predicted"] - plain["actual_predicted"]).abs().max() > 1
+    # the band moves with the value it is around (the same offsets)
+    width = (chained["actual_p90"] - chained["actual_predicted"]) - (
+        plain["actual_p90"] - plain["actual_predicted"])
+    assert width.abs().max() <= 0.2

@@ -265,3 +265,17 @@ def test_train_entity_down_weights_the_reopening_and_records_it(monkeypatch) -> 
     flat = train_entity(shifted, "STANDBY")
     assert flat.metrics["reopened"] == "2023-06-01"
     assert trained.models != flat.models
+
+
+def test_chain_ratio_is_actual_over_matched_posted_in_the_last_year() -> None:
+    n = training.MIN_POSTED_ROWS
+    days = pd.to_datetime(["2023-01-10"] * 20 + ["2024-05-01"] * n + ["2024-06-01"] * 5)
+    frame = pd.DataFrame({
+        "park_date": days,
+        "y": [100.0] * 20 + [30.0] * n + [12.0] * 5,
+        # the year-old rows are out of the window; the newest five have no matched POSTED
+        "posted_matched": [50.0] * 20 + [40.0] * n + [np.nan] * 5,
+    })
+    assert training.chain_ratio(frame) == pytest.approx(0.75)
+    assert training.chain_ratio(frame.iloc[:20 + n - 1]) is None  # fewer matched rows than needed
+    assert training.chain_ratio(frame.drop(columns="posted_matched")) is None
