@@ -278,18 +278,16 @@ def _in_official_hours(rows: pd.DataFrame) -> np.ndarray:
 
 
 def chain_ratio(frame: pd.DataFrame) -> float | None:
-    """Sum of the ACTUAL targets over the sum of the POSTED matched to them (posted_matched),
-    over the rows of the entity's last CHAIN_DAYS park days that have one; None with fewer than
-    MIN_POSTED_ROWS such rows or no positive POSTED sum."""
-    if not len(frame) or "posted_matched" not in frame:
+    """Sum of the ACTUAL targets over the sum of the POSTED matched to them (`_matched`, as
+    posted_ratio counts them, but unshrunk), over the entity's last CHAIN_DAYS park days; None
+    with fewer than MIN_POSTED_ROWS such rows."""
+    if not len(frame):
         return None
     days = pd.to_datetime(frame["park_date"])
-    posted = pd.to_numeric(frame["posted_matched"], errors="coerce")
-    recent = (days > days.max() - pd.Timedelta(days=CHAIN_DAYS)) & posted.notna()
-    total = float(posted[recent].sum())
-    if int(recent.sum()) < MIN_POSTED_ROWS or total <= 0:
+    posted, actual = _matched(frame[(days > days.max() - pd.Timedelta(days=CHAIN_DAYS)).to_numpy()])
+    if len(posted) < MIN_POSTED_ROWS:
         return None
-    return round(float(frame.loc[recent, "y"].sum()) / total, 4)
+    return round(float(actual.sum() / posted.sum()), 4)
 
 
 def level_ratio(y: np.ndarray, pred: np.ndarray) -> float | None:
