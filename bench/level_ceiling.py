@@ -20,12 +20,13 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
+from bambam_assets.lib.core import warehouse as wh
 from bambam_assets.lib.core.schema import ACTUAL, POSTED
 from bambam_assets.lib.forecasts import backtest
+from bambam_assets.lib.forecasts import backtest_detail as bd
 from bench.real_backtest import CAP_MINUTES
 
 FACTORS = np.exp(np.linspace(np.log(0.5), np.log(2.0), 141))
@@ -42,7 +43,7 @@ def ceilings(scored: pd.DataFrame, as_of: date) -> dict[str, float]:
     `scored`: backtest.scored_observations of one kind, capped."""
     y = scored["y"].to_numpy(float)
     naive = scored["naive"].to_numpy(float)
-    forecast = scored["pred"].fillna(scored["naive"]).to_numpy(float)
+    forecast = bd.with_fill(scored)["filled"].to_numpy(float)  # as the backtest fills it
     naive_err = float(np.abs(y - naive).sum())
     week = (pd.to_datetime(scored["park_date"]) - pd.Timestamp(as_of)).dt.days.to_numpy() // 7
     groups = {"ride": [scored["entity_code"].to_numpy()],
@@ -68,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for folder in sorted(p for p in args.work.iterdir() if (p / "home").is_dir()):
         as_of, home = date.fromisoformat(folder.name), folder / "home"
-        with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        with wh.reader(home) as conn:
             scored = backtest.scored_observations(conn, home, as_of, DAYS)
-        scored = scored[(scored["kind"] == args.kind) & (scored["y"] <= CAP_MINUTES)]
+        scored, _ = bd.drop_above_cap(scored[scored["kind"] == args.kind], CAP_MINUTES)
         rows.append((as_of, len(scored), ceilings(scored, as_of)))
     if not rows:
         parser.error(f"no homes under {args.work}: run bench.real_backtest --work there first")

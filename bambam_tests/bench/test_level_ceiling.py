@@ -24,6 +24,7 @@ def _scored(rng: np.random.Generator) -> pd.DataFrame:
     naive = y.mean() + rng.normal(0, 8, n)
     pred = np.where(rng.random(n) < 0.05, np.nan, pred)  # a few slots without a forecast
     return pd.DataFrame({"entity_code": ride, "y": y, "pred": pred, "naive": naive,
+                         "has_slot": ~np.isnan(pred),
                          "park_date": [date(2019, 6, 30) + timedelta(days=int(d)) for d in day]})
 
 
