@@ -365,10 +365,17 @@ def worse_lines(results: list[dict]) -> list[str]:
     return lines or ["- none"]
 
 
+def source_label(raw: str | Path) -> str:
+    """What the credit line names: the dev set by name, another raw source (a held-back set)
+    by its path, never as Animal Kingdom."""
+    return ("Animal Kingdom, 2015-2021" if Path(raw).resolve() == DEFAULT_RAW.resolve()
+            else f"the raw source {raw}")
+
+
 def report(results: list[dict], meta: dict) -> str:
     out = [
         "# Real-data backtest (issue 14)", "",
-        f"**{CREDIT}** (Animal Kingdom, 2015-2021; license terms in the data folder).", "",
+        f"**{CREDIT}** ({source_label(meta['raw'])}; license terms in the data folder).", "",
         f"raw: {meta['raw']} | code: {meta['commit']} | forecast {FORECAST_DAYS} d, backfill "
         f"{BACKFILL_DAYS} d | cap: observations above {meta['cap']} min dropped | {meta['stamp']}",
         "",

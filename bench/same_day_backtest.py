@@ -46,6 +46,7 @@ from bench.real_backtest import (
     FORECAST_DAYS,
     _commit,
     _dates,
+    source_label,
 )
 from bench.report import OUT_DIR
 
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
     no_update = mae(tune_cases["y"].to_numpy(), tune_cases["morning"].to_numpy())
     text = "\n".join([
         "# Same-day re-forecast backtest (issue 17)", "",
-        f"**{CREDIT}** (Animal Kingdom, 2015-2021).", "",
+        f"**{CREDIT}** ({source_label(args.raw)}).", "",
         f"code: {_commit()} | homes: {args.work} | cap {args.cap} min | cutoffs "
         f"{', '.join(CUTOFFS)} | {stamp}", "",
         f"Chosen on the tune dates: window {best.window_min:g} min, half-life "
