@@ -7,7 +7,8 @@ TouringPlans.com.
 
 Each row scales a baseline by the factor that minimises its absolute error on the very
 observations it is scored on (141 factors from 0.5 to 2, log-spaced): one factor for all rides
-(pooled), one per ride over the 60 days, one per ride and week after the as-of date. No forecast
+(pooled), one per ride over the 60 days, one per ride and week after the as-of date, one per
+park and week (shared by the park's rides: what a crowd calendar would supply). No forecast
 made as of D can know these factors; they bound what any level correction of the same curves
 (anchoring to recent waits, year-over-year growth, a level feature: bench/README.md) could
 reach. The forecast is the filled one the backtest scores (the naive value where a slot has no
@@ -46,8 +47,10 @@ def ceilings(scored: pd.DataFrame, as_of: date) -> dict[str, float]:
     forecast = bd.with_fill(scored)["filled"].to_numpy(float)  # as the backtest fills it
     naive_err = float(np.abs(y - naive).sum())
     week = (pd.to_datetime(scored["park_date"]) - pd.Timestamp(as_of)).dt.days.to_numpy() // 7
+    # one factor a park and week, shared by its rides: what a crowd calendar would tell
     groups = {"ride": [scored["entity_code"].to_numpy()],
-              "ride x week": [scored["entity_code"].to_numpy(), week]}
+              "ride x week": [scored["entity_code"].to_numpy(), week],
+              "park x week": [scored["park_code"].to_numpy(), week]}
     out = {"forecast": 100 * (1 - float(np.abs(y - forecast).sum()) / naive_err),
            "forecast x pooled": 100 * (1 - best_factor_error(y, forecast) / naive_err)}
     for label, keys in groups.items():

@@ -1,6 +1,7 @@
 """bench.level_ceiling: the hindsight factors are the best of their grid, and finer groups can
 only do better (a ride's factor is at least as good as the pooled one, a ride and week's as a
-ride's, and the pooled one as no factor: 1 is on the grid)."""
+ride's or its park's week's, a park and week's as the pooled one, and the pooled one as no
+factor: 1 is on the grid)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def _scored(rng: np.random.Generator) -> pd.DataFrame:
     y = np.maximum(0, pred * level + rng.normal(0, 3, n))
     naive = y.mean() + rng.normal(0, 8, n)
     pred = np.where(rng.random(n) < 0.05, np.nan, pred)  # a few slots without a forecast
-    return pd.DataFrame({"entity_code": ride, "y": y, "pred": pred, "naive": naive,
-                         "has_slot": ~np.isnan(pred),
+    park = pd.Series(ride).map({"A": "P1", "B": "P1", "C": "P2"}).to_numpy()
+    return pd.DataFrame({"entity_code": ride, "park_code": park, "y": y, "pred": pred,
+                         "naive": naive, "has_slot": ~np.isnan(pred),
                          "park_date": [date(2019, 6, 30) + timedelta(days=int(d)) for d in day]})
 
 
@@ -45,5 +47,9 @@ def test_finer_groups_never_do_worse() -> None:
     assert out["forecast"] <= out["forecast x pooled"] <= out["forecast x ride"] \
         <= out["forecast x ride x week"]
     assert out["naive x ride"] <= out["naive x ride x week"]
+    # a park's week is coarser than its rides' weeks and finer than the pooled factor
+    for base in ("forecast", "naive"):
+        assert out[f"{base} x park x week"] <= out[f"{base} x ride x week"]
+    assert out["forecast x pooled"] <= out["forecast x park x week"]
     # the rides' levels were off by 0.8-1.3: a factor a ride recovers most of that
     assert out["forecast x ride"] - out["forecast x pooled"] > 5
