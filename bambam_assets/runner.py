@@ -83,7 +83,8 @@ def sync_entity_partitions(instance: dg.DagsterInstance, home: Path | None = Non
     if not wh.warehouse_path(home).exists():
         return []
     with wh.reader(home) as conn:
-        codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
+        codes = [c for (c,) in conn.execute(
+            "SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
     existing = set(instance.get_dynamic_partitions(entity_partitions.name))
     new = [c for c in codes if c not in existing]
     if new:

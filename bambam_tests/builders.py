@@ -342,7 +342,8 @@ def training_facts(rng: np.random.Generator) -> pd.DataFrame:
         observed = local.tz_localize("America/New_York").tz_convert("UTC")
         base = 20 + 25 * np.sin((minute - 9 * 60) / 720 * np.pi) + 10 * (local.dayofweek >= 5)
         posted = pd.DataFrame({"entity_code": code, "observed_at": observed,
-                               "wait_time_type": "POSTED", "wait_time_minutes": (base + 10).round()})
+                               "wait_time_type": "POSTED",
+                               "wait_time_minutes": (base + 10).round()})
         rows.append(posted)
         if n_targets:
             targets = posted.iloc[:n_targets].copy()

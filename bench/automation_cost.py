@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         full, changed, summary = prepare_raw(work)
         report["workload"] |= {"generated": summary, "changed_files": changed}
-        for root, label in zip(roots, labels):  # a loop over code trees (1-2)
+        for root, label in zip(roots, labels, strict=True):  # a loop over code trees (1-2)
             code = Code(label, root, _commit(root))
             report["phases"] += bench_code(code, work, full, changed, args.max_phase_s,
                                            args.idle_s)

@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             o = SCENARIOS[name](ctx)
             outcomes.append(o)
-            print(f"{name} #{i + 1}: {'pass' if o.ok else 'FAIL'} ({time.perf_counter() - t0:.0f} s)"
-                  f" {o.fault_run[:100]}", file=sys.stderr, flush=True)
+            print(f"{name} #{i + 1}: {'pass' if o.ok else 'FAIL'} "
+                  f"({time.perf_counter() - t0:.0f} s) {o.fault_run[:100]}",
+                  file=sys.stderr, flush=True)
         failed += sum(not o.ok for o in outcomes)
         lines.append(row(outcomes[0].fault, outcomes))
     clean_rows = ctx.clean_digest["table fct_wait_times"].rows

@@ -11,7 +11,8 @@ from bambam_assets.cli.options import parse_date
 
 
 @click.command("demo-data")
-@click.option("--parks", default="MK,EP,HS,AK", show_default=True, help="Comma-separated park codes.")
+@click.option("--parks", default="MK,EP,HS,AK", show_default=True,
+              help="Comma-separated park codes.")
 @click.option("--entities-per-park", default=4, show_default=True, type=int)
 @click.option("--start", default="2024-01-01", show_default=True, callback=parse_date)
 @click.option("--end", default="2025-12-31", show_default=True, callback=parse_date)

@@ -21,11 +21,10 @@ def live() -> None:
 def poll_once(parks: str | None, base_url: str | None, timeout: float) -> None:
     """Fetch every park in its window now; write snapshots and the fetch status."""
     from bambam_assets.lib.core import settings
+    from bambam_assets.lib.core.parks import QUEUE_TIMES_PARK_ID
     from bambam_assets.lib.ingest.raw_source import open_raw_source
     from bambam_assets.lib.live.fetch_status import run_tick
     from bambam_assets.lib.live.queue_times_client import QueueTimesClient
-
-    from bambam_assets.lib.core.parks import QUEUE_TIMES_PARK_ID
 
     park_list = [p.strip().upper() for p in parks.split(",") if p.strip()] if parks \
         else settings.queue_times_parks()

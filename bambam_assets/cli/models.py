@@ -50,12 +50,14 @@ def models_list(entity: str) -> None:
     versions = registry.list_versions(settings.home_paths().models, entity.upper())
     if not versions:
         raise click.ClickException(_unknown_entity(settings.home_paths().models, entity.upper()))
-    click.echo(f"{'':1} {'version':>7}  {'trained_at':25} {'kind':15} {'holdout_mae':>11}  decision")
+    click.echo(f"{'':1} {'version':>7}  {'trained_at':25} {'kind':15} "
+               f"{'holdout_mae':>11}  decision")
     for v in sorted(versions, key=lambda v: v["version"], reverse=True):
         mae = v.get("holdout_mae")
         click.echo(
             f"{'*' if v.get('current') else ' '} {v['version']:>7}  {str(v.get('trained_at')):25} "
-            f"{str(v.get('kind')):15} {mae if mae is None else f'{mae:.2f}':>11}  {v.get('decision')}"
+            f"{str(v.get('kind')):15} {mae if mae is None else f'{mae:.2f}':>11}  "
+            f"{v.get('decision')}"
         )
 
 

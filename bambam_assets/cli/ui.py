@@ -18,7 +18,8 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="A loopback address: the Dagster webserver has no authentication.")
 def ui(port: int, dash_port: int, host: str) -> None:
-    """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the dashboard."""
+    """Start `dagster dev` (webserver + daemon: sensors, schedules, automation) and the
+    dashboard."""
     from bambam_assets import web_auth
     from bambam_assets.dashboard import start_in_thread
     from bambam_assets.instance import local_instance

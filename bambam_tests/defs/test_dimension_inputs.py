@@ -226,7 +226,8 @@ def test_unchanged_inputs_skip_the_rebuild_and_changed_ones_do_not(
         assert fifth[t]["rebuilt"] is True, t
         assert fifth[t]["dagster/row_count"] == third[t]["dagster/row_count"] + 7, t
     assert fifth["dim_park_hours"]["rebuilt"] is True
-    assert fifth["dim_park_hours"]["dagster/row_count"] > third["dim_park_hours"]["dagster/row_count"]
+    assert (fifth["dim_park_hours"]["dagster/row_count"]
+            > third["dim_park_hours"]["dagster/row_count"])
     for t in ("dim_entity", "dim_metatable", "dim_events"):
         assert fifth[t]["rebuilt"] is False, t
 

@@ -49,7 +49,8 @@ def test_range_run_trains_each_entity_with_its_own_metadata(warehouse_home: Path
     assert mats["MK3"]["queue_type"].value == "PRIORITY"
     assert 0 < mats["MK1"]["best_iteration"].value < training.MAX_ROUNDS
     assert mats["MK1"]["mae"].value < mats["MK1"]["naive_mae"].value
-    assert instance.get_materialized_partitions(dg.AssetKey("entity_model")) == {"MK1", "MK2", "MK3"}
+    assert (instance.get_materialized_partitions(dg.AssetKey("entity_model"))
+            == {"MK1", "MK2", "MK3"})
     models = warehouse_home / "models"
     assert registry.current_version(models, "MK1") == 1
     assert set(registry.load_model(models, "MK1").boosters) == {"without_posted", "with_posted",

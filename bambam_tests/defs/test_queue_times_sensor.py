@@ -122,8 +122,10 @@ def test_a_programming_error_is_a_sensor_error(poll_env: Path,
 
 @pytest.mark.parametrize(("env", "value", "message"), [
     ("BAMBAM_QUEUE_TIMES_URL", "ftp://queue-times.com", "BAMBAM_QUEUE_TIMES_URL must be an"),
-    ("BAMBAM_QUEUE_TIMES_PARKS", "XX,YY", "BAMBAM_QUEUE_TIMES_PARKS must be comma-separated park codes"),
-    ("BAMBAM_QUEUE_TIMES_INTERVAL_S", "soon", "BAMBAM_QUEUE_TIMES_INTERVAL_S must be a whole number"),
+    ("BAMBAM_QUEUE_TIMES_PARKS", "XX,YY",
+     "BAMBAM_QUEUE_TIMES_PARKS must be comma-separated park codes"),
+    ("BAMBAM_QUEUE_TIMES_INTERVAL_S", "soon",
+     "BAMBAM_QUEUE_TIMES_INTERVAL_S must be a whole number"),
     ("BAMBAM_RAW", "s3://", "names no bucket"),
 ])
 def test_a_bad_setting_is_a_sensor_error(poll_env: Path, monkeypatch: pytest.MonkeyPatch,

@@ -39,14 +39,16 @@ def test_run_builds_every_layer_then_is_idempotent(env: Path) -> None:
         facts = conn.execute("SELECT count(*) FROM fct_wait_times").fetchall()[0][0]
         entities = [c for (c,) in conn.execute(
             "SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
-        parks = dict(conn.execute("SELECT park_code, count(*) FROM dim_entity GROUP BY 1").fetchall())
+        parks = dict(conn.execute(
+            "SELECT park_code, count(*) FROM dim_entity GROUP BY 1").fetchall())
         dl_tz_hours = conn.execute(
             "SELECT count(*) FROM dim_park_hours WHERE park_code = 'DL' AND source = 'donor'"
         ).fetchall()[0][0]
         current = {c for (c,) in conn.execute(
             "SELECT entity_code FROM model_registry WHERE is_current").fetchall()}
         with_targets = {c for (c,) in conn.execute(
-            "SELECT entity_code FROM entity_index WHERE actual_count + priority_count > 0").fetchall()}
+            "SELECT entity_code FROM entity_index "
+            "WHERE actual_count + priority_count > 0").fetchall()}
     assert facts > 10_000
     assert parks == {"MK": 3, "DL": 3}
     assert dl_tz_hours > 0  # future days beyond the official export get donor hours

@@ -16,11 +16,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-QUERY = """{
-  assetNodes { assetKey { path } groupName isPartitioned }
-  sensorsOrError(repositorySelector: {repositoryName: "__repository__",
-                                      repositoryLocationName: "bambam"}) { ... on Sensors { results { name sensorState { status } } } }
-}"""
+QUERY = (
+    "{\n"
+    "  assetNodes { assetKey { path } groupName isPartitioned }\n"
+    '  sensorsOrError(repositorySelector: {repositoryName: "__repository__",\n'
+    '                                      repositoryLocationName: "bambam"})'
+    " { ... on Sensors { results { name sensorState { status } } } }\n"
+    "}"
+)
 
 
 def _free_port() -> int:

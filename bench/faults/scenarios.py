@@ -31,7 +31,6 @@ from bench.faults.runner import (
 )
 from bench.faults.s3_proxy import S3_ENV, FaultProxy, Faults, s3_client
 
-
 # A rerun that takes longer is reported as hung (a clean run of the bench data takes 20-60 s).
 RERUN_TIMEOUT_S = 420.0
 
@@ -76,8 +75,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (self.hit and not self.served_bad and self.rerun_ok and self.lost == 0 and self.extra == 0
-                and not self.differences and not self.failed_checks)
+        return (self.hit and not self.served_bad and self.rerun_ok and self.lost == 0
+                and self.extra == 0 and not self.differences and not self.failed_checks)
 
 
 def build_clean(ctx: Context) -> None:

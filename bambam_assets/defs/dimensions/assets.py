@@ -126,10 +126,13 @@ def dim_entity(
         raw, keys = read_exports(conn, source, RawFormat.ENTITIES, _cache(warehouse))
         if not keys:
             _missing(metadata, context, "entities")
-        frame = entities.clean_entities(raw.drop(columns="source_file", errors="ignore"), fact_codes)
+        frame = entities.clean_entities(raw.drop(columns="source_file", errors="ignore"),
+                                        fact_codes)
         n = replace_dimension(conn, "dim_entity", frame)
-        by_type = dict(conn.execute("SELECT queue_type, count(*) FROM dim_entity GROUP BY 1").fetchall())
-        fact_only = conn.execute("SELECT count(*) FROM dim_entity WHERE NOT in_export").fetchall()[0][0]
+        by_type = dict(conn.execute(
+            "SELECT queue_type, count(*) FROM dim_entity GROUP BY 1").fetchall())
+        fact_only = conn.execute(
+            "SELECT count(*) FROM dim_entity WHERE NOT in_export").fetchall()[0][0]
         inputs.record_build(conn, "dim_entity", fp)
     metadata.update({
         "dagster/row_count": n, "exports": dg.MetadataValue.json(keys),
@@ -216,8 +219,8 @@ def dim_event_tables(
                      automation_condition=AUTOMATION,
                      deps=["dim_park_hours_versions", "dim_calendar", "dim_metatable"],
                      description="One row per (park, date) as of the run's date: official hours, "
-                     "metatable where the export lacks a day, donor hours to the end of the forecast week's "
-                     "window."),
+                     "metatable where the export lacks a day, donor hours to the end of the "
+                     "forecast week's window."),
     ],
     pool="warehouse",
 )

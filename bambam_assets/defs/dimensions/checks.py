@@ -23,7 +23,8 @@ def _key_check(table: str, keys: tuple[str, ...]) -> dg.AssetChecksDefinition:
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.reader() as conn:
             dupes = conn.execute(
-                f"SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} HAVING count(*) > 1)"
+                f"SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} "
+                "HAVING count(*) > 1)"
             ).fetchall()[0][0]
             nulls = conn.execute(f"SELECT count(*) FROM {table} WHERE {not_null}").fetchall()[0][0]
         return dg.AssetCheckResult(passed=dupes == 0 and nulls == 0,

@@ -23,7 +23,8 @@ from bambam_assets.lib.ingest.ingest import ingest
         ),
         dg.AssetSpec(
             "entity_index", group_name=group_of("entity_index"),
-            description="One row per entity: first/latest observation, counts per type, last model.",
+            description="One row per entity: first/latest observation, counts per type, "
+            "last model.",
         ),
     ],
     pool="warehouse",
@@ -44,7 +45,8 @@ def ingest_wait_times(
     with warehouse.writer() as conn:
         report = ingest(conn, source, cache, progress=progress)
         totals = conn.execute(
-            "SELECT (SELECT count(*) FROM fct_wait_times), (SELECT count(*) FROM fct_rejected_rows),"
+            "SELECT (SELECT count(*) FROM fct_wait_times),"
+            " (SELECT count(*) FROM fct_rejected_rows),"
             " (SELECT count(*) FROM entity_index)"
         ).fetchall()[0]
     if report.failed_files:

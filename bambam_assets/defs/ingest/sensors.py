@@ -30,7 +30,8 @@ def run_key_for(files: list[RawFile], marks: dict[str, str] | None = None) -> st
 
 def new_entity_partitions(conn: duckdb.DuckDBPyConnection, existing: set[str]) -> list[str]:
     """Entity codes in the entity index that are not partitions yet."""
-    codes = [c for (c,) in conn.execute("SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
+    codes = [c for (c,) in conn.execute(
+        "SELECT entity_code FROM entity_index ORDER BY 1").fetchall()]
     return [c for c in codes if c not in existing]
 
 

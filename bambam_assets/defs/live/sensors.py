@@ -70,7 +70,8 @@ def check_settings(client: QueueTimesClient, parks: list[str]) -> None:
     """Raise ValueError for settings no tick can work with (a sensor error, not a skip)."""
     url = httpx.URL(client.base_url)
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{settings.QUEUE_TIMES_URL} must be an http(s) URL, got {client.base_url!r}")
+        raise ValueError(f"{settings.QUEUE_TIMES_URL} must be an http(s) URL, "
+                         f"got {client.base_url!r}")
     if not any(p in QUEUE_TIMES_PARK_ID for p in parks):
         raise ValueError(f"{settings.QUEUE_TIMES_PARKS} names no park queue-times knows: {parks} "
                          f"(known: {sorted(QUEUE_TIMES_PARK_ID)})")

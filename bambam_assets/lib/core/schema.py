@@ -303,7 +303,8 @@ def replace_dimension(conn, name: str, frame) -> int:
     if len(frame):
         conn.register("dim_frame", frame)
         try:
-            conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM dim_frame")  # name: a constant key
+            # name: a constant key
+            conn.execute(f"INSERT INTO {name} BY NAME SELECT * FROM dim_frame")
         finally:
             conn.unregister("dim_frame")
     return conn.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]

@@ -26,8 +26,8 @@ from bambam_assets.lib.ingest.formats import RawFormat
 
 # Part of every fingerprint. The inputs alone cannot tell that the code turning them into a
 # dimension changed, so bump this whenever any dimension's build code (or a library it calls,
-# e.g. lib/dimensions/calendar.py, lib/dimensions/park_hours.py) changes what it writes: every dimension then
-# rebuilds once on the next run.
+# e.g. lib/dimensions/calendar.py, lib/dimensions/park_hours.py) changes what it writes: every
+# dimension then rebuilds once on the next run.
 DIMENSION_CODE_VERSION = "1"
 
 def export_identities(conn: duckdb.DuckDBPyConnection, fmt: RawFormat) -> list[str]:

@@ -30,7 +30,8 @@ class RawFormat(StrEnum):
     UNKNOWN = "unknown"
 
 
-# The formats whose rows become fact rows (bambam_assets.lib.ingest.parsing.wait_files.parse_wait_files).
+# The formats whose rows become fact rows
+# (bambam_assets.lib.ingest.parsing.wait_files.parse_wait_files).
 WAIT_TIME_FORMATS: frozenset[RawFormat] = frozenset({
     RawFormat.STANDBY, RawFormat.FASTPASS_NEW, RawFormat.FASTPASS_OLD,
     RawFormat.PUBLIC_ATTRACTION, RawFormat.QUEUE_TIMES_SNAPSHOT,

@@ -82,7 +82,8 @@ def record_results(home: Path, results: Sequence[FetchResult],
     d.mkdir(parents=True, exist_ok=True)
     mapped = {int(i) for i in mapped_ids}
     states = []
-    with FileLock(str(HomePaths(home).fetch_lock), timeout=30):  # the CLI and the sensor may poll together
+    # the CLI and the sensor may poll together
+    with FileLock(str(HomePaths(home).fetch_lock), timeout=30):
         for r in results:  # one file per park
             old = read_park_status(home, r.park_code) or {}
             state = {k: old.get(k) for k in STATUS_COLUMNS}
@@ -97,7 +98,8 @@ def record_results(home: Path, results: Sequence[FetchResult],
                              last_snapshot_key=r.snapshot_key)
                 seen = _iso(r.attempted_at)
                 for rid, name in zip(r.unmapped["queue_times_id"].tolist(),
-                                     r.unmapped["queue_times_name"].tolist()):  # a few rides
+                                     r.unmapped["queue_times_name"].tolist(),
+                                     strict=True):  # a few rides
                     first = (unmapped.get(int(rid)) or {}).get("first_seen") or seen
                     unmapped[int(rid)] = {"name": name, "first_seen": first, "last_seen": seen}
             else:

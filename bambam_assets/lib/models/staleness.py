@@ -11,7 +11,8 @@ Entities with no target observation at all are never stale (nothing to train) bu
 "Last training" is the entity's newest version in `model_registry`, promoted or not: a challenger
 rejected by the promotion guard still counts as the attempt, so a rejected entity is retried when
 new data or age calls for it, not on every tick. The target count is `features.target_counts`
-(PRIORITY without 8888), the same count training records in `entity_index.target_count_at_last_model`.
+(PRIORITY without 8888), the same count training records in
+`entity_index.target_count_at_last_model`.
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ def test_ingest_parses_rejects_and_indexes(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
     report = ingest(conn, LocalRawSource(raw), tmp_path / "cache")
 
-    facts = counts(conn, "SELECT entity_code, wait_time_type, wait_time_minutes FROM fct_wait_times "
-                         "ORDER BY observed_at, wait_time_type")
+    facts = counts(conn, "SELECT entity_code, wait_time_type, wait_time_minutes "
+                         "FROM fct_wait_times ORDER BY observed_at, wait_time_type")
     assert facts == [
         ("MK101", "POSTED", 30), ("MK101", "ACTUAL", 22), ("MK101", "CLOSED", None),
         ("AK7", "POSTED", 35), ("EP9", "POSTED", 45), ("EP9", "ACTUAL", 38),
@@ -102,7 +102,8 @@ def test_reingest_adds_nothing_and_picks_up_one_new_file(tmp_path: Path) -> None
     assert (again.files_read, again.rows_added, again.rows_rejected) == (0, 0, 0)
     assert counts(conn, "SELECT count(*) FROM fct_rejected_rows") == [(6,)]
 
-    write(raw, "public/HS5.csv", "date,datetime,SPOSTMIN,SACTMIN\n03/03/2024,2024-03-03 11:00:00,20,\n")
+    write(raw, "public/HS5.csv",
+          "date,datetime,SPOSTMIN,SACTMIN\n03/03/2024,2024-03-03 11:00:00,20,\n")
     third = ingest(conn, source, tmp_path / "cache")
     assert third.files_read == 1 and third.rows_added == 1 and third.new_entities == ["HS5"]
     assert counts(conn, "SELECT count(*) FROM fct_wait_times") == [(7,)]
@@ -119,8 +120,8 @@ def test_changed_file_adds_only_new_rows_and_does_not_double_rejects(tmp_path: P
     assert report.files_read == 1 and report.rows_added == 1
     # the file only grew: its old rows are not parsed again (lib/ingest/append.py)
     assert report.rows_already_present == 0 and report.files_appended == 1
-    assert counts(conn, "SELECT count(*) FROM fct_rejected_rows WHERE source_file = 'public/EP9.csv'") \
-        == [(1,)]
+    assert counts(conn, "SELECT count(*) FROM fct_rejected_rows "
+                        "WHERE source_file = 'public/EP9.csv'") == [(1,)]
 
 
 def test_unreadable_file_is_recorded_and_retried(tmp_path: Path) -> None:
@@ -136,15 +137,15 @@ def test_unreadable_file_is_recorded_and_retried(tmp_path: Path) -> None:
                         [key]).fetchone() == ("failed", 1)
     second = ingest(conn, source, tmp_path / "cache")  # retried, still failing
     assert key in second.failed_files
-    assert conn.execute("SELECT attempts FROM ingest_manifest WHERE source_key = ?", [key]).fetchone() \
-        == (2,)
+    assert conn.execute("SELECT attempts FROM ingest_manifest WHERE source_key = ?",
+                        [key]).fetchone() == (2,)
     # fixed upstream: the next run reads it
     write(raw, key, snapshot([{"id": 131, "name": "Everest", "is_open": True, "wait_time": 40,
                                "last_updated": "2024-03-02T15:28:00Z"}]))
     third = ingest(conn, source, tmp_path / "cache")
     assert third.files_read == 1 and third.rows_added == 1 and not third.failed_files
-    assert conn.execute("SELECT status FROM ingest_manifest WHERE source_key = ?", [key]).fetchone() \
-        == ("processed",)
+    assert conn.execute("SELECT status FROM ingest_manifest WHERE source_key = ?",
+                        [key]).fetchone() == ("processed",)
 
 
 @pytest.mark.integration
@@ -174,8 +175,8 @@ def test_observed_at_instants_and_park_dates(tmp_path: Path) -> None:
     conn = duckdb.connect(str(tmp_path / "w.duckdb"))
     ingest(conn, LocalRawSource(raw), tmp_path / "cache")
     rows = conn.execute(
-        "SELECT entity_code, observed_at, park_date FROM fct_wait_times WHERE wait_time_type='POSTED' "
-        "ORDER BY observed_at"
+        "SELECT entity_code, observed_at, park_date FROM fct_wait_times "
+        "WHERE wait_time_type='POSTED' ORDER BY observed_at"
     ).fetchall()
     as_utc = [(e, t.astimezone(UTC).replace(tzinfo=None), str(d)) for e, t, d in rows]
     assert as_utc == [

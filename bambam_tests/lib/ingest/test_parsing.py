@@ -218,8 +218,8 @@ def test_duplicates_across_formats_are_kept_once(tmp_path: Path) -> None:
               "\n07/04/2024,2024-07-04 10:00:00,,9\n")
     result = _parse(tmp_path, [("w.csv", standby, RawFormat.STANDBY),
                                ("p/AK25.csv", public, RawFormat.PUBLIC_ATTRACTION)])
-    assert sorted(zip(result.facts["wait_time_type"], result.facts["source_file"])) == [
-        ("ACTUAL", "p/AK25.csv"), ("POSTED", "w.csv")]
+    assert sorted(zip(result.facts["wait_time_type"], result.facts["source_file"],
+                      strict=True)) == [("ACTUAL", "p/AK25.csv"), ("POSTED", "w.csv")]
 
 
 # --------------------------------------------------------------------------- public files

@@ -100,7 +100,8 @@ def parse_snapshots(files: Sequence[tuple[int, Path, str]], mapping: pd.DataFram
     n = len(rides)
     # JSON decoding hands back Python objects; the type check is the one unavoidable pass.
     is_ride = np.fromiter((isinstance(r, dict) for r in rides), dtype=bool, count=n)
-    records = rides if is_ride.all() else [r if ok else {} for r, ok in zip(rides, is_ride)]
+    records = rides if is_ride.all() else [r if ok else {}
+                                           for r, ok in zip(rides, is_ride, strict=True)]
     df = pd.DataFrame.from_records(records, columns=list(RIDE_FIELDS)) if n else \
         pd.DataFrame({c: pd.Series(dtype=object) for c in RIDE_FIELDS})
 
