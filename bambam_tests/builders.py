@@ -297,7 +297,7 @@ def synthetic_frame(days: int, shift_from: int, shift: float, seed: int = 3) -> 
         "date_group_id": np.where(dow >= 6, "WEEKEND", "WEEKDAY"), "season": "SPRING",
         "park_year": 2024.0, "mins_since_park_open": (minute - 540).astype(float),
         "park_open_hour": 9.0, "park_close_hour": 21.0, "park_hours_open": 12.0,
-        "emh_morning": 0.0, "emh_evening": 0.0, "posted_matched": posted,
+        "emh_morning": 0.0, "emh_evening": 0.0, "party_evening": 0.0, "posted_matched": posted,
         "posted_mean_30": posted, "posted_mean_60": posted,
         "weight": 0.5 ** ((days - day) / 365),
     })

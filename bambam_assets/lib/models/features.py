@@ -31,7 +31,7 @@ FEATURES_WITHOUT_POSTED: list[str] = [
     "mins_since_6am", "local_hour", "day_of_week", "month",
     "date_group_id", "season",
     "mins_since_park_open", "park_open_hour", "park_close_hour", "park_hours_open",
-    "emh_morning", "emh_evening", "park_year",
+    "emh_morning", "emh_evening", "park_year", "party_evening",
 ]
 POSTED_FEATURES: list[str] = ["posted_matched", "posted_mean_30", "posted_mean_60"]
 FEATURES_WITH_POSTED: list[str] = FEATURES_WITHOUT_POSTED + POSTED_FEATURES
@@ -128,7 +128,15 @@ def feature_ctes_sql(base: str) -> str:
             CAST(CASE WHEN h.opening_time IS NOT NULL THEN h.emh_morning END AS INTEGER)
                 AS emh_morning,
             CAST(CASE WHEN h.opening_time IS NOT NULL THEN h.emh_evening END AS INTEGER)
-                AS emh_evening
+                AS emh_evening,
+            -- a hard-ticket party night: the day's guests leave at the official close and the
+            -- park stays open for party ticket holders (the raw closing_time_with_emh_or_party
+            -- later than the close on a day without an EMH evening); such days draw fewer day
+            -- guests, and the evening's slots are the party's
+            CAST(CASE WHEN h.opening_time IS NOT NULL THEN
+                coalesce(h.closing_time_with_emh > h.closing_time
+                         AND NOT coalesce(h.emh_evening, false), false) END AS INTEGER)
+                AS party_evening
         FROM lt
         LEFT JOIN dim_calendar c ON c.park_date = lt.park_date
         LEFT JOIN dim_season s ON s.park_date = lt.park_date

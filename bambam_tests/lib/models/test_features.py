@@ -193,3 +193,30 @@ def test_target_counts(conn):
     }
     later = target_counts(conn, date(2024, 7, 11))
     assert later.set_index("entity_code").target_count["MK99"] == 2
+
+
+def test_party_evening_marks_hard_ticket_nights_only(conn):
+    """A party night (the park open past the official close on a day without an EMH evening)
+    is 1 on every row of its day; an EMH evening, a plain day and a day without hours are not."""
+    conn.executemany(
+        "INSERT INTO dim_park_hours VALUES (?, ?::DATE, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, NULL,"
+        " ?::TIMESTAMPTZ, false, ?, 'official', 1.0, NULL)",
+        # Magic Kingdom: day guests until 18:00, the party until midnight
+        [("MK", "2024-07-10", "2024-07-10 09:00:00-04:00", "2024-07-10 18:00:00-04:00",
+          "2024-07-11 00:00:00-04:00", False),
+         # an EMH evening: open two hours past the close for resort guests, not a party
+         ("MK", "2024-07-09", "2024-07-09 09:00:00-04:00", "2024-07-09 21:00:00-04:00",
+          "2024-07-09 23:00:00-04:00", True)])
+    conn.executemany(
+        "INSERT INTO fct_wait_times VALUES (?, 'MK', ?::DATE, ?::TIMESTAMPTZ, 'ACTUAL', ?, 'test')",
+        [("MK99", "2024-07-10", "2024-07-10 20:00:00-04:00", 3),
+         ("MK99", "2024-07-09", "2024-07-09 10:00:00-04:00", 12)])
+    frame = _frame(conn)
+    tz = "America/New_York"
+    party = [_row(frame, "MK99", t, tz) for t in ("2024-07-10 10:00", "2024-07-10 20:00")]
+    assert [r.party_evening for r in party] == [1, 1]
+    assert party[1].mins_since_park_open > party[1].park_hours_open * 60  # after the close
+    emh = _row(frame, "MK99", "2024-07-09 10:00", tz)
+    assert (emh.party_evening, emh.emh_evening) == (0, 1)
+    assert _row(frame, "DL01", "2024-07-04 12:00", "America/Los_Angeles").party_evening == 0
+    assert pd.isna(_row(frame, "DL01", "2024-07-03 12:00", "America/Los_Angeles").party_evening)

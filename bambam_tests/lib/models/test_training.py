@@ -54,7 +54,7 @@ def synthetic_frame(n_days: int, per_day: int, seed: int = 0, posted_share: floa
         "park_year": park_date.year.to_numpy().astype(float),
         "mins_since_park_open": (mins - 180).astype(float),
         "park_open_hour": 9.0, "park_close_hour": 21.0, "park_hours_open": 12.0,
-        "emh_morning": 0.0, "emh_evening": 0.0,
+        "emh_morning": 0.0, "emh_evening": 0.0, "party_evening": 0.0,
         "posted_matched": posted, "posted_mean_30": posted, "posted_mean_60": posted,
         "weight": 0.5 ** ((n_days - day) / 365),
     })
@@ -195,8 +195,8 @@ def _two_year_frame(days: pd.DatetimeIndex, per_day: int = 12, seed: int = 5) ->
         "park_year": park_date.year.to_numpy().astype(float),
         "mins_since_park_open": (mins - 180).astype(float), "park_open_hour": 9.0,
         "park_close_hour": 21.0, "park_hours_open": 12.0, "emh_morning": 0.0,
-        "emh_evening": 0.0, "posted_matched": np.nan, "posted_mean_30": np.nan,
-        "posted_mean_60": np.nan, "weight": 1.0,
+        "emh_evening": 0.0, "party_evening": 0.0, "posted_matched": np.nan,
+        "posted_mean_30": np.nan, "posted_mean_60": np.nan, "weight": 1.0,
     })
 
 
